@@ -1,0 +1,52 @@
+# canonical_raft: `make demo` and `make test` set up everything they need.
+
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP_DEPS := $(VENV)/.deps-installed
+STAMP_PY := $(VENV)/.py-installed
+SOURCES := $(wildcard canonical_raft/*.pyx canonical_raft/core/*.pxi canonical_raft/includes/*.pxd canonical_raft/includes/*.h) setup.py
+EXT := canonical_raft/_raft$(shell $(PYTHON) -c "import sysconfig; print(sysconfig.get_config_var('EXT_SUFFIX'))")
+
+.PHONY: all build debug demo test test-debug clean deps
+
+all: build
+
+# System packages (libraft >= 0.22, libuv, pkg-config), once per machine.
+deps:
+	sh scripts/install-deps.sh
+
+$(STAMP_DEPS):
+	sh scripts/install-deps.sh
+	@mkdir -p $(VENV) && touch $@
+
+$(STAMP_PY): $(STAMP_DEPS) pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q "setuptools>=64" wheel "Cython>=3.0" "pytest>=7" "pytest-timeout>=2"
+	touch $@
+
+$(EXT): $(STAMP_PY) $(SOURCES)
+	CANONICAL_RAFT_DEBUG=$(DEBUG) $(PY) setup.py -q build_ext --inplace --force
+
+build: $(EXT)
+
+# Asserts on, no optimisation, Cython bounds checks: `make debug test`.
+debug: $(STAMP_PY)
+	CANONICAL_RAFT_DEBUG=1 $(PY) setup.py -q build_ext --inplace --force
+
+demo: build
+	$(PY) -m canonical_raft demo
+
+test: build
+	$(PY) -m pytest -q tests
+
+test-debug: debug
+	$(PY) -m pytest -q tests
+	$(MAKE) --no-print-directory -B build
+
+clean:
+	rm -rf build canonical_raft/_raft.c canonical_raft/_raft*.so *.egg-info
+
+distclean: clean
+	rm -rf $(VENV)

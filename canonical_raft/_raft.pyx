@@ -1,0 +1,87 @@
+# cython: language_level=3, binding=False, boundscheck=False, wraparound=False
+"""The compiled core of canonical_raft: one libuv thread per node running
+libraft, a submission queue into it, and the FSM trampolines out of it.
+
+Private: the public API is canonical_raft.Node (node.py) around Core.
+"""
+
+from cpython.buffer cimport PyObject_GetBuffer, PyBuffer_Release, PyBUF_SIMPLE
+from cpython.bytes cimport PyBytes_FromStringAndSize, PyBytes_AS_STRING
+from cpython.ref cimport PyObject, Py_INCREF, Py_DECREF
+from libc.stdint cimport uint16_t, uint32_t, uint64_t
+from libc.stdlib cimport calloc, free
+from libc.string cimport memcpy, memset, strncpy, strlen
+
+from .includes.uv cimport *
+from .includes.raft cimport *
+
+import logging
+import os
+import zlib
+
+from .errors import error_for, RaftError, ShutdownError, NotLeaderError
+from .types import Server, Role, State
+from .futures import Future as _BaseFuture
+
+cdef extern from "Python.h":
+    ctypedef struct PyThreadState
+    ctypedef int PyGILState_STATE
+    PyGILState_STATE PyGILState_Ensure() nogil
+    void PyGILState_Release(PyGILState_STATE state) nogil
+    PyThreadState *PyEval_SaveThread() nogil
+    void PyEval_RestoreThread(PyThreadState *tstate) nogil
+    unsigned long PyThread_get_thread_ident() nogil
+    int PyErr_CheckSignals() except -1
+
+cdef extern from "includes/compat.h" nogil:
+    long long CR_COUNT_ADD(long long var, long long n)
+    long long CR_COUNT_GET(long long var)
+    int CR_LOAD(int var)
+    void CR_STORE(int var, int value)
+    void cr_put64(char *p, uint64_t v)
+    void cr_put32(char *p, uint32_t v)
+    void cr_put16(char *p, uint16_t v)
+    uint64_t cr_get64(const char *p)
+    uint32_t cr_get32(const char *p)
+    uint16_t cr_get16(const char *p)
+    raft_index cr_snapshot_index(const raft *r)
+
+log = logging.getLogger("canonical_raft")
+
+# Live objects, for the leak tests (debug_counters()).
+cdef long long live_requests = 0
+cdef long long live_handles = 0
+cdef long long live_nodes = 0
+
+# Bumped in a forked child: nodes created before the fork refuse to work.
+cdef int fork_generation = 0
+
+def _after_fork_in_child():
+    global fork_generation
+    fork_generation += 1
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+def debug_counters():
+    """Live requests, uv handles and native node states in this process."""
+    return {
+        "requests": CR_COUNT_GET(live_requests),
+        "handles": CR_COUNT_GET(live_handles),
+        "nodes": CR_COUNT_GET(live_nodes),
+    }
+
+
+def libraft_version():
+    """libraft's version as a string, e.g. "0.22.1" (from the headers built
+    against: libraft 0.22 exports no version function)."""
+    cdef int n = RAFT_VERSION_NUMBER
+    return f"{n // 10000}.{n // 100 % 100}.{n % 100}"
+
+
+include "core/requests.pxi"
+include "core/status.pxi"
+include "core/fsm.pxi"
+include "core/loop.pxi"
+include "core/offline.pxi"
+include "core/node.pxi"

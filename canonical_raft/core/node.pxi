@@ -1,0 +1,540 @@
+# Core: the Python face of one native node. canonical_raft.Node (node.py)
+# validates arguments and wraps it; Core trusts what it is given.
+
+from concurrent.futures import InvalidStateError
+import threading
+
+from .futures import future_type_for_node
+
+cdef extern from "<pthread.h>" nogil:
+    int pthread_detach(uv_thread_t thread)
+    uv_thread_t pthread_self()
+
+
+cdef bint push(NodeState *s, Req *first, Req *last) noexcept nogil:
+    """Append requests to the submission queue and wake the raft thread;
+    False if the node no longer accepts work."""
+    uv_mutex_lock(&s.lock)
+    if not s.accepting or s.close_requested:
+        uv_mutex_unlock(&s.lock)
+        return False
+    cdef bint was_empty = s.queue_head == NULL
+    if was_empty:
+        s.queue_head = first
+    else:
+        s.queue_tail.next = first
+    s.queue_tail = last
+    if was_empty:
+        # Under the lock: the handle cannot be closing while accepting.
+        uv_async_send(&s.wakeup)
+    uv_mutex_unlock(&s.lock)
+    return True
+
+
+cdef class Core:
+    cdef NodeState *s
+    cdef object fsm
+    cdef public object _future_type
+    cdef list _observers
+    cdef object _owner            # weak reference to the public Node
+    cdef object _start_error      # exception raised by restore() in start()
+    cdef object _close_lock
+    cdef int _generation
+    cdef bint _self_release       # the raft thread drops its own reference
+
+    def __cinit__(self):
+        self.s = <NodeState *>calloc(1, sizeof(NodeState))
+        if self.s == NULL:
+            raise MemoryError()
+        uv_mutex_init(&self.s.lock)
+        uv_cond_init(&self.s.changed)
+        raft_configuration_init(&self.s.m_configuration)
+        self.s.core = <PyObject *>self
+        CR_COUNT_ADD(live_nodes, 1)
+
+    def __init__(self, owner, unsigned long long id, str address, str data_dir, fsm,
+                 *, double election_timeout, double heartbeat_timeout,
+                 unsigned snapshot_threshold, unsigned snapshot_trailing,
+                 bint pre_vote, double install_snapshot_timeout,
+                 unsigned max_catch_up_rounds, double max_catch_up_round_duration,
+                 unsigned max_inflight_entries, size_t segment_size,
+                 bint snapshot_compression):
+        cdef NodeState *s = self.s
+        cdef bytes addr = address.encode()
+        cdef bytes path = os.fsencode(data_dir)
+        s.id = id
+        strncpy(s.address, addr, ADDRESS_MAX - 1)
+        s.data_dir = <char *>calloc(len(path) + 1, 1)
+        if s.data_dir == NULL:
+            raise MemoryError()
+        memcpy(s.data_dir, <char *>path, len(path))
+        s.election_ms = <unsigned>(election_timeout * 1000)
+        s.heartbeat_ms = <unsigned>(heartbeat_timeout * 1000)
+        s.install_snapshot_ms = <unsigned>(install_snapshot_timeout * 1000)
+        s.snapshot_threshold = snapshot_threshold
+        s.snapshot_trailing = snapshot_trailing
+        s.pre_vote = pre_vote
+        s.max_catch_up_rounds = max_catch_up_rounds
+        s.max_catch_up_round_ms = <unsigned>(max_catch_up_round_duration * 1000)
+        s.max_inflight_entries = max_inflight_entries
+        s.segment_size = segment_size
+        s.snapshot_compression = snapshot_compression
+        s.next_tag = (<uint64_t>int.from_bytes(os.urandom(8), "little")) | 1
+        self.fsm = fsm
+        self._owner = owner
+        self._observers = []
+        self._future_type = future_type_for_node()
+        self._close_lock = threading.Lock()
+        self._generation = fork_generation
+
+    def __dealloc__(self):
+        cdef NodeState *s = self.s
+        if s == NULL:
+            return
+        self.s = NULL
+        if self._generation != fork_generation:
+            return      # a forked child's copy: its locks may be held forever
+        # Unreachable with a live thread: the thread holds a reference.
+        raft_configuration_close(&s.m_configuration)
+        uv_cond_destroy(&s.changed)
+        uv_mutex_destroy(&s.lock)
+        free(s.data_dir)
+        free(s)
+        CR_COUNT_ADD(live_nodes, -1)
+
+    # -- checks -----------------------------------------------------------
+
+    cdef inline int _check_usable(self) except -1:
+        if self._generation != fork_generation:
+            raise RuntimeError(
+                "this node was created before fork(): a forked child cannot "
+                "use it (create a new node in the child)")
+        return 0
+
+    cdef int _check_not_raft_thread(self, str what) except -1:
+        if self.s.thread_ident != 0 and threading.get_ident() == self.s.thread_ident:
+            raise RuntimeError(
+                f"{what} cannot be called from the node's own raft thread "
+                "(inside an FSM method or a callback): it would deadlock")
+        return 0
+
+    cdef object _refusal(self):
+        """None if requests may be submitted now, else the exception that
+        their futures fail with at once."""
+        cdef NodeState *s = self.s
+        if s.close_requested or s.m_phase >= PHASE_CLOSING:
+            return ShutdownError("node is closed" if s.m_phase >= PHASE_CLOSED
+                                 else "node is closing", RAFT_SHUTDOWN)
+        if s.m_phase == PHASE_NEW:
+            return NotLeaderError("node is not started", RAFT_NOTLEADER, None)
+        if CR_LOAD(s.m_state) != RAFT_LEADER:
+            return NotLeaderError("this node is not the leader", RAFT_NOTLEADER,
+                                  self.leader)
+        return None
+
+    cdef object _new_future(self):
+        fut = self._future_type()
+        fut.set_running_or_notify_cancel()    # submitted work cannot be cancelled
+        return fut
+
+    cdef object _failed_future(self, exc):
+        fut = self._future_type()
+        fut.set_exception(exc)
+        return fut
+
+    cdef void _discard(self, Req *req, int code) noexcept:
+        """Fail and free requests that never reached the raft thread."""
+        cdef Req *next
+        while req != NULL:
+            next = req.next
+            self._fail_req(req, code)
+            req_release_futures(req)
+            if req.kind == REQ_APPLY:
+                raft_free(req.buf.base)
+            req_free(req)
+            req = next
+
+    # -- submitting ---------------------------------------------------------
+
+    cdef Req *_command_req(self, command, fut) except NULL:
+        cdef Py_buffer view
+        try:
+            PyObject_GetBuffer(command, &view, PyBUF_SIMPLE)
+        except BufferError:         # bytes-like but not contiguous
+            command = bytes(memoryview(command))
+            PyObject_GetBuffer(command, &view, PyBUF_SIMPLE)
+        try:
+            return apply_req_new(self.s, <const char *>view.buf, <size_t>view.len, fut)
+        finally:
+            PyBuffer_Release(&view)
+
+    def apply(self, command):
+        self._check_usable()
+        refusal = self._refusal()
+        if refusal is not None:
+            memoryview(command)      # TypeError at once for non bytes-like
+            return self._failed_future(refusal)
+        fut = self._new_future()
+        cdef Req *req = self._command_req(command, fut)
+        if not push(self.s, req, req):
+            self._discard(req, RAFT_SHUTDOWN)
+        return fut
+
+    def apply_many(self, commands):
+        self._check_usable()
+        commands = list(commands)
+        refusal = self._refusal()
+        if refusal is not None:
+            for command in commands:
+                memoryview(command)
+            return [self._failed_future(refusal) for _ in commands]
+        cdef Req *first = NULL
+        cdef Req *last = NULL
+        cdef Req *req
+        futures = []
+        try:
+            for command in commands:
+                fut = self._new_future()
+                req = self._command_req(command, fut)
+                futures.append(fut)
+                if last == NULL:
+                    first = req
+                else:
+                    last.next = req
+                last = req
+        except BaseException:
+            self._discard(first, RAFT_CANCELED)
+            raise
+        if first != NULL and not push(self.s, first, last):
+            self._discard(first, RAFT_SHUTDOWN)
+        return futures
+
+    def barrier(self):
+        self._check_usable()
+        refusal = self._refusal()
+        if refusal is not None:
+            return self._failed_future(refusal)
+        fut = self._new_future()
+        cdef Req *req = barrier_req_new(self.s, fut)
+        if not push(self.s, req, req):
+            self._discard(req, RAFT_SHUTDOWN)
+        return fut
+
+    # -- lifecycle ------------------------------------------------------------
+
+    def bootstrap(self, servers, bint recover=False):
+        """Write the initial (or, recovering, a forced) configuration."""
+        self._check_usable()
+        if self.s.m_phase != PHASE_NEW:
+            raise RaftError("bootstrap and recover must come before start()",
+                            RAFT_BUSY)
+        cdef raft_configuration conf
+        cdef char errmsg[ERROR_MAX]
+        cdef int rv
+        cdef int op = OP_RECOVER if recover else OP_BOOTSTRAP
+        errmsg[0] = 0
+        raft_configuration_init(&conf)
+        try:
+            for server in servers:
+                address = server.address.encode()
+                rv = raft_configuration_add(&conf, server.id, address, int(server.role))
+                if rv != 0:
+                    raise ValueError(f"bad server {server!r}: {raft_strerror(rv).decode()}")
+            with nogil:
+                rv = run_offline(op, self.s.data_dir, self.s.id, self.s.address,
+                                 &conf, errmsg)
+        finally:
+            raft_configuration_close(&conf)
+        if rv != 0:
+            raise error_for(rv, (errmsg.decode(errors="replace")
+                                 or raft_strerror(rv).decode()))
+
+    def start(self):
+        self._check_usable()
+        cdef NodeState *s = self.s
+        if s.m_phase != PHASE_NEW or s.close_requested:
+            raise RaftError("node was already started or closed", RAFT_BUSY)
+        s.phase = PHASE_STARTING
+        s.m_phase = PHASE_STARTING
+        Py_INCREF(self)                 # the raft thread's reference
+        cdef int rv = uv_thread_create(&s.thread, thread_main, s)
+        if rv != 0:
+            Py_DECREF(self)
+            s.phase = s.m_phase = PHASE_CLOSED
+            raise OSError(-rv, uv_strerror(rv).decode())
+        s.thread_joinable = True
+        self._wait_phase_beyond(PHASE_STARTING)
+        if s.m_phase == PHASE_FAILED:
+            self._join()
+            error = self._start_error
+            self._start_error = None
+            if error is None:
+                error = RaftError(s.m_error.decode(errors="replace")
+                                  or "start failed", RAFT_IOERR)
+            raise error
+
+    cdef int _wait_phase_beyond(self, int phase) except -1:
+        cdef NodeState *s = self.s
+        while True:
+            with nogil:
+                uv_mutex_lock(&s.lock)
+                if s.m_phase <= phase:
+                    uv_cond_timedwait(&s.changed, &s.lock, 100000000)
+                uv_mutex_unlock(&s.lock)
+            if s.m_phase > phase:
+                return 0
+            PyErr_CheckSignals()
+
+    cdef int _join(self) except -1:
+        cdef NodeState *s = self.s
+        if not s.thread_joinable:
+            return 0
+        if self._self_release:          # the thread detaches itself
+            return self._wait_phase_beyond(PHASE_CLOSING)
+        with nogil:
+            uv_thread_join(&s.thread)
+        s.thread_joinable = False
+        # Fail whatever was queued after the loop's last drain.
+        uv_mutex_lock(&s.lock)
+        cdef Req *head = s.queue_head
+        s.queue_head = s.queue_tail = NULL
+        s.accepting = False
+        uv_mutex_unlock(&s.lock)
+        self._discard(head, RAFT_SHUTDOWN)
+        Py_DECREF(self)                 # the raft thread's reference
+        return 0
+
+    def close(self):
+        if self._generation != fork_generation:
+            return                      # nothing of the parent's to close here
+        self._check_not_raft_thread("close()")
+        with self._close_lock:
+            self._close_now()
+
+    def close_from_raft_thread(self):
+        """Ask the loop to stop without joining (the caller is the raft
+        thread, e.g. a finalizer): the thread releases itself when done."""
+        cdef NodeState *s = self.s
+        uv_mutex_lock(&s.lock)
+        if s.accepting and not s.close_requested:
+            s.close_requested = True
+            self._self_release = True
+            uv_async_send(&s.wakeup)
+        uv_mutex_unlock(&s.lock)
+
+    cdef int _close_now(self) except -1:
+        cdef NodeState *s = self.s
+        uv_mutex_lock(&s.lock)
+        s.close_requested = True
+        if s.accepting:
+            uv_async_send(&s.wakeup)
+        if s.m_phase == PHASE_NEW:
+            s.phase = s.m_phase = PHASE_CLOSED
+        uv_mutex_unlock(&s.lock)
+        self._join()
+        self.fsm = None
+        self._observers = []
+        return 0
+
+    @property
+    def closed(self):
+        return self.s.close_requested or self.s.m_phase >= PHASE_CLOSED
+
+    # -- waiting --------------------------------------------------------------
+
+    def wait_for_leader(self, timeout=None):
+        self._check_usable()
+        self._check_not_raft_thread("wait_for_leader()")
+        cdef NodeState *s = self.s
+        cdef unsigned long long deadline = 0
+        cdef unsigned long long now
+        cdef bint found
+        if timeout is not None:
+            deadline = uv_hrtime() + <unsigned long long>(max(timeout, 0) * 1e9)
+        while True:
+            with nogil:
+                uv_mutex_lock(&s.lock)
+                if s.m_leader_id == 0 and s.m_phase == PHASE_RUNNING:
+                    uv_cond_timedwait(&s.changed, &s.lock, 50000000)
+                found = s.m_leader_id != 0
+                uv_mutex_unlock(&s.lock)
+            if found:
+                leader = self.leader
+                if leader is not None:
+                    return leader
+            if s.m_phase != PHASE_RUNNING and s.m_phase != PHASE_STARTING:
+                raise ShutdownError("node is not running", RAFT_SHUTDOWN)
+            PyErr_CheckSignals()
+            now = uv_hrtime()
+            if deadline and now >= deadline:
+                raise TimeoutError(f"no leader known after {timeout} s")
+
+    # -- status ---------------------------------------------------------------
+
+    @property
+    def thread_ident(self):
+        return self.s.thread_ident
+
+    @property
+    def state(self):
+        return State(CR_LOAD(self.s.m_state))
+
+    cdef object _role_of(self, raft_id id):
+        cdef unsigned i
+        for i in range(self.s.m_configuration.n):
+            if self.s.m_configuration.servers[i].id == id:
+                return Role(self.s.m_configuration.servers[i].role)
+        return Role.VOTER
+
+    @property
+    def leader(self):
+        cdef NodeState *s = self.s
+        uv_mutex_lock(&s.lock)
+        cdef raft_id id = s.m_leader_id
+        address = s.m_leader_address.decode(errors="replace") if id else None
+        role = self._role_of(id)
+        uv_mutex_unlock(&s.lock)
+        return Server(id, address, role) if id else None
+
+    @property
+    def configuration(self):
+        cdef NodeState *s = self.s
+        cdef unsigned i
+        servers = []
+        uv_mutex_lock(&s.lock)
+        for i in range(s.m_configuration.n):
+            servers.append(Server(s.m_configuration.servers[i].id,
+                                  s.m_configuration.servers[i].address.decode(errors="replace"),
+                                  Role(s.m_configuration.servers[i].role)))
+        uv_mutex_unlock(&s.lock)
+        return servers
+
+    def stats(self):
+        cdef NodeState *s = self.s
+        uv_mutex_lock(&s.lock)
+        stats = {
+            "state": State(s.m_state),
+            "term": s.m_term,
+            "leader_id": s.m_leader_id,
+            "commit_index": s.m_commit_index,
+            "last_applied": s.m_last_applied,
+            "last_index": s.m_last_index,
+            "snapshot_index": s.m_snapshot_index,
+            "error": s.m_error.decode(errors="replace") or None,
+            "voters": sum(1 for i in range(s.m_configuration.n)
+                          if s.m_configuration.servers[i].role == RAFT_VOTER),
+            "servers": s.m_configuration.n,
+        }
+        uv_mutex_unlock(&s.lock)
+        return stats
+
+    def add_observer(self, fn):
+        self._observers.append(fn)
+
+    # -- called on the raft thread, with the GIL ------------------------------
+
+    cdef void _notify_state_change(self) noexcept:
+        if not self._observers:
+            return
+        owner = self._owner() if self._owner is not None else None
+        if owner is None:
+            return
+        for fn in list(self._observers):
+            try:
+                fn(owner)
+            except BaseException as exc:
+                log.error("node %d: state-change callback %r raised %r",
+                          self.s.id, fn, exc, exc_info=exc)
+
+    cdef void _apply_command(self, bytes command, object fut, raft_index index) noexcept:
+        if self.s.fatal:
+            if fut is not None:
+                self._set_exception(fut, ShutdownError(
+                    "node stopped: its FSM state is unknown", RAFT_SHUTDOWN))
+            return
+        try:
+            result = self.fsm.apply(command)
+        except BaseException as exc:
+            if fut is not None:
+                self._set_exception(fut, exc)
+            else:
+                log.debug("node %d: FSM.apply raised at index %d: %r",
+                          self.s.id, index, exc)
+            return
+        if fut is not None:
+            self._resolve(fut, result)
+
+    cdef void _entry_error(self, Req *req, raft_index index, str why) noexcept:
+        log.error("node %d: cannot apply entry %d: %s", self.s.id, index, why)
+        cdef unsigned i
+        if req != NULL:
+            for i in range(req.n):
+                self._set_exception(<object>req.futures[i],
+                                    RaftError(f"entry {index}: {why}", RAFT_MALFORMED))
+            req_release_futures(req)
+
+    cdef void _resolve(self, fut, value) noexcept:
+        try:
+            fut.set_result(value)
+        except InvalidStateError:
+            pass
+        except BaseException as exc:
+            log.error("node %d: resolving a future raised %r", self.s.id, exc)
+
+    cdef void _set_exception(self, fut, exc) noexcept:
+        try:
+            fut.set_exception(exc)
+        except InvalidStateError:
+            pass
+        except BaseException as exc2:
+            log.error("node %d: failing a future raised %r", self.s.id, exc2)
+
+    cdef void _fail_req(self, Req *req, int code) noexcept:
+        cdef unsigned i
+        cdef raft_id leader_id = 0
+        cdef const char *leader_address = NULL
+        leader = None
+        if code == RAFT_NOTLEADER and self.s.phase == PHASE_RUNNING:
+            raft_leader(&self.s.raft, &leader_id, &leader_address)
+            if leader_id:
+                leader = Server(leader_id, leader_address.decode(errors="replace"),
+                                self._role_of(leader_id))
+        if code == RAFT_SHUTDOWN or code == RAFT_CANCELED:
+            message = "node is closing: the command was not applied here"
+        else:
+            message = raft_strerror(code).decode()
+        for i in range(req.n):
+            if req.futures[i] != NULL:
+                self._set_exception(<object>req.futures[i],
+                                    error_for(code, message, leader))
+
+    cdef tuple _snapshot_bytes(self, bint compress):
+        snap = self.fsm.snapshot()
+        persist = getattr(snap, "persist", None)
+        if persist is None:
+            data = bytes(snap)
+        else:
+            # Not yet on libuv's thread pool: persist here, then release.
+            try:
+                data = bytes(persist())
+            finally:
+                release = getattr(snap, "release", None)
+                if release is not None:
+                    release()
+        if compress:
+            return zlib.compress(data, 1), SNAPSHOT_ZLIB
+        return data, 0
+
+    cdef void _restore_bytes(self, bytes data, int flags) except *:
+        if flags & SNAPSHOT_ZLIB:
+            data = zlib.decompress(data)
+        self.fsm.restore(data)
+
+    cdef void _restore_failed(self, exc) noexcept:
+        message = f"FSM.restore raised {exc!r}"
+        set_error(self.s, message.encode(errors="replace"))
+        if self.s.in_start:
+            self._start_error = exc
+        else:
+            log.error("node %d: %s; stopping the node, its state is unknown",
+                      self.s.id, message, exc_info=exc)

@@ -1,0 +1,29 @@
+/* Small C helpers for _raft.pyx: things Cython cannot say directly. */
+#ifndef CANONICAL_RAFT_COMPAT_H
+#define CANONICAL_RAFT_COMPAT_H
+
+#include <endian.h>
+#include <stdint.h>
+#include <string.h>
+#include <raft.h>
+
+/* Live-object counters, read by debug_counters() in the tests: updated from
+ * several threads, hence atomics. */
+#define CR_COUNT_ADD(var, n) __atomic_add_fetch(&(var), (n), __ATOMIC_RELAXED)
+#define CR_COUNT_GET(var) __atomic_load_n(&(var), __ATOMIC_RELAXED)
+
+/* A value written by the raft thread and read as a hint by others. */
+#define CR_LOAD(var) __atomic_load_n(&(var), __ATOMIC_ACQUIRE)
+#define CR_STORE(var, v) __atomic_store_n(&(var), (v), __ATOMIC_RELEASE)
+
+static inline void cr_put64(char *p, uint64_t v) { v = htole64(v); memcpy(p, &v, 8); }
+static inline void cr_put32(char *p, uint32_t v) { v = htole32(v); memcpy(p, &v, 4); }
+static inline void cr_put16(char *p, uint16_t v) { v = htole16(v); memcpy(p, &v, 2); }
+static inline uint64_t cr_get64(const char *p) { uint64_t v; memcpy(&v, p, 8); return le64toh(v); }
+static inline uint32_t cr_get32(const char *p) { uint32_t v; memcpy(&v, p, 4); return le32toh(v); }
+static inline uint16_t cr_get16(const char *p) { uint16_t v; memcpy(&v, p, 2); return le16toh(v); }
+
+/* Index of the last snapshot, through raft.h's anonymous unions. */
+static inline raft_index cr_snapshot_index(const struct raft *r) { return r->trail.snapshot.index; }
+
+#endif

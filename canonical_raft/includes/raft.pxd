@@ -1,0 +1,153 @@
+# Declarations from <raft.h> and <raft/uv.h> (libraft >= 0.22, legacy v0 API):
+# only what the binding uses.
+
+from .uv cimport uv_loop_t
+
+cdef extern from "raft.h" nogil:
+    enum:
+        RAFT_VERSION_NUMBER
+
+    enum:
+        RAFT_NOMEM
+        RAFT_BADID
+        RAFT_DUPLICATEID
+        RAFT_DUPLICATEADDRESS
+        RAFT_BADROLE
+        RAFT_MALFORMED
+        RAFT_NOTLEADER
+        RAFT_LEADERSHIPLOST
+        RAFT_SHUTDOWN
+        RAFT_CANTBOOTSTRAP
+        RAFT_CANTCHANGE
+        RAFT_CORRUPT
+        RAFT_CANCELED
+        RAFT_NAMETOOLONG
+        RAFT_TOOBIG
+        RAFT_NOCONNECTION
+        RAFT_BUSY
+        RAFT_IOERR
+        RAFT_NOTFOUND
+        RAFT_INVALID
+        RAFT_UNAUTHORIZED
+        RAFT_NOSPACE
+        RAFT_TOOMANY
+
+    enum:
+        RAFT_STANDBY
+        RAFT_VOTER
+        RAFT_SPARE
+
+    enum:
+        RAFT_UNAVAILABLE
+        RAFT_FOLLOWER
+        RAFT_CANDIDATE
+        RAFT_LEADER
+
+    ctypedef unsigned long long raft_id
+    ctypedef unsigned long long raft_term
+    ctypedef unsigned long long raft_index
+    ctypedef unsigned long long raft_time
+
+    const char *raft_strerror(int errnum)
+
+    struct raft_buffer:
+        void *base
+        size_t len
+
+    struct raft_server:
+        raft_id id
+        char *address
+        int role
+
+    struct raft_configuration:
+        raft_server *servers
+        unsigned n
+
+    void raft_configuration_init(raft_configuration *c)
+    void raft_configuration_close(raft_configuration *c)
+    int raft_configuration_add(raft_configuration *c, raft_id id,
+                               const char *address, int role)
+
+    struct raft_fsm:
+        int version
+        void *data
+        int (*apply)(raft_fsm *fsm, const raft_buffer *buf, void **result) noexcept
+        int (*snapshot)(raft_fsm *fsm, raft_buffer **bufs, unsigned *n_bufs) noexcept
+        int (*restore)(raft_fsm *fsm, raft_buffer *buf) noexcept
+        int (*snapshot_finalize)(raft_fsm *fsm, raft_buffer **bufs, unsigned *n_bufs) noexcept
+        int (*snapshot_async)(raft_fsm *fsm, raft_buffer **bufs, unsigned *n_bufs) noexcept
+
+    struct raft_io:
+        short version
+        void *data
+        char *errmsg
+
+    # Only the fields the binding reads; C resolves them through raft.h's
+    # anonymous unions.
+    struct raft:
+        void *data
+        raft_configuration configuration
+        raft_index configuration_committed_index
+        raft_index configuration_uncommitted_index
+
+    ctypedef void (*raft_close_cb)(raft *r) noexcept
+
+    # C keeps struct tags apart from functions; Cython needs other names.
+    struct raft_apply_req "raft_apply":
+        void *data
+        raft_index index
+    ctypedef void (*raft_apply_cb)(raft_apply_req *req, int status, void *result) noexcept
+
+    struct raft_barrier_req "raft_barrier":
+        void *data
+        raft_index index
+    ctypedef void (*raft_barrier_cb)(raft_barrier_req *req, int status) noexcept
+
+    int raft_init(raft *r, raft_io *io, raft_fsm *fsm, raft_id id,
+                  const char *address)
+    void raft_close(raft *r, raft_close_cb cb)
+    void raft_seed(raft *r, unsigned random)
+    int raft_bootstrap(raft *r, const raft_configuration *conf)
+    int raft_recover(raft *r, const raft_configuration *conf)
+    int raft_start(raft *r)
+
+    int raft_apply(raft *r, raft_apply_req *req, const raft_buffer *bufs,
+                   const unsigned n, raft_apply_cb cb)
+    int raft_barrier(raft *r, raft_barrier_req *req, raft_barrier_cb cb)
+
+    raft_term raft_current_term(const raft *r)
+    raft_index raft_commit_index(const raft *r)
+    raft_index raft_last_applied(raft *r)
+    raft_index raft_last_index(raft *r)
+    int raft_state(raft *r)
+    int raft_role(raft *r)
+    void raft_leader(raft *r, raft_id *id, const char **address)
+    const char *raft_errmsg(raft *r)
+
+    void raft_set_election_timeout(raft *r, unsigned msecs)
+    void raft_set_heartbeat_timeout(raft *r, unsigned msecs)
+    void raft_set_install_snapshot_timeout(raft *r, unsigned msecs)
+    void raft_set_pre_vote(raft *r, bint enabled)
+    void raft_set_max_catch_up_rounds(raft *r, unsigned n)
+    void raft_set_max_catch_up_round_duration(raft *r, unsigned msecs)
+    void raft_set_max_inflight_entries(raft *r, unsigned n)
+    void raft_set_snapshot_threshold(raft *r, unsigned n)
+    void raft_set_snapshot_trailing(raft *r, unsigned n)
+
+    void *raft_malloc(size_t size)
+    void raft_free(void *ptr)
+
+
+cdef extern from "raft/uv.h" nogil:
+    struct raft_uv_transport:
+        int version
+        void *data
+        char *errmsg
+
+    int raft_uv_init(raft_io *io, uv_loop_t *loop, const char *dir,
+                     raft_uv_transport *transport)
+    void raft_uv_close(raft_io *io)
+    void raft_uv_set_segment_size(raft_io *io, size_t size)
+    int raft_uv_set_snapshot_compression(raft_io *io, bint compressed)
+    int raft_uv_tcp_init(raft_uv_transport *t, uv_loop_t *loop)
+    void raft_uv_tcp_close(raft_uv_transport *t)

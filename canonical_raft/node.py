@@ -1,0 +1,260 @@
+"""canonical_raft.Node: the public node, a thin checked layer over Core."""
+
+import asyncio
+import atexit
+import os
+import warnings
+import weakref
+
+from . import _raft
+from .fsm import check_fsm
+from .types import Role, Server, as_server, parse_address
+
+# Knobs beyond the named arguments, with their defaults (libraft's own,
+# except where noted) and checks.
+_TUNING = {
+    # seconds for libraft to wait for an InstallSnapshot reply
+    "install_snapshot_timeout": 30.0,
+    # catch-up rounds before a promotion fails, and each round's length (s)
+    "max_catch_up_rounds": 10,
+    "max_catch_up_round_duration": 5.0,
+    # append messages in flight per follower
+    "max_inflight_entries": 32,
+    # bytes of each open log segment
+    "segment_size": 8 * 1024 * 1024,
+    # zlib-compress snapshots (libraft 0.22's own switch is a no-op)
+    "snapshot_compression": False,
+}
+
+_live_nodes = weakref.WeakSet()
+
+
+@atexit.register
+def _close_all_at_exit():
+    # A raft thread must not outlive the interpreter it calls into.
+    for node in list(_live_nodes):
+        node.close()
+
+
+def _positive_seconds(name, value):
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{name} must be a number of seconds, not {type(value).__name__}")
+    if not value > 0 or value > 3600 * 24:
+        raise ValueError(f"{name} must be > 0 seconds (and at most a day), got {value!r}")
+    if value * 1000 < 1:
+        raise ValueError(f"{name} must be at least 1 ms, got {value!r}")
+    return float(value)
+
+
+def _count(name, value, minimum=0, maximum=2**32 - 1):
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be an int, not {type(value).__name__}")
+    if not minimum <= value <= maximum:
+        raise ValueError(f"{name} must be in {minimum}..{maximum}, got {value}")
+    return value
+
+
+def _flag(name, value):
+    if not isinstance(value, bool):
+        raise TypeError(f"{name} must be a bool, not {type(value).__name__}")
+    return value
+
+
+def _check_settings(election_timeout, heartbeat_timeout, snapshot_threshold,
+                    snapshot_trailing, pre_vote, tuning):
+    unknown = set(tuning) - set(_TUNING)
+    if unknown:
+        raise TypeError(f"unknown tuning knob(s): {', '.join(sorted(unknown))}; "
+                        f"known: {', '.join(sorted(_TUNING))}")
+    settings = dict(_TUNING, **tuning)
+    settings["election_timeout"] = _positive_seconds("election_timeout", election_timeout)
+    settings["heartbeat_timeout"] = _positive_seconds("heartbeat_timeout", heartbeat_timeout)
+    if settings["heartbeat_timeout"] >= settings["election_timeout"]:
+        raise ValueError("heartbeat_timeout must be shorter than election_timeout")
+    settings["snapshot_threshold"] = _count("snapshot_threshold", snapshot_threshold, 1)
+    settings["snapshot_trailing"] = _count("snapshot_trailing", snapshot_trailing, 0)
+    settings["pre_vote"] = _flag("pre_vote", pre_vote)
+    for name in ("install_snapshot_timeout", "max_catch_up_round_duration"):
+        settings[name] = _positive_seconds(name, settings[name])
+    settings["max_catch_up_rounds"] = _count("max_catch_up_rounds",
+                                             settings["max_catch_up_rounds"], 1)
+    settings["max_inflight_entries"] = _count("max_inflight_entries",
+                                              settings["max_inflight_entries"], 1)
+    settings["segment_size"] = _count("segment_size", settings["segment_size"],
+                                      64 * 1024, 2**40)
+    settings["snapshot_compression"] = _flag("snapshot_compression",
+                                             settings["snapshot_compression"])
+    return settings
+
+
+def _prepare_data_dir(data_dir):
+    data_dir = os.fspath(data_dir)
+    if isinstance(data_dir, bytes):
+        data_dir = os.fsdecode(data_dir)
+    if not data_dir:
+        raise ValueError("data_dir must not be empty")
+    data_dir = os.path.abspath(data_dir)
+    os.makedirs(data_dir, mode=0o700, exist_ok=True)
+    if not os.path.isdir(data_dir):
+        raise NotADirectoryError(f"data_dir {data_dir!r} is not a directory")
+    if not os.access(data_dir, os.W_OK | os.X_OK):
+        raise PermissionError(f"data_dir {data_dir!r} is not writable")
+    return data_dir
+
+
+class Node:
+    """One member of a raft cluster, replicating ``fsm``.
+
+    Constructing starts nothing: call ``bootstrap()`` (first start of a new
+    cluster only) and ``start()``; ``close()`` or a ``with`` block stops it.
+    Every method is thread-safe; see API.md for the whole contract.
+    """
+
+    def __init__(self, id, address, data_dir, fsm, *, election_timeout=1.0,
+                 heartbeat_timeout=0.1, snapshot_threshold=1024,
+                 snapshot_trailing=128, pre_vote=True, **tuning):
+        self._core = None
+        server = as_server((id, address))
+        check_fsm(fsm)
+        settings = _check_settings(election_timeout, heartbeat_timeout,
+                                   snapshot_threshold, snapshot_trailing,
+                                   pre_vote, tuning)
+        self._data_dir = _prepare_data_dir(data_dir)
+        self._id = server.id
+        self._address = server.address
+        self._core = _raft.Core(weakref.ref(self), server.id, server.address,
+                                self._data_dir, fsm, **settings)
+        # The hot paths go straight to the compiled core.
+        self.apply = self._core.apply
+        self.apply_many = self._core.apply_many
+        self.barrier = self._core.barrier
+        _live_nodes.add(self)
+
+    # -- lifecycle ------------------------------------------------------------
+
+    def bootstrap(self, servers):
+        """Write the cluster's first configuration; new data dir only."""
+        servers = self._servers(servers)
+        if not any(s.id == self._id for s in servers):
+            raise ValueError(f"servers must include this node (id {self._id})")
+        self._core.bootstrap(servers)
+
+    def recover(self, servers):
+        """Force a new configuration after losing quorum (before start())."""
+        self._core.bootstrap(self._servers(servers), recover=True)
+
+    @staticmethod
+    def _servers(servers):
+        servers = [as_server(s) for s in servers]
+        if not servers:
+            raise ValueError("servers must not be empty")
+        ids = [s.id for s in servers]
+        if len(set(ids)) != len(ids):
+            raise ValueError(f"duplicate server ids in {ids}")
+        return servers
+
+    def start(self):
+        """Start the raft thread; raises if the data dir or address is unusable."""
+        self._core.start()
+
+    def close(self):
+        """Stop the node; pending futures fail with ShutdownError. Idempotent."""
+        if self._core is not None:
+            self._core.close()
+            _live_nodes.discard(self)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        self.close()
+
+    def __del__(self):
+        core = getattr(self, "_core", None)
+        if core is None or core.closed:
+            return
+        warnings.warn(f"unclosed {self!r}", ResourceWarning, source=self)
+        if core.thread_ident == _current_thread_ident():
+            core.close_from_raft_thread()
+        else:
+            core.close()
+
+    # -- commands ---------------------------------------------------------------
+    # apply, apply_many and barrier are the Core's methods, bound in __init__:
+    #   apply(command) -> Future, apply_many(commands) -> list[Future],
+    #   barrier() -> Future[None]
+
+    async def apply_async(self, command):
+        """Await the result of ``apply(command)`` from asyncio."""
+        return await asyncio.wrap_future(self.apply(command))
+
+    def wait_for_leader(self, timeout=None):
+        """Block until a leader is known and return it; TimeoutError otherwise."""
+        return self._core.wait_for_leader(timeout)
+
+    # -- cluster operations (the cluster-operations issue) ----------------------
+
+    def add(self, id, address, role=Role.VOTER):
+        raise NotImplementedError("membership changes are not implemented yet")
+
+    def assign(self, id, role):
+        raise NotImplementedError("membership changes are not implemented yet")
+
+    def remove(self, id):
+        raise NotImplementedError("membership changes are not implemented yet")
+
+    def transfer(self, id=0):
+        raise NotImplementedError("leadership transfer is not implemented yet")
+
+    def on_state_change(self, fn):
+        """Call ``fn(node)`` on the raft thread when the state or leader changes."""
+        if not callable(fn):
+            raise TypeError("on_state_change needs a callable")
+        self._core.add_observer(fn)
+        return fn
+
+    # -- status -------------------------------------------------------------------
+
+    @property
+    def id(self):
+        return self._id
+
+    @property
+    def address(self):
+        return self._address
+
+    @property
+    def data_dir(self):
+        return self._data_dir
+
+    @property
+    def state(self):
+        return self._core.state
+
+    @property
+    def leader(self):
+        return self._core.leader
+
+    @property
+    def is_leader(self):
+        leader = self._core.leader
+        return leader is not None and leader.id == self._id and \
+            self._core.state == _raft.State.LEADER
+
+    @property
+    def configuration(self):
+        return self._core.configuration
+
+    def stats(self):
+        """A snapshot of the node's status (see API.md for the keys)."""
+        return self._core.stats()
+
+    def __repr__(self):
+        core = self._core
+        state = core.state.name if core is not None else "?"
+        return f"<canonical_raft.Node id={self._id} address={self._address!r} state={state}>"
+
+
+def _current_thread_ident():
+    import threading
+    return threading.get_ident()

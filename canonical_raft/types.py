@@ -1,0 +1,58 @@
+"""Servers, roles and states: the plain values of the public API."""
+
+import enum
+from typing import NamedTuple
+
+
+class Role(enum.IntEnum):
+    """A server's role in the configuration (libraft's codes)."""
+
+    STANDBY = 0  # replicates the log, does not vote
+    VOTER = 1  # replicates the log and votes
+    SPARE = 2  # neither replicates nor votes
+
+
+class State(enum.IntEnum):
+    """A node's raft state (libraft's codes)."""
+
+    UNAVAILABLE = 0
+    FOLLOWER = 1
+    CANDIDATE = 2
+    LEADER = 3
+
+
+class Server(NamedTuple):
+    """A member of the cluster: id (>= 1), "host:port" address and role."""
+
+    id: int
+    address: str
+    role: Role = Role.VOTER
+
+
+def parse_address(address):
+    """Check a "host:port" address and return it; ValueError if malformed."""
+    if not isinstance(address, str):
+        raise TypeError(f"address must be a str 'host:port', not {type(address).__name__}")
+    host, sep, port = address.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(f"address must be 'host:port' with a port in 1..65535, got {address!r}")
+    if len(address.encode()) > 255 or any(c.isspace() for c in address):
+        raise ValueError(f"address {address!r} is too long or contains white space")
+    return address
+
+
+def as_server(item):
+    """Turn a Server or an (id, address[, role]) tuple into a checked Server."""
+    if isinstance(item, Server):
+        server = item
+    else:
+        try:
+            server = Server(*item)
+        except TypeError:
+            raise TypeError(f"expected a raft.Server or an (id, address) tuple, got {item!r}") from None
+    if isinstance(server.id, bool) or not isinstance(server.id, int):
+        raise TypeError(f"server id must be an int, got {server.id!r}")
+    if not 1 <= server.id < 2**64:
+        raise ValueError(f"server id must be >= 1, got {server.id}")
+    parse_address(server.address)
+    return Server(server.id, server.address, Role(server.role))
