@@ -3,11 +3,11 @@
 # (the cowsql fork), libuv1 and pkg-config. Idempotent; run as root.
 #
 # Debian 13 (trixie) ships libraft 0.22 in main. Debian 12 (bookworm) ships
-# 0.15, which has known safety bugs, so there we add bookworm-backports and
-# take libraft from it; no other release gets that source.
+# 0.15, which has known safety bugs, so there we add bookworm-backports,
+# from the same mirror as the machine's bookworm source, and take libraft
+# from it; no other release gets that source.
 set -eu
 
-PACKAGES="libraft-dev libuv1-dev pkg-config"
 MIN_RAFT=0.22.0
 
 have_deps() {
@@ -19,41 +19,59 @@ if have_deps; then
     echo "install-deps: libraft $(pkg-config --modversion raft) and libuv $(pkg-config --modversion libuv) already present"
     exit 0
 fi
-
 if [ "$(id -u)" != 0 ]; then
-    echo "install-deps: need root to install $PACKAGES (or install them yourself)" >&2
+    echo "install-deps: run as root, or install libraft-dev (>= $MIN_RAFT), libuv1-dev and pkg-config yourself" >&2
     exit 1
 fi
-
-if [ ! -r /etc/debian_version ]; then
-    echo "install-deps: not a Debian system; install libraft >= $MIN_RAFT, libuv1 and pkg-config by hand" >&2
+if [ ! -r /etc/debian_version ] || [ ! -r /etc/os-release ]; then
+    echo "install-deps: not Debian; install libraft >= $MIN_RAFT, libuv1 and pkg-config by hand" >&2
     exit 1
 fi
-
 . /etc/os-release
-export DEBIAN_FRONTEND=noninteractive
-apt_target=""
 
-case "${VERSION_CODENAME:-}" in
-bookworm)
-    list=/etc/apt/sources.list.d/bookworm-backports.list
+# The URI of the apt source that serves bookworm's main archive, in either
+# the deb822 (.sources) or the one-line (.list) format.
+bookworm_mirror() {
+    for f in /etc/apt/sources.list.d/*.sources; do
+        [ -r "$f" ] || continue
+        awk 'BEGIN { RS = ""; FS = "\n" }
+             { uri = ""; ok = 0
+               for (i = 1; i <= NF; i++) {
+                 if ($i ~ /^URIs:/) { split($i, a, " "); uri = a[2] }
+                 if ($i ~ /^Suites:/ && $i ~ /[ \t]bookworm([ \t]|$)/) ok = 1 }
+               if (ok && uri != "") { print uri; exit } }' "$f"
+    done
+    for f in /etc/apt/sources.list /etc/apt/sources.list.d/*.list; do
+        [ -r "$f" ] || continue
+        awk '$1 == "deb" { i = 2; if ($2 ~ /^\[/) while ($i !~ /\]$/) i++
+                           if ($2 ~ /^\[/) i++
+                           if ($(i + 1) == "bookworm") { print $i; exit } }' "$f"
+    done
+}
+
+export DEBIAN_FRONTEND=noninteractive
+target=""
+if [ "${VERSION_CODENAME:-}" = bookworm ]; then
     if ! grep -rqs "bookworm-backports" /etc/apt/sources.list /etc/apt/sources.list.d/; then
-        echo "deb http://deb.debian.org/debian bookworm-backports main" > "$list"
+        mirror=$(bookworm_mirror | head -n 1)
+        if [ -z "$mirror" ]; then
+            echo "install-deps: no apt source for bookworm found to add bookworm-backports beside" >&2
+            exit 1
+        fi
+        echo "deb $mirror bookworm-backports main" > /etc/apt/sources.list.d/bookworm-backports.list
+        echo "install-deps: added bookworm-backports from $mirror"
     fi
-    apt_target="-t bookworm-backports"
-    ;;
-esac
+    target="-t bookworm-backports"
+fi
 
 apt-get update -qq
-# Only libraft comes from backports; everything else from the release itself.
-# shellcheck disable=SC2086
 apt-get install -y -qq --no-install-recommends libuv1-dev pkg-config
+# Only libraft (and its runtime library) comes from backports.
 # shellcheck disable=SC2086
-apt-get install -y -qq --no-install-recommends $apt_target libraft-dev libraft0 2>/dev/null ||
-    apt-get install -y -qq --no-install-recommends $apt_target libraft-dev
+apt-get install -y -qq --no-install-recommends $target libraft-dev
 
 if ! have_deps; then
-    echo "install-deps: libraft >= $MIN_RAFT not available (found: $(pkg-config --modversion raft 2>/dev/null || echo none))" >&2
+    echo "install-deps: libraft >= $MIN_RAFT is not installable here (found: $(pkg-config --modversion raft 2>/dev/null || echo none))" >&2
     exit 1
 fi
 echo "install-deps: libraft $(pkg-config --modversion raft), libuv $(pkg-config --modversion libuv)"
