@@ -9,8 +9,8 @@ from cpython.buffer cimport PyObject_GetBuffer, PyBuffer_Release, PyBUF_SIMPLE
 from cpython.bytes cimport PyBytes_FromStringAndSize, PyBytes_AS_STRING
 from cpython.ref cimport PyObject, Py_INCREF, Py_DECREF
 from libc.stdint cimport uint16_t, uint32_t, uint64_t
-from libc.stdlib cimport calloc, free
-from libc.string cimport memcpy, memset, strncpy, strlen
+from libc.stdlib cimport calloc, malloc, free
+from libc.string cimport memcpy, memset, strcpy, strncpy, strlen
 
 from .includes.uv cimport *
 from .includes.raft cimport *
@@ -52,6 +52,8 @@ log = logging.getLogger("canonical_raft")
 cdef long long live_requests = 0
 cdef long long live_handles = 0
 cdef long long live_nodes = 0
+# InstallSnapshot messages held back by io_guard.pxi (cumulative).
+cdef long long installs_deferred = 0
 
 # Bumped in a forked child: nodes created before the fork refuse to work.
 cdef int fork_generation = 0
@@ -64,11 +66,13 @@ os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def debug_counters():
-    """Live requests, uv handles and native node states in this process."""
+    """Live requests, uv handles and native node states in this process,
+    and how many InstallSnapshot messages io_guard.pxi has held back."""
     return {
         "requests": CR_COUNT_GET(live_requests),
         "handles": CR_COUNT_GET(live_handles),
         "nodes": CR_COUNT_GET(live_nodes),
+        "installs_deferred": CR_COUNT_GET(installs_deferred),
     }
 
 
@@ -82,6 +86,8 @@ def libraft_version():
 include "core/requests.pxi"
 include "core/status.pxi"
 include "core/fsm.pxi"
+include "core/transport.pxi"
+include "core/io_guard.pxi"
 include "core/loop.pxi"
 include "core/offline.pxi"
 include "core/node.pxi"

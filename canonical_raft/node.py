@@ -24,6 +24,8 @@ _TUNING = {
     "segment_size": 8 * 1024 * 1024,
     # zlib-compress snapshots (libraft 0.22's own switch is a no-op)
     "snapshot_compression": False,
+    # TCP_NODELAY on raft's connections (libraft leaves Nagle on)
+    "tcp_nodelay": True,
 }
 
 _live_nodes = weakref.WeakSet()
@@ -82,8 +84,8 @@ def _check_settings(election_timeout, heartbeat_timeout, snapshot_threshold,
                                               settings["max_inflight_entries"], 1)
     settings["segment_size"] = _count("segment_size", settings["segment_size"],
                                       64 * 1024, 2**40)
-    settings["snapshot_compression"] = _flag("snapshot_compression",
-                                             settings["snapshot_compression"])
+    for name in ("snapshot_compression", "tcp_nodelay"):
+        settings[name] = _flag(name, settings[name])
     return settings
 
 

@@ -67,6 +67,7 @@ cdef int fsm_snapshot(raft_fsm *fsm, raft_buffer **bufs, unsigned *n_bufs) noexc
     if take_snapshot(s, bufs, n_bufs) != 0:
         s.snapshot_retry_at = uv_hrtime() + SNAPSHOT_RETRY_NS
         return RAFT_CANCELED
+    s.snapshot_armed = True        # libraft writes it next (io_guard.pxi)
     return 0
 
 

@@ -73,17 +73,15 @@ cdef int node_setup(NodeState *s) noexcept nogil:
     s.accepting = True
     uv_mutex_unlock(&s.lock)
 
-    s.transport.version = 1
-    s.transport.data = NULL
-    rv = raft_uv_tcp_init(&s.transport, &s.loop)
+    rv = transport_init(s)
     if rv != 0:
-        set_error(s, "cannot initialise the TCP transport")
+        set_error(s, s.tcp.errmsg)
         close_own_handles(s)
         return rv
     rv = raft_uv_init(&s.io, &s.loop, s.data_dir, &s.transport)
     if rv != 0:
         set_error(s, s.io.errmsg)
-        raft_uv_tcp_close(&s.transport)
+        raft_uv_tcp_close(&s.tcp)
         close_own_handles(s)
         return rv
     s.fsm.version = 1
@@ -95,10 +93,11 @@ cdef int node_setup(NodeState *s) noexcept nogil:
     if rv != 0:
         set_error(s, raft_errmsg(&s.raft))
         raft_uv_close(&s.io)
-        raft_uv_tcp_close(&s.transport)
+        raft_uv_tcp_close(&s.tcp)
         close_own_handles(s)
         return rv
     s.raft.data = s
+    io_guard_install(s)
     configure(s)
     s.in_start = True
     rv = raft_start(&s.raft)
@@ -136,8 +135,9 @@ cdef void close_own_handles(NodeState *s) noexcept nogil:
 
 cdef void on_raft_closed(raft *r) noexcept nogil:
     cdef NodeState *s = <NodeState *>r.data
+    drop_deferred(s)
     raft_uv_close(&s.io)
-    raft_uv_tcp_close(&s.transport)
+    raft_uv_tcp_close(&s.tcp)
     close_own_handles(s)
 
 

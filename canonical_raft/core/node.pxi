@@ -58,7 +58,7 @@ cdef class Core:
                  bint pre_vote, double install_snapshot_timeout,
                  unsigned max_catch_up_rounds, double max_catch_up_round_duration,
                  unsigned max_inflight_entries, size_t segment_size,
-                 bint snapshot_compression):
+                 bint snapshot_compression, bint tcp_nodelay):
         cdef NodeState *s = self.s
         cdef bytes addr = address.encode()
         cdef bytes path = os.fsencode(data_dir)
@@ -79,6 +79,7 @@ cdef class Core:
         s.max_inflight_entries = max_inflight_entries
         s.segment_size = segment_size
         s.snapshot_compression = snapshot_compression
+        s.tcp_nodelay = tcp_nodelay
         s.next_tag = (<uint64_t>int.from_bytes(os.urandom(8), "little")) | 1
         self.fsm = fsm
         self._owner = owner

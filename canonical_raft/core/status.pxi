@@ -32,13 +32,24 @@ cdef struct NodeState:
     size_t segment_size
     bint pre_vote
     bint snapshot_compression
+    bint tcp_nodelay
 
     # libuv and libraft, touched by the raft thread only
     uv_loop_t loop
     uv_async_t wakeup
     uv_prepare_t prepare
-    raft_uv_transport transport
+    raft_uv_transport transport    # ours, around tcp (transport.pxi)
+    raft_uv_transport tcp
+    raft_uv_accept_cb accept_cb
+    raft_uv_transport_close_cb transport_closed_cb
     raft_io io
+    raft_io_start_fn io_start            # io_guard.pxi: the wrapped methods
+    raft_io_snapshot_put_fn io_snapshot_put
+    raft_io_recv_cb io_recv
+    bint snapshot_armed                  # fsm_snapshot succeeded, put next
+    bint snapshot_writing                # our own snapshot is being written
+    Deferred *deferred_head
+    Deferred *deferred_tail
     raft_fsm fsm
     raft raft
     uv_thread_t thread

@@ -1,7 +1,7 @@
 # Declarations from <raft.h> and <raft/uv.h> (libraft >= 0.22, legacy v0 API):
 # only what the binding uses.
 
-from .uv cimport uv_loop_t
+from .uv cimport uv_loop_t, uv_stream_t
 
 cdef extern from "raft.h" nogil:
     enum:
@@ -77,10 +77,40 @@ cdef extern from "raft.h" nogil:
         int (*snapshot_finalize)(raft_fsm *fsm, raft_buffer **bufs, unsigned *n_bufs) noexcept
         int (*snapshot_async)(raft_fsm *fsm, raft_buffer **bufs, unsigned *n_bufs) noexcept
 
+    enum:
+        RAFT_APPEND_ENTRIES
+        RAFT_INSTALL_SNAPSHOT
+
+    struct raft_install_snapshot:
+        raft_configuration conf
+        raft_buffer data
+
+    struct raft_message:
+        int type
+        const char *server_address
+        raft_install_snapshot install_snapshot
+
+    struct raft_snapshot:
+        raft_index index
+
+    struct raft_io_snapshot_put
+    ctypedef void (*raft_io_snapshot_put_cb)(raft_io_snapshot_put *req, int status) noexcept nogil
+    struct raft_io_snapshot_put:
+        void *data
+        raft_io_snapshot_put_cb cb
+
+    struct raft_io
+    ctypedef void (*raft_io_tick_cb)(raft_io *io) noexcept nogil
+    ctypedef void (*raft_io_recv_cb)(raft_io *io, raft_message *msg) noexcept nogil
     struct raft_io:
         short version
         void *data
-        char *errmsg
+        char errmsg[256]
+        int (*start)(raft_io *io, unsigned msecs, raft_io_tick_cb tick,
+                     raft_io_recv_cb recv) noexcept nogil
+        int (*snapshot_put)(raft_io *io, unsigned trailing, raft_io_snapshot_put *req,
+                            const raft_snapshot *snapshot,
+                            raft_io_snapshot_put_cb cb) noexcept nogil
 
     # Only the fields the binding reads; C resolves them through raft.h's
     # anonymous unions.
@@ -139,10 +169,30 @@ cdef extern from "raft.h" nogil:
 
 
 cdef extern from "raft/uv.h" nogil:
+    struct raft_uv_transport
+    struct raft_uv_connect
+
+    ctypedef void (*raft_uv_accept_cb)(raft_uv_transport *t, raft_id id,
+                                       const char *address,
+                                       uv_stream_t *stream) noexcept nogil
+    ctypedef void (*raft_uv_connect_cb)(raft_uv_connect *req,
+                                        uv_stream_t *stream, int status) noexcept nogil
+    ctypedef void (*raft_uv_transport_close_cb)(raft_uv_transport *t) noexcept nogil
+
+    struct raft_uv_connect:
+        void *data
+        raft_uv_connect_cb cb
+
     struct raft_uv_transport:
         int version
         void *data
-        char *errmsg
+        void *impl
+        char errmsg[256]
+        int (*init)(raft_uv_transport *t, raft_id id, const char *address) noexcept nogil
+        int (*listen)(raft_uv_transport *t, raft_uv_accept_cb cb) noexcept nogil
+        int (*connect)(raft_uv_transport *t, raft_uv_connect *req, raft_id id,
+                       const char *address, raft_uv_connect_cb cb) noexcept nogil
+        void (*close)(raft_uv_transport *t, raft_uv_transport_close_cb cb) noexcept nogil
 
     int raft_uv_init(raft_io *io, uv_loop_t *loop, const char *dir,
                      raft_uv_transport *transport)
@@ -151,3 +201,12 @@ cdef extern from "raft/uv.h" nogil:
     int raft_uv_set_snapshot_compression(raft_io *io, bint compressed)
     int raft_uv_tcp_init(raft_uv_transport *t, uv_loop_t *loop)
     void raft_uv_tcp_close(raft_uv_transport *t)
+
+
+# The types of the raft_io methods the binding wraps (io_guard.pxi).
+ctypedef int (*raft_io_start_fn)(raft_io *io, unsigned msecs, raft_io_tick_cb tick,
+                                 raft_io_recv_cb recv) noexcept nogil
+ctypedef int (*raft_io_snapshot_put_fn)(raft_io *io, unsigned trailing,
+                                        raft_io_snapshot_put *req,
+                                        const raft_snapshot *snapshot,
+                                        raft_io_snapshot_put_cb cb) noexcept nogil

@@ -16,6 +16,14 @@ cdef extern from "uv.h" nogil:
     ctypedef struct uv_timer_t:
         void *data
 
+    ctypedef struct uv_stream_t:
+        void *data
+
+    ctypedef struct uv_tcp_t:
+        void *data
+
+    int uv_tcp_nodelay(uv_tcp_t *handle, int enable)
+
     ctypedef unsigned long uv_thread_t
     ctypedef struct uv_mutex_t:
         pass

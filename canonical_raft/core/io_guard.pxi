@@ -1,0 +1,123 @@
+# A guard around two raft_io methods, working around a libraft 0.22 crash.
+#
+# When an InstallSnapshot message arrives while the node is writing a
+# snapshot of its own, libraft parks it as "pending" and, once the write
+# completes, takeSnapshotCb() clears the pending pointer before reading it
+# and dereferences NULL (legacy.c, "r->legacy.snapshot_pending = NULL;
+# persist = r->legacy.snapshot_pending;"). We never let that state arise:
+# while our own snapshot is being written, InstallSnapshot messages are held
+# back and delivered right after the write completes. Raft tolerates delayed
+# messages, so this changes timing only.
+
+cdef struct Deferred:
+    Deferred *next
+    raft_message message       # a shallow copy; its buffers are owned by it
+    char *server_address       # our copy: the connection may go away
+
+
+cdef struct PutGuard:
+    raft_io_snapshot_put put   # what libuv's io sees
+    raft_io_snapshot_put *orig # libraft's request
+    NodeState *node
+
+
+cdef inline NodeState *io_node(raft_io *io) noexcept nogil:
+    return <NodeState *>(<raft *>io.data).data
+
+
+cdef void io_guard_install(NodeState *s) noexcept nogil:
+    s.io_start = s.io.start
+    s.io_snapshot_put = s.io.snapshot_put
+    s.io.start = guard_start
+    s.io.snapshot_put = guard_snapshot_put
+
+
+cdef int guard_start(raft_io *io, unsigned msecs, raft_io_tick_cb tick,
+                     raft_io_recv_cb recv) noexcept nogil:
+    cdef NodeState *s = io_node(io)
+    s.io_recv = recv
+    return s.io_start(io, msecs, tick, guard_recv)
+
+
+cdef void guard_recv(raft_io *io, raft_message *message) noexcept nogil:
+    cdef NodeState *s = io_node(io)
+    cdef Deferred *d
+    if message.type == RAFT_INSTALL_SNAPSHOT and s.snapshot_writing:
+        d = <Deferred *>calloc(1, sizeof(Deferred))
+        if d != NULL and message.server_address != NULL:
+            d.server_address = <char *>malloc(strlen(message.server_address) + 1)
+        if d != NULL and (message.server_address == NULL or d.server_address != NULL):
+            d.message = message[0]
+            if d.server_address != NULL:
+                strcpy(d.server_address, message.server_address)
+                d.message.server_address = d.server_address
+            if s.deferred_tail != NULL:
+                s.deferred_tail.next = d
+            else:
+                s.deferred_head = d
+            s.deferred_tail = d
+            CR_COUNT_ADD(installs_deferred, 1)
+            return
+        free(d)
+        # Out of memory: drop it (the leader retries), never crash.
+        raft_configuration_close(&message.install_snapshot.conf)
+        raft_free(message.install_snapshot.data.base)
+        return
+    s.io_recv(io, message)
+
+
+cdef int guard_snapshot_put(raft_io *io, unsigned trailing, raft_io_snapshot_put *req,
+                            const raft_snapshot *snapshot,
+                            raft_io_snapshot_put_cb cb) noexcept nogil:
+    cdef NodeState *s = io_node(io)
+    if not s.snapshot_armed:      # installing one from the leader
+        return s.io_snapshot_put(io, trailing, req, snapshot, cb)
+    s.snapshot_armed = False       # writing the one fsm_snapshot just took
+    cdef PutGuard *g = <PutGuard *>calloc(1, sizeof(PutGuard))
+    if g == NULL:
+        return RAFT_NOMEM
+    req.cb = cb
+    g.orig = req
+    g.node = s
+    g.put.data = g
+    cdef int rv = s.io_snapshot_put(io, trailing, &g.put, snapshot, guard_put_done)
+    if rv != 0:
+        free(g)
+        return rv
+    s.snapshot_writing = True
+    return 0
+
+
+cdef void guard_put_done(raft_io_snapshot_put *put, int status) noexcept nogil:
+    cdef PutGuard *g = <PutGuard *>put.data
+    cdef raft_io_snapshot_put *orig = g.orig
+    cdef NodeState *s = g.node
+    free(g)
+    orig.cb(orig, status)
+    s.snapshot_writing = False
+    deliver_deferred(s)
+
+
+cdef void deliver_deferred(NodeState *s) noexcept nogil:
+    cdef Deferred *d
+    while s.deferred_head != NULL and not s.snapshot_writing:
+        d = s.deferred_head
+        s.deferred_head = d.next
+        if s.deferred_head == NULL:
+            s.deferred_tail = NULL
+        s.io_recv(&s.io, &d.message)
+        free(d.server_address)
+        free(d)
+
+
+cdef void drop_deferred(NodeState *s) noexcept nogil:
+    """Free held-back messages that will never be delivered (closing)."""
+    cdef Deferred *d
+    while s.deferred_head != NULL:
+        d = s.deferred_head
+        s.deferred_head = d.next
+        raft_configuration_close(&d.message.install_snapshot.conf)
+        raft_free(d.message.install_snapshot.data.base)
+        free(d.server_address)
+        free(d)
+    s.deferred_tail = NULL
