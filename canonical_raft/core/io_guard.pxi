@@ -93,8 +93,9 @@ cdef void guard_put_done(raft_io_snapshot_put *put, int status) noexcept nogil:
     cdef raft_io_snapshot_put *orig = g.orig
     cdef NodeState *s = g.node
     free(g)
-    orig.cb(orig, status)
+    # Cleared first: libraft's callback may start writing the next snapshot.
     s.snapshot_writing = False
+    orig.cb(orig, status)
     deliver_deferred(s)
 
 

@@ -1,0 +1,67 @@
+"""Drive a 3-node cluster so that followers receive InstallSnapshot while
+writing snapshots of their own (libraft 0.22 crashes there without the
+binding's io guard). Prints one JSON line; exit 0 means no crash."""
+
+import json
+import socket
+import sys
+import tempfile
+import time
+
+import canonical_raft as raft
+
+
+class Counter(raft.FSM):
+    def __init__(self):
+        self.value = 0
+
+    def apply(self, command):
+        self.value += 1
+        return self.value
+
+    def snapshot(self):
+        return str(self.value).encode()
+
+    def restore(self, data):
+        self.value = int(data)
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def main(budget):
+    deadline = time.monotonic() + budget
+    rounds = applied = 0
+    while time.monotonic() < deadline:
+        rounds += 1
+        with tempfile.TemporaryDirectory() as base:
+            servers = [raft.Server(i, f"127.0.0.1:{free_port()}") for i in (1, 2, 3)]
+            nodes = [raft.Node(s.id, s.address, f"{base}/{s.id}", Counter(),
+                               election_timeout=0.5, heartbeat_timeout=0.05,
+                               snapshot_threshold=16, snapshot_trailing=2)
+                     for s in servers]
+            try:
+                for node in nodes:
+                    node.bootstrap(servers)
+                    node.start()
+                leader_id = nodes[0].wait_for_leader(10).id
+                leader = next(n for n in nodes if n.id == leader_id)
+                for _ in range(10):
+                    futures = [leader.apply(b"x") for _ in range(2000)]
+                    for f in futures:
+                        f.result(30)
+                    applied += len(futures)
+            finally:
+                for node in nodes:
+                    node.close()
+        if raft._raft.debug_counters()["installs_deferred"] > 0:
+            break
+    print(json.dumps({"rounds": rounds, "applied": applied,
+                      **raft._raft.debug_counters()}))
+
+
+if __name__ == "__main__":
+    main(float(sys.argv[1]) if len(sys.argv) > 1 else 60.0)
