@@ -378,56 +378,89 @@ cdef class Core:
 
     @property
     def state(self):
+        self._check_usable()
         return State(CR_LOAD(self.s.m_state))
 
-    cdef object _role_of(self, raft_id id):
-        cdef unsigned i
-        for i in range(self.s.m_configuration.n):
-            if self.s.m_configuration.servers[i].id == id:
-                return Role(self.s.m_configuration.servers[i].role)
-        return Role.VOTER
+    # The readers below copy the mirror into C locals under the lock and
+    # build Python objects after unlocking: Python code (even an allocation,
+    # which can run the garbage collector) may let the GIL go, and the raft
+    # thread may hold the GIL while it waits for this lock.
 
     @property
     def leader(self):
+        self._check_usable()
         cdef NodeState *s = self.s
+        cdef char address[ADDRESS_MAX]
+        cdef int role = RAFT_VOTER
+        cdef unsigned i
         uv_mutex_lock(&s.lock)
         cdef raft_id id = s.m_leader_id
-        address = s.m_leader_address.decode(errors="replace") if id else None
-        role = self._role_of(id)
+        memcpy(address, s.m_leader_address, ADDRESS_MAX)
+        for i in range(s.m_configuration.n):
+            if s.m_configuration.servers[i].id == id:
+                role = s.m_configuration.servers[i].role
         uv_mutex_unlock(&s.lock)
-        return Server(id, address, role) if id else None
+        if id == 0:
+            return None
+        return Server(id, address.decode(errors="replace"), Role(role))
 
     @property
     def configuration(self):
+        self._check_usable()
         cdef NodeState *s = self.s
+        cdef raft_configuration conf
         cdef unsigned i
-        servers = []
+        cdef int rv = 0
+        raft_configuration_init(&conf)
         uv_mutex_lock(&s.lock)
         for i in range(s.m_configuration.n):
-            servers.append(Server(s.m_configuration.servers[i].id,
-                                  s.m_configuration.servers[i].address.decode(errors="replace"),
-                                  Role(s.m_configuration.servers[i].role)))
+            rv = raft_configuration_add(&conf, s.m_configuration.servers[i].id,
+                                        s.m_configuration.servers[i].address,
+                                        s.m_configuration.servers[i].role)
+            if rv != 0:
+                break
         uv_mutex_unlock(&s.lock)
-        return servers
+        try:
+            if rv != 0:
+                raise MemoryError()
+            return [Server(conf.servers[i].id,
+                           conf.servers[i].address.decode(errors="replace"),
+                           Role(conf.servers[i].role))
+                    for i in range(conf.n)]
+        finally:
+            raft_configuration_close(&conf)
 
     def stats(self):
+        self._check_usable()
         cdef NodeState *s = self.s
+        cdef char error[ERROR_MAX]
+        cdef unsigned i, voters = 0
         uv_mutex_lock(&s.lock)
-        stats = {
-            "state": State(s.m_state),
-            "term": s.m_term,
-            "leader_id": s.m_leader_id,
-            "commit_index": s.m_commit_index,
-            "last_applied": s.m_last_applied,
-            "last_index": s.m_last_index,
-            "snapshot_index": s.m_snapshot_index,
-            "error": s.m_error.decode(errors="replace") or None,
-            "voters": sum(1 for i in range(s.m_configuration.n)
-                          if s.m_configuration.servers[i].role == RAFT_VOTER),
-            "servers": s.m_configuration.n,
-        }
+        cdef int state = s.m_state
+        cdef raft_term term = s.m_term
+        cdef raft_id leader_id = s.m_leader_id
+        cdef raft_index commit_index = s.m_commit_index
+        cdef raft_index last_applied = s.m_last_applied
+        cdef raft_index last_index = s.m_last_index
+        cdef raft_index snapshot_index = s.m_snapshot_index
+        cdef unsigned servers = s.m_configuration.n
+        for i in range(servers):
+            if s.m_configuration.servers[i].role == RAFT_VOTER:
+                voters += 1
+        memcpy(error, s.m_error, ERROR_MAX)
         uv_mutex_unlock(&s.lock)
-        return stats
+        return {
+            "state": State(state),
+            "term": term,
+            "leader_id": leader_id,
+            "commit_index": commit_index,
+            "last_applied": last_applied,
+            "last_index": last_index,
+            "snapshot_index": snapshot_index,
+            "error": error.decode(errors="replace") or None,
+            "voters": voters,
+            "servers": servers,
+        }
 
     def add_observer(self, fn):
         self._observers.append(fn)
@@ -498,8 +531,7 @@ cdef class Core:
         if code == RAFT_NOTLEADER and self.s.phase == PHASE_RUNNING:
             raft_leader(&self.s.raft, &leader_id, &leader_address)
             if leader_id:
-                leader = Server(leader_id, leader_address.decode(errors="replace"),
-                                self._role_of(leader_id))
+                leader = Server(leader_id, leader_address.decode(errors="replace"))
         if code == RAFT_SHUTDOWN or code == RAFT_CANCELED:
             message = "node is closing: the command was not applied here"
         else:
