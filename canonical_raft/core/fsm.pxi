@@ -64,40 +64,58 @@ cdef int fsm_snapshot(raft_fsm *fsm, raft_buffer **bufs, unsigned *n_bufs) noexc
     if s.fatal or uv_hrtime() < s.snapshot_retry_at:
         return RAFT_BUSY
     hold_gil(s)
-    if take_snapshot(s, bufs, n_bufs) != 0:
+    cdef raft_buffer *array = <raft_buffer *>raft_malloc(sizeof(raft_buffer))
+    if array == NULL:
+        return RAFT_NOMEM
+    cdef int rv = take_snapshot(s, array)
+    if rv < 0:
+        raft_free(array)
         s.snapshot_retry_at = uv_hrtime() + SNAPSHOT_RETRY_NS
         return RAFT_CANCELED
-    s.snapshot_armed = True        # libraft writes it next (io_guard.pxi)
+    # libraft writes it next, through io_guard.pxi, which first runs
+    # persist() on the thread pool when rv says so.
+    s.snapshot_armed = True
+    s.snapshot_persist = rv == 1
+    bufs[0] = array
+    n_bufs[0] = 1
     return 0
 
 
-cdef int take_snapshot(NodeState *s, raft_buffer **bufs, unsigned *n_bufs) noexcept with gil:
+cdef int take_snapshot(NodeState *s, raft_buffer *buf) noexcept with gil:
+    """Call FSM.snapshot() into buf: 0 done, 1 persist() still to run (buf
+    holds an empty placeholder), -1 failed (logged)."""
     cdef Core core = <Core>s.core
-    cdef bytes data
-    cdef int flags = 0
     try:
-        data, flags = core._snapshot_bytes(s.snapshot_compression)
+        snapshot = core._snapshot_begin()
+        if snapshot is None:
+            frame_snapshot(s, b"", buf)
+            return 1
+        frame_snapshot(s, snapshot, buf)
+        return 0
     except BaseException as exc:
-        log.error("node %d: snapshot failed, will retry: %r", s.id, exc,
+        log.error("node %d: FSM.snapshot() failed, will retry: %r", s.id, exc,
                   exc_info=exc)
         return -1
-    cdef size_t size = len(data)
-    cdef raft_buffer *array = <raft_buffer *>raft_malloc(sizeof(raft_buffer))
-    if array == NULL:
-        return -1
+
+
+cdef int frame_snapshot(NodeState *s, data, raft_buffer *buf) except -1:
+    """The snapshot file: header, then data (zlib'd if so configured)."""
+    cdef int flags = 0
+    data = bytes(data)
+    if s.snapshot_compression:
+        data = zlib.compress(data, 1)
+        flags |= SNAPSHOT_ZLIB
+    cdef size_t size = len(<bytes>data)
     cdef char *p = <char *>raft_malloc(SNAPSHOT_HEADER + size)
     if p == NULL:
-        raft_free(array)
-        return -1
+        raise MemoryError()
     cr_put32(p, SNAPSHOT_MAGIC)
     cr_put16(p + 4, SNAPSHOT_VERSION)
     cr_put16(p + 6, flags)
     cr_put64(p + 8, size)
     memcpy(p + SNAPSHOT_HEADER, PyBytes_AS_STRING(data), size)
-    array[0].base = p
-    array[0].len = SNAPSHOT_HEADER + size
-    bufs[0] = array
-    n_bufs[0] = 1
+    buf.base = p
+    buf.len = SNAPSHOT_HEADER + size
     return 0
 
 

@@ -1,4 +1,5 @@
-# A guard around two raft_io methods, working around a libraft 0.22 crash.
+# A guard around two raft_io methods. It works around a libraft 0.22 crash,
+# and it runs FSM snapshots' persist() off the raft thread.
 #
 # When an InstallSnapshot message arrives while the node is writing a
 # snapshot of its own, libraft parks it as "pending" and, once the write
@@ -8,6 +9,13 @@
 # while our own snapshot is being written, InstallSnapshot messages are held
 # back and delivered right after the write completes. Raft tolerates delayed
 # messages, so this changes timing only.
+#
+# persist(): libraft 0.22 calls even FSM v3's snapshot_async on the loop
+# thread. When FSM.snapshot() returns an object with persist(), fsm_snapshot
+# hands libraft a placeholder; the guard then runs persist() on libuv's
+# thread pool, puts its bytes in the placeholder's place and only then lets
+# libraft write the snapshot. The loop keeps applying entries meanwhile;
+# libraft's metadata (the index) was fixed when snapshot() ran.
 
 cdef struct Deferred:
     Deferred *next
@@ -19,6 +27,12 @@ cdef struct PutGuard:
     raft_io_snapshot_put put   # what libuv's io sees
     raft_io_snapshot_put *orig # libraft's request
     NodeState *node
+    raft_io *io                # the put's arguments, kept while persisting
+    unsigned trailing
+    raft_snapshot *snapshot
+    uv_work_t work
+    raft_buffer persisted
+    int persist_status
 
 
 cdef inline NodeState *io_node(raft_io *io) noexcept nogil:
@@ -80,7 +94,22 @@ cdef int guard_snapshot_put(raft_io *io, unsigned trailing, raft_io_snapshot_put
     g.orig = req
     g.node = s
     g.put.data = g
-    cdef int rv = s.io_snapshot_put(io, trailing, &g.put, snapshot, guard_put_done)
+    g.io = io
+    g.trailing = trailing
+    g.snapshot = <raft_snapshot *>snapshot
+    cdef int rv
+    if s.snapshot_persist:
+        s.snapshot_persist = False
+        g.work.data = g
+        rv = uv_queue_work(&s.loop, &g.work, persist_work, persist_done)
+        if rv != 0:
+            free(g)
+            persist_abandon(s)
+            return RAFT_IOERR
+        s.persisting = True
+        s.snapshot_writing = True
+        return 0
+    rv = s.io_snapshot_put(io, trailing, &g.put, snapshot, guard_put_done)
     if rv != 0:
         free(g)
         return rv
@@ -97,6 +126,59 @@ cdef void guard_put_done(raft_io_snapshot_put *put, int status) noexcept nogil:
     s.snapshot_writing = False
     orig.cb(orig, status)
     deliver_deferred(s)
+
+
+cdef void persist_work(uv_work_t *work) noexcept nogil:
+    """On a libuv pool thread: run persist(), frame its bytes."""
+    cdef PutGuard *g = <PutGuard *>work.data
+    g.persist_status = run_persist(g.node, &g.persisted)
+
+
+cdef int run_persist(NodeState *s, raft_buffer *out) noexcept with gil:
+    cdef Core core = <Core>s.core
+    try:
+        frame_snapshot(s, core._snapshot_persist(), out)
+        return 0
+    except BaseException as exc:
+        log.error("node %d: snapshot persist() failed, will retry: %r",
+                  s.id, exc, exc_info=exc)
+        return -1
+
+
+cdef void persist_abandon(NodeState *s) noexcept with gil:
+    """The persist() job could not be queued: release the snapshot."""
+    cdef Core core = <Core>s.core
+    snapshot = core._persisting
+    core._persisting = None
+    try:
+        release = getattr(snapshot, "release", None)
+        if release is not None:
+            release()
+    except BaseException as exc:
+        log.error("node %d: snapshot release() failed: %r", s.id, exc)
+
+
+cdef void persist_done(uv_work_t *work, int status) noexcept nogil:
+    """Back on the loop: write the persisted snapshot, or tell libraft the
+    snapshot failed (it then retries later, like a failed FSM.snapshot())."""
+    cdef PutGuard *g = <PutGuard *>work.data
+    cdef NodeState *s = g.node
+    cdef raft_io_snapshot_put *orig = g.orig
+    cdef int rv = -1
+    s.persisting = False
+    if status == 0 and g.persist_status == 0:
+        raft_free(g.snapshot.bufs[0].base)     # the placeholder
+        g.snapshot.bufs[0] = g.persisted
+        rv = s.io_snapshot_put(g.io, g.trailing, &g.put, g.snapshot, guard_put_done)
+    if rv != 0:
+        free(g)
+        s.snapshot_retry_at = uv_hrtime() + SNAPSHOT_RETRY_NS
+        s.snapshot_writing = False
+        orig.cb(orig, RAFT_CANCELED)
+        deliver_deferred(s)
+    if s.close_pending:
+        s.close_pending = False
+        begin_close(s)
 
 
 cdef void deliver_deferred(NodeState *s) noexcept nogil:

@@ -39,9 +39,13 @@ cdef void thread_started(NodeState *s) noexcept with gil:
 
 
 cdef void thread_finished(NodeState *s) noexcept with gil:
-    """Nobody will join a thread told to close from itself: detach it and
-    drop its reference to the Core (possibly the last one)."""
+    """Forget the thread's ident. Nobody will join a thread told to close
+    from itself: detach it and drop its reference to the Core (possibly the
+    last one)."""
     cdef Core core = <Core>s.core
+    # The ident may be reused by the next thread the process creates.
+    s.thread_ident = 0
+    core._future_type._raft_thread = -1
     if core._self_release:
         core._self_release = False
         s.thread_joinable = False
@@ -144,6 +148,9 @@ cdef void on_raft_closed(raft *r) noexcept nogil:
 cdef void begin_close(NodeState *s) noexcept nogil:
     """Stop raft; pending requests fail with ShutdownError."""
     if s.phase != PHASE_RUNNING:
+        return
+    if s.persisting:
+        s.close_pending = True      # libraft's io cannot wait for persist()
         return
     s.phase = PHASE_CLOSING
     publish_status(s)

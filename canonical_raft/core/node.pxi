@@ -41,6 +41,7 @@ cdef class Core:
     cdef object _close_lock
     cdef int _generation
     cdef bint _self_release       # the raft thread drops its own reference
+    cdef public object _persisting  # the snapshot whose persist() runs next
 
     def __cinit__(self):
         self.s = <NodeState *>calloc(1, sizeof(NodeState))
@@ -541,22 +542,25 @@ cdef class Core:
                 self._set_exception(<object>req.futures[i],
                                     error_for(code, message, leader))
 
-    cdef tuple _snapshot_bytes(self, bint compress):
-        snap = self.fsm.snapshot()
-        persist = getattr(snap, "persist", None)
-        if persist is None:
-            data = bytes(snap)
-        else:
-            # Not yet on libuv's thread pool: persist here, then release.
-            try:
-                data = bytes(persist())
-            finally:
-                release = getattr(snap, "release", None)
-                if release is not None:
-                    release()
-        if compress:
-            return zlib.compress(data, 1), SNAPSHOT_ZLIB
-        return data, 0
+    cdef object _snapshot_begin(self):
+        """FSM.snapshot(): its data, or None when it returned an object
+        whose persist() must run next (off the raft thread)."""
+        snapshot = self.fsm.snapshot()
+        if getattr(snapshot, "persist", None) is None:
+            return snapshot
+        self._persisting = snapshot
+        return None
+
+    cdef object _snapshot_persist(self):
+        """Run persist() of the pending snapshot object; release() always."""
+        snapshot = self._persisting
+        self._persisting = None
+        try:
+            return snapshot.persist()
+        finally:
+            release = getattr(snapshot, "release", None)
+            if release is not None:
+                release()
 
     cdef void _restore_bytes(self, bytes data, int flags) except *:
         if flags & SNAPSHOT_ZLIB:

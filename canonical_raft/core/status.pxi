@@ -48,6 +48,9 @@ cdef struct NodeState:
     raft_io_recv_cb io_recv
     bint snapshot_armed                  # fsm_snapshot succeeded, put next
     bint snapshot_writing                # our own snapshot is being written
+    bint snapshot_persist                # ... after persist() on the pool
+    bint persisting                      # persist() is running
+    bint close_pending                   # close once persist() is done
     Deferred *deferred_head
     Deferred *deferred_tail
     raft_fsm fsm

@@ -92,6 +92,8 @@ cdef extern from "raft.h" nogil:
 
     struct raft_snapshot:
         raft_index index
+        raft_buffer *bufs
+        unsigned n_bufs
 
     struct raft_io_snapshot_put
     ctypedef void (*raft_io_snapshot_put_cb)(raft_io_snapshot_put *req, int status) noexcept nogil

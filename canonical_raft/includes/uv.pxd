@@ -16,6 +16,14 @@ cdef extern from "uv.h" nogil:
     ctypedef struct uv_timer_t:
         void *data
 
+    ctypedef struct uv_work_t:
+        void *data
+
+    ctypedef void (*uv_work_cb)(uv_work_t *req) noexcept
+    ctypedef void (*uv_after_work_cb)(uv_work_t *req, int status) noexcept
+    int uv_queue_work(uv_loop_t *loop, uv_work_t *req, uv_work_cb work_cb,
+                      uv_after_work_cb after_work_cb)
+
     ctypedef struct uv_stream_t:
         void *data
 
