@@ -1,0 +1,37 @@
+"""The command line: ``python -m canonical_raft COMMAND [options]``."""
+
+import argparse
+import importlib
+import sys
+
+# name -> (module with add_arguments(parser), one-line help). A new command
+# (bench, ...) is one more row and one more module.
+COMMANDS = {
+    "demo": ("canonical_raft.demo",
+             "local cluster, replicated dict, SIGKILL of the leader, every write verified"),
+}
+
+
+def make_parser():
+    parser = argparse.ArgumentParser(prog="python -m canonical_raft",
+                                     description="canonical_raft: Raft consensus (libraft) for Python.")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, (module_name, help_text) in COMMANDS.items():
+        module = importlib.import_module(module_name)
+        sub = commands.add_parser(name, help=help_text, description=module.__doc__,
+                                  formatter_class=argparse.RawDescriptionHelpFormatter)
+        module.add_arguments(sub)  # sets defaults(run=...)
+    return parser
+
+
+def main(argv=None):
+    parser = make_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help(sys.stderr)
+        return 2
+    return args.run(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

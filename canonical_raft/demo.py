@@ -1,0 +1,798 @@
+"""A replicated dict on a few local node processes, a leader crash, every write verified.
+
+``python -m canonical_raft demo`` starts ``--nodes`` node processes on
+127.0.0.1, each with its own temporary data directory, and keeps ``--window``
+writes in flight on the leader. After 40% of ``--duration`` it SIGKILLs the
+leader, waits for a new one among the survivors and keeps writing there. At
+the end every acknowledged write must be present, with the right value, on
+every survivor, and the survivors must be identical.
+
+The parent never links to a raft node itself: it drives the node processes
+(``python -m canonical_raft.demo --node ...``) with one JSON object per line
+over their stdin and stdout.
+"""
+
+import argparse
+import collections
+import functools
+import hashlib
+import itertools
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
+
+# Every wait below is bounded; these are generous because CI machines are
+# small and noisy (2 cores shared by 3 raft nodes and the parent).
+START_TIMEOUT = 30.0  # node process spawned -> node started
+ELECTION_TIMEOUT = 20.0  # no leader -> leader known
+CALL_TIMEOUT = 15.0  # one request to a node process
+DRAIN_TIMEOUT = 10.0  # load stopped -> in-flight writes settled
+CATCH_UP_TIMEOUT = 20.0  # leader barrier -> every survivor applied it
+CLOSE_TIMEOUT = 10.0  # "close" -> process exited
+TICK = 0.5  # progress line period
+ACK_PERIOD = 0.1  # how often a node reports acknowledged writes
+KILL_AT = 0.4  # fraction of the duration at which the leader dies
+MIN_AFTER_FAILOVER = 1.0  # seconds of load on the new leader, at least
+
+
+class DemoError(Exception):
+    """The demo cannot go on (no leader, a node not answering, ...)."""
+
+
+class NodeGone(DemoError):
+    """The node process has exited (or was killed)."""
+
+
+# -- shared by both sides ---------------------------------------------------
+
+
+def expected_value(key, size):
+    """The value written under ``key``: derived from the key, so anyone can check it."""
+    digest = hashlib.sha256(key.encode()).hexdigest()
+    return (digest * (size // len(digest) + 1))[:size]
+
+
+def _state_name(state):
+    """A node state as a name, whatever form stats() gives it in."""
+    if isinstance(state, str):
+        return state.rsplit(".", 1)[-1].upper()
+    try:
+        from .types import State
+        return State(int(state)).name
+    except (ValueError, TypeError):
+        return str(state)
+
+
+# -- the node process -------------------------------------------------------
+
+
+class DictFSM:
+    """The replicated state: a dict written by b"set <key> <value>" commands."""
+
+    def __init__(self):
+        self.data = {}
+
+    def apply(self, command):
+        op, key, value = bytes(command).decode().split(" ", 2)
+        if op != "set":
+            raise ValueError(f"unknown command {op!r}")
+        self.data[key] = value
+        return len(self.data)
+
+    def snapshot(self):
+        # Copy now (on the raft thread, consistent), serialize later, off it.
+        return _DictSnapshot(dict(self.data))
+
+    def restore(self, data):
+        self.data = json.loads(bytes(data))
+
+
+class _DictSnapshot:
+    def __init__(self, data):
+        self.data = data
+
+    def persist(self):
+        return json.dumps(self.data, separators=(",", ":")).encode()
+
+
+class Channel:
+    """One JSON object per line to the parent, from any thread."""
+
+    def __init__(self, stream):
+        self._stream = stream
+        self._lock = threading.Lock()
+
+    def send(self, **msg):
+        line = json.dumps(msg, separators=(",", ":")) + "\n"
+        with self._lock:
+            self._stream.write(line)
+            self._stream.flush()
+
+
+class Load:
+    """Keeps ``window`` writes in flight; reports the acknowledged ones every ACK_PERIOD.
+
+    Acknowledgements go to the parent in small batches as they happen, so that
+    when this process is SIGKILLed, the parent still knows (almost) every
+    write that was acknowledged and can check it on the survivors.
+    """
+
+    def __init__(self, node, channel, session, size, window):
+        self.node = node
+        self.channel = channel
+        self.session = session
+        self.size = size
+        self.window = window
+        self.submitted = 0
+        self.acked = 0
+        self._done = collections.deque()  # (seq, seconds): appended on the raft thread
+        self._failed = collections.deque()  # exception names: appended on the raft thread
+        self._slots = threading.Semaphore(window)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"load-{session}", daemon=True)
+
+    def start(self):
+        self._thread.start()
+
+    def stop(self, timeout):
+        self._stop.set()
+        self._thread.join(timeout)
+        return not self._thread.is_alive()
+
+    def _on_done(self, seq, started, future):
+        # Runs on the raft thread: record and return, never block.
+        if future.cancelled():
+            self._failed.append("CancelledError")
+        elif future.exception() is not None:
+            self._failed.append(type(future.exception()).__name__)
+        else:
+            self._done.append((seq, time.perf_counter() - started))
+        self._slots.release()
+
+    def _run(self):
+        reason = "stopped"
+        next_report = time.monotonic() + ACK_PERIOD
+        try:
+            while not self._stop.is_set():
+                if self._failed:
+                    # Not leader any more (or shutting down): the parent moves on.
+                    reason = f"a write failed with {self._failed[0]}"
+                    break
+                if self._slots.acquire(timeout=0.05):
+                    self._submit()
+                if time.monotonic() >= next_report:
+                    self._report()
+                    next_report = time.monotonic() + ACK_PERIOD
+            pending = self._drain(DRAIN_TIMEOUT)
+        except Exception as exc:  # keep the process (and its acks) alive
+            reason, pending = f"load crashed: {exc!r}", -1
+        self._report()
+        failed = collections.Counter(self._failed)
+        self.channel.send(event="load_stopped", session=self.session, reason=reason,
+                          submitted=self.submitted, acked=self.acked,
+                          pending=pending, failed=dict(failed))
+
+    def _submit(self):
+        self.submitted += 1
+        seq = self.submitted
+        key = f"{self.session}.{seq}"
+        command = f"set {key} {expected_value(key, self.size)}".encode()
+        started = time.perf_counter()
+        future = self.node.apply(command)
+        future.add_done_callback(functools.partial(self._on_done, seq, started))
+
+    def _drain(self, timeout):
+        """Wait (bounded) for the in-flight writes; return how many never settled."""
+        deadline = time.monotonic() + timeout
+        taken = 0
+        while taken < self.window and self._slots.acquire(timeout=max(0.0, deadline - time.monotonic())):
+            taken += 1
+        for _ in range(taken):
+            self._slots.release()
+        return self.window - taken
+
+    def _report(self):
+        batch = [self._done.popleft() for _ in range(len(self._done))]
+        if batch:
+            self.acked += len(batch)
+            self.channel.send(event="acks", session=self.session,
+                              seqs=[seq for seq, _ in batch],
+                              lat_us=[round(lat * 1e6) for _, lat in batch])
+
+
+class NodeServer:
+    """The node process: one raft node and the parent's requests, one at a time."""
+
+    def __init__(self, node, fsm, channel):
+        self.node = node
+        self.fsm = fsm
+        self.channel = channel
+        self.load = None
+
+    def serve(self, lines):
+        for line in lines:
+            try:
+                request = json.loads(line)
+            except ValueError:
+                continue
+            op = request.pop("op", None)
+            re = request.pop("re", None)
+            handler = getattr(self, f"do_{op}", None)
+            try:
+                if handler is None:
+                    raise ValueError(f"unknown request {op!r}")
+                reply = handler(**request) or {}
+            except Exception as exc:
+                reply = {"error": f"{type(exc).__name__}: {exc}"}
+            self.channel.send(re=re, **reply)
+            if op == "close":
+                return
+
+    def do_status(self):
+        stats = self.node.stats()
+        return {"state": _state_name(stats["state"]), "term": stats["term"],
+                "leader": stats["leader_id"], "last_applied": stats["last_applied"],
+                "commit_index": stats["commit_index"], "keys": len(self.fsm.data)}
+
+    def do_load(self, session, size, window):
+        if self.load is not None:
+            self.do_stop()
+        if not self.node.is_leader:
+            raise DemoError(f"node {self.node.id} is not the leader")
+        self.load = Load(self.node, self.channel, session, size, window)
+        self.load.start()
+
+    def do_stop(self):
+        load, self.load = self.load, None
+        if load is None:
+            return {"acked": 0}
+        settled = load.stop(DRAIN_TIMEOUT + 5.0)
+        return {"acked": load.acked, "submitted": load.submitted, "settled": settled}
+
+    def do_barrier(self, timeout=CALL_TIMEOUT):
+        self.node.barrier().result(timeout)
+        return self.do_status()
+
+    def do_dump(self, size):
+        data = dict(self.fsm.data)  # one C-level copy: consistent under the GIL
+        bad = [key for key, value in data.items() if value != expected_value(key, size)]
+        digest = hashlib.sha256(json.dumps(sorted(data.items())).encode()).hexdigest()
+        return {"keys": list(data), "bad": bad[:10], "n_bad": len(bad), "digest": digest}
+
+    def do_close(self):
+        self.do_stop()
+        self.node.close()
+
+
+def _node_main(argv):
+    """Entry point of a node process: python -m canonical_raft.demo --node ID ..."""
+    parser = argparse.ArgumentParser(prog="python -m canonical_raft.demo",
+                                     description="One node of the demo (started by the demo itself).")
+    parser.add_argument("--node", type=int, required=True, help="this node's id")
+    parser.add_argument("--data-dir", required=True)
+    parser.add_argument("--cluster", required=True, help="id=host:port,id=host:port,...")
+    args = parser.parse_args(argv)
+
+    # The parent owns Ctrl-C: it stops us in order, and cleans up after us.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # Keep the protocol on a private copy of stdout, so that anything else
+    # printing to fd 1 (C code included) lands in the log instead.
+    channel = Channel(os.fdopen(os.dup(1), "w"))
+    os.dup2(2, 1)
+
+    import logging
+    logging.basicConfig(level=logging.WARNING, stream=sys.stderr,
+                        format=f"node {args.node} %(asctime)s %(name)s %(levelname)s %(message)s")
+
+    import canonical_raft as raft
+
+    servers = [raft.Server(int(i), address)
+               for i, address in (item.split("=", 1) for item in args.cluster.split(","))]
+    address = next(s.address for s in servers if s.id == args.node)
+    fsm = DictFSM()
+    node = raft.Node(args.node, address, args.data_dir, fsm)
+    try:
+        node.bootstrap(servers)
+        node.start()
+        channel.send(event="ready", pid=os.getpid())
+        # Ends on "close" or when the parent goes away (EOF on stdin).
+        NodeServer(node, fsm, channel).serve(sys.stdin)
+    except Exception as exc:
+        channel.send(event="error", error=f"{type(exc).__name__}: {exc}")
+        return 1
+    finally:
+        node.close()
+    return 0
+
+
+# -- the parent -------------------------------------------------------------
+
+
+class Console:
+    """Event lines, plus a progress line rewritten in place when stdout is a TTY."""
+
+    def __init__(self, stream=None):
+        self.stream = stream or sys.stdout
+        self.tty = self.stream.isatty()
+        self._width = 0
+
+    def progress(self, text):
+        if self.tty:
+            self.stream.write("\r" + text.ljust(self._width))
+            self._width = len(text)
+        else:
+            self.stream.write(text + "\n")
+        self.stream.flush()
+
+    def say(self, text=""):
+        if self._width:  # keep the last progress line on screen
+            self.stream.write("\n")
+            self._width = 0
+        self.stream.write(text + "\n")
+        self.stream.flush()
+
+
+class NodeProcess:
+    """A node process and its request/reply channel."""
+
+    def __init__(self, node_id, address, data_dir, cluster, log_path, on_event):
+        self.id = node_id
+        self.address = address
+        self.log_path = log_path
+        self.killed = False
+        self.ready = Future()
+        self._on_event = on_event
+        self._pending = {}
+        self._numbers = itertools.count(1)
+        self._lock = threading.Lock()
+        self._log = open(log_path, "wb")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "canonical_raft.demo", "--node", str(node_id),
+             "--data-dir", data_dir, "--cluster", cluster],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._log,
+            env=_child_env(), start_new_session=False)
+        self.pid = self.proc.pid
+        self._reader = threading.Thread(target=self._read, name=f"node-{node_id}-reader", daemon=True)
+        self._reader.start()
+
+    @property
+    def alive(self):
+        return not self.killed and self.proc.poll() is None
+
+    def _read(self):
+        for line in self.proc.stdout:
+            try:
+                msg = json.loads(line)
+            except ValueError:
+                continue
+            if "re" in msg:
+                with self._lock:
+                    future = self._pending.pop(msg.pop("re"), None)
+                if future is not None and not future.done():
+                    future.set_result(msg)
+            elif msg.get("event") == "ready":
+                self.ready.set_result(msg)
+            elif msg.get("event") == "error" and not self.ready.done():
+                self.ready.set_exception(DemoError(f"node {self.id}: {msg['error']}"))
+            else:
+                self._on_event(self, msg)
+        # EOF: the process is gone; nobody will answer any more.
+        gone = NodeGone(f"node {self.id} (pid {self.pid}) has exited")
+        with self._lock:
+            pending, self._pending = self._pending, {}
+        for future in [self.ready, *pending.values()]:
+            if not future.done():
+                future.set_exception(gone)
+
+    def _send(self, request):
+        try:
+            self.proc.stdin.write(json.dumps(request).encode() + b"\n")
+            self.proc.stdin.flush()
+        except (OSError, ValueError):
+            raise NodeGone(f"node {self.id} (pid {self.pid}) has exited") from None
+
+    def call(self, op, timeout=CALL_TIMEOUT, **args):
+        """Send one request and wait (bounded) for its reply."""
+        future = Future()
+        number = next(self._numbers)
+        with self._lock:
+            self._pending[number] = future
+        self._send({"op": op, "re": number, **args})
+        try:
+            reply = future.result(timeout)
+        except FutureTimeout:
+            with self._lock:
+                self._pending.pop(number, None)
+            raise DemoError(f"node {self.id}: no reply to {op!r} within {timeout:.0f} s") from None
+        if "error" in reply:
+            raise DemoError(f"node {self.id}: {op}: {reply['error']}")
+        return reply
+
+    def kill(self):
+        """SIGKILL: no goodbye, no flush; what it acknowledged must survive anyway."""
+        os.kill(self.pid, signal.SIGKILL)
+        self.killed = True
+        self.proc.wait(CLOSE_TIMEOUT)
+
+    def ask_to_close(self):
+        if self.proc.poll() is None:
+            try:
+                self._send({"op": "close", "re": next(self._numbers)})
+            except NodeGone:
+                pass
+
+    def reap(self, timeout):
+        """Wait for the process to exit; terminate, then kill it, if it does not."""
+        for action in (None, self.proc.terminate, self.proc.kill):
+            if action is not None and self.proc.poll() is None:
+                action()
+            try:
+                self.proc.wait(timeout)
+                break
+            except subprocess.TimeoutExpired:
+                timeout = 3.0
+        self._reader.join(2.0)  # it ends at EOF, now that the process is gone
+        for stream in (self.proc.stdin, self.proc.stdout, self._log):
+            try:
+                stream.close()
+            except OSError:
+                pass
+
+    def log_tail(self, lines=15):
+        try:
+            with open(self.log_path, "rb") as f:
+                return f.read().decode(errors="replace").splitlines()[-lines:]
+        except OSError:
+            return []
+
+
+def _child_env():
+    # The node processes must import this very package, wherever it lives.
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [root, env.get("PYTHONPATH")]))
+    return env
+
+
+def _free_ports(count):
+    """Loopback ports nobody listens on right now (bind port 0, read it, close)."""
+    sockets = []
+    try:
+        for _ in range(count):
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            s.bind(("127.0.0.1", 0))
+            sockets.append(s)
+        return [s.getsockname()[1] for s in sockets]
+    finally:
+        for s in sockets:
+            s.close()
+
+
+def _percentile(sorted_values, p):
+    """Nearest-rank percentile of an already sorted list."""
+    if not sorted_values:
+        return float("nan")
+    rank = max(1, -(-len(sorted_values) * p // 100))
+    return sorted_values[int(rank) - 1]
+
+
+class Cluster:
+    """The node processes, the load on the leader and what it acknowledged."""
+
+    def __init__(self, args, workdir, console):
+        self.args = args
+        self.workdir = workdir
+        self.console = console
+        self.nodes = []
+        self.acked = collections.defaultdict(list)  # session -> acknowledged seqs
+        self.latencies_us = []
+        self.n_acked = 0
+        self.first_ack = {}  # session -> monotonic time its first ack arrived
+        self.stopped = {}  # session -> the "load_stopped" event
+        self.load_node = None
+        self.session = 0
+        self.leader_term = None
+        self._lock = threading.Lock()
+        self._wakeup = threading.Event()
+
+    # -- lifecycle
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        self.close()
+
+    def start(self):
+        ports = _free_ports(self.args.nodes)
+        ids = range(1, self.args.nodes + 1)
+        cluster = ",".join(f"{i}=127.0.0.1:{port}" for i, port in zip(ids, ports))
+        for i, port in zip(ids, ports):
+            data_dir = os.path.join(self.workdir, f"node{i}")
+            log_path = os.path.join(self.workdir, f"node{i}.log")
+            self.nodes.append(NodeProcess(i, f"127.0.0.1:{port}", data_dir, cluster,
+                                          log_path, self._on_event))
+        deadline = time.monotonic() + START_TIMEOUT
+        for node in self.nodes:
+            try:
+                node.ready.result(max(0.0, deadline - time.monotonic()))
+            except FutureTimeout:
+                raise DemoError(f"node {node.id} did not start within {START_TIMEOUT:.0f} s") from None
+            self.console.say(f"  node {node.id}  pid {node.pid:<7}  {node.address}  {node.log_path}")
+
+    def close(self):
+        """Stop every node process (by pid), politely first; bounded."""
+        for node in self.nodes:
+            node.ask_to_close()
+        deadline = time.monotonic() + CLOSE_TIMEOUT
+        for node in self.nodes:
+            node.reap(max(0.5, deadline - time.monotonic()))
+
+    def show_logs(self):
+        for node in self.nodes:
+            tail = node.log_tail()
+            if tail:
+                self.console.say(f"--- node {node.id} log (last lines) ---")
+                for line in tail:
+                    self.console.say("    " + line)
+
+    @property
+    def survivors(self):
+        return [node for node in self.nodes if node.alive]
+
+    # -- events from the node processes (reader threads)
+
+    def _on_event(self, node, msg):
+        event = msg.get("event")
+        if event == "acks":
+            with self._lock:
+                self.acked[msg["session"]].extend(msg["seqs"])
+                self.latencies_us.extend(msg["lat_us"])
+                self.n_acked += len(msg["seqs"])
+                self.first_ack.setdefault(msg["session"], time.monotonic())
+        elif event == "load_stopped":
+            self.stopped[msg["session"]] = msg
+            self._wakeup.set()
+
+    # -- leaders
+
+    def status(self, node, timeout=5.0):
+        try:
+            return node.call("status", timeout=timeout)
+        except DemoError:
+            return None
+
+    def find_leader(self, timeout=ELECTION_TIMEOUT):
+        """Poll the live nodes until one of them is leader; (node, status)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            leaders = []
+            for node in self.survivors:
+                status = self.status(node, timeout=2.0)
+                if status and status["state"] == "LEADER":
+                    leaders.append((status["term"], node.id, node, status))
+            if leaders:
+                _, _, node, status = max(leaders)
+                return node, status
+            time.sleep(0.1)
+        raise DemoError(f"no leader among nodes {[n.id for n in self.survivors]} "
+                        f"within {timeout:.0f} s")
+
+    # -- load
+
+    def load_running(self):
+        node = self.load_node
+        return node is not None and node.alive and self.session not in self.stopped
+
+    def start_load(self, timeout=ELECTION_TIMEOUT):
+        """Start writing on the current leader; returns it."""
+        deadline = time.monotonic() + timeout
+        while True:
+            node, status = self.find_leader(max(0.1, deadline - time.monotonic()))
+            self.session += 1
+            try:
+                node.call("load", session=self.session, size=self.args.size, window=self.args.window)
+            except DemoError:
+                # Lost leadership between status and load: look again, bounded.
+                if time.monotonic() >= deadline:
+                    raise
+                time.sleep(0.1)
+                continue
+            self.load_node, self.leader_term = node, status["term"]
+            return node
+
+    def stop_load(self):
+        node, self.load_node = self.load_node, None
+        if node is not None and node.alive:
+            return node.call("stop", timeout=DRAIN_TIMEOUT + 10.0)
+        return None
+
+    def drive(self, started, until):
+        """Keep the load going (moving to a new leader if needed) until ``until``."""
+        last_time, last_acked = time.monotonic(), self.n_acked
+        while time.monotonic() < until:
+            if not self.load_running():
+                previous = self.load_node
+                node = self.start_load()
+                if previous is not None and node is not previous:
+                    self.console.say(f"leadership moved: node {node.id} leads (term {self.leader_term})")
+            self._wakeup.wait(max(0.0, min(TICK, until - time.monotonic())))
+            self._wakeup.clear()
+            now, acked = time.monotonic(), self.n_acked
+            if now - last_time >= TICK * 0.9:
+                self.show_progress(now - started, (acked - last_acked) / (now - last_time))
+                last_time, last_acked = now, acked
+
+    def show_progress(self, elapsed, rate):
+        status = self.status(self.load_node, timeout=2.0) if self.load_node else None
+        if status:
+            self.leader_term = status["term"]
+        leader = self.load_node.id if self.load_node else "?"
+        self.console.progress(f"[{elapsed:5.1f} s] leader node {leader}  term {self.leader_term}  "
+                              f"acked {self.n_acked:>8}  {rate:>8.0f} ops/s")
+
+    # -- the end
+
+    def catch_up(self):
+        """Barrier on the leader, then wait until every survivor applied as much."""
+        leader, _ = self.find_leader()
+        target = leader.call("barrier", timeout=CALL_TIMEOUT + 5.0)["last_applied"]
+        deadline = time.monotonic() + CATCH_UP_TIMEOUT
+        while time.monotonic() < deadline:
+            applied = {n.id: (self.status(n) or {}).get("last_applied", -1) for n in self.survivors}
+            if min(applied.values()) >= target:
+                return target
+            time.sleep(0.1)
+        raise DemoError(f"survivors did not apply index {target} within "
+                        f"{CATCH_UP_TIMEOUT:.0f} s: {applied}")
+
+    def verify(self):
+        """Every acknowledged write on every survivor, with its value; survivors identical."""
+        with self._lock:
+            acked = {f"{session}.{seq}" for session, seqs in self.acked.items() for seq in seqs}
+        problems, digests = [], {}
+        for node in self.survivors:
+            dump = node.call("dump", timeout=60.0, size=self.args.size)
+            missing = acked.difference(dump["keys"])
+            if missing:
+                problems.append(f"node {node.id} lacks {len(missing)} acknowledged writes, "
+                                f"e.g. {sorted(missing)[:5]}")
+            if dump["n_bad"]:
+                problems.append(f"node {node.id} has {dump['n_bad']} wrong values, e.g. {dump['bad']}")
+            digests[node.id] = (dump["digest"], len(dump["keys"]))
+        if len(set(digests.values())) > 1:
+            problems.append(f"survivors differ: {digests}")
+        return acked, digests, problems
+
+
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def run(args):
+    """The demo, start to end; the process exit status."""
+    # SIGTERM cleans up like Ctrl-C does (the node processes, the data dirs).
+    previous = signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        return _run_cleanly(args)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _run_cleanly(args):
+    console = Console()
+    console.say(f"canonical_raft demo: {args.nodes} nodes on 127.0.0.1, {args.duration:g} s of writes, "
+                f"{args.size}-byte values, {args.window} in flight")
+    cluster = None
+    try:
+        with tempfile.TemporaryDirectory(prefix="canonical-raft-demo-") as workdir:
+            with Cluster(args, workdir, console) as cluster:
+                try:
+                    ok = _run(cluster, args, console)
+                except DemoError as exc:
+                    console.say(f"FAILED: {exc}")
+                    cluster.show_logs()
+                    ok = False
+                console.say("stopping the nodes")
+        console.say(f"cleaned up: {len(cluster.nodes)} node processes stopped, "
+                    f"temporary data directory removed")
+    except KeyboardInterrupt:
+        console.say("interrupted; node processes stopped and temporary data removed")
+        return 130
+    return 0 if ok else 1
+
+
+def _run(cluster, args, console):
+    cluster.start()
+    leader, status = cluster.find_leader()
+    console.say(f"leader: node {leader.id} (term {status['term']})")
+
+    # Phase 1: load on the first leader, then kill it mid-load.
+    started = time.monotonic()
+    end = started + args.duration
+    cluster.start_load()
+    cluster.drive(started, started + KILL_AT * args.duration)
+    victim, status = cluster.find_leader()
+    acked_before = cluster.n_acked
+    killed_at = time.monotonic()
+    victim.kill()
+    console.say(f"SIGKILL leader node {victim.id} (pid {victim.pid}, term {status['term']}) "
+                f"at {killed_at - started:.1f} s, after {acked_before} acknowledged writes")
+
+    # Phase 2: a survivor takes over; the load moves there.
+    new_leader, status = cluster.find_leader()
+    elected_in = time.monotonic() - killed_at
+    console.say(f"new leader: node {new_leader.id} (term {status['term']}), "
+                f"elected {elected_in:.2f} s after the kill")
+    cluster.start_load()
+    cluster.drive(started, max(end, time.monotonic() + MIN_AFTER_FAILOVER))
+    cluster.stop_load()
+    elapsed = time.monotonic() - started
+    console.say(f"load stopped after {elapsed:.1f} s; waiting for the survivors to catch up")
+    resumed = [t for session, t in cluster.first_ack.items() if t > killed_at]
+    resumed_in = min(resumed) - killed_at if resumed else float("nan")
+
+    index = cluster.catch_up()
+    acked, digests, problems = cluster.verify()
+    survivors = ", ".join(str(n.id) for n in cluster.survivors)
+    if problems:
+        for problem in problems:
+            console.say(f"VERIFICATION FAILED: {problem}")
+    else:
+        digest, n_keys = next(iter(digests.values()))
+        console.say(f"verified: all {len(acked)} acknowledged writes present with the right value "
+                    f"on survivors {survivors}; survivors identical "
+                    f"({n_keys} keys, applied index {index}, sha256 {digest[:12]})")
+
+    lat = sorted(cluster.latencies_us)
+    console.say("summary:")
+    console.say(f"  acknowledged writes  {len(acked)}")
+    console.say(f"  throughput           {len(acked) / elapsed:.0f} ops/s "
+                f"({elapsed:.1f} s, failover included)")
+    console.say(f"  latency              p50 {_percentile(lat, 50) / 1000:.2f} ms, "
+                f"p99 {_percentile(lat, 99) / 1000:.2f} ms")
+    console.say(f"  failover             node {victim.id} killed -> node {new_leader.id} elected in "
+                f"{elected_in:.2f} s, writes resumed in {resumed_in:.2f} s")
+    console.say(f"  verification         {'OK' if not problems else 'FAILED'}")
+    return not problems
+
+
+# -- the command line -------------------------------------------------------
+
+
+def _at_least(minimum, kind=int):
+    def check(text):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be >= {minimum}, got {text}")
+        return value
+    return check
+
+
+def add_arguments(parser):
+    """The demo's options, for ``python -m canonical_raft demo``."""
+    parser.add_argument("--nodes", type=_at_least(3), default=3,
+                        help="node processes (>= 3, so that one can die; default 3)")
+    parser.add_argument("--duration", type=_at_least(1.0, float), default=10.0,
+                        help="seconds of writes (default 10); the leader dies at 40%%")
+    parser.add_argument("--size", type=_at_least(0), default=16,
+                        help="bytes of value per write (default 16)")
+    parser.add_argument("--window", type=_at_least(1), default=64,
+                        help="writes in flight on the leader (default 64)")
+    parser.set_defaults(run=run)
+    return parser
+
+
+if __name__ == "__main__":
+    sys.exit(_node_main(sys.argv[1:]))
