@@ -45,6 +45,10 @@ cdef extern from "includes/compat.h" nogil:
     uint32_t cr_get32(const char *p)
     uint16_t cr_get16(const char *p)
     raft_index cr_snapshot_index(const raft *r)
+    int cr_trace_level(const void *info)
+    const char *cr_trace_message(const void *info)
+    const char *cr_trace_file(const void *info)
+    int cr_trace_line(const void *info)
 
 log = logging.getLogger("canonical_raft")
 
@@ -89,5 +93,7 @@ include "core/fsm.pxi"
 include "core/transport.pxi"
 include "core/io_guard.pxi"
 include "core/loop.pxi"
+include "core/cluster.pxi"
+include "core/trace.pxi"
 include "core/offline.pxi"
 include "core/node.pxi"

@@ -194,19 +194,31 @@ class Node:
         """Block until a leader is known and return it; TimeoutError otherwise."""
         return self._core.wait_for_leader(timeout)
 
-    # -- cluster operations (the cluster-operations issue) ----------------------
+    # -- cluster operations -------------------------------------------------------
 
     def add(self, id, address, role=Role.VOTER):
-        raise NotImplementedError("membership changes are not implemented yet")
+        """Add a server; unless ``role`` is SPARE, promote it once it has
+        caught up. The future resolves (None) when all of that is committed."""
+        server = as_server((id, address, _role(role)))
+        return self._core.change(_CHANGE_ADD, server.id, int(server.role), server.address)
 
     def assign(self, id, role):
-        raise NotImplementedError("membership changes are not implemented yet")
+        """Give server ``id`` a new role (a voter is caught up first)."""
+        return self._core.change(_CHANGE_ASSIGN, _server_id(id), int(_role(role)))
 
     def remove(self, id):
-        raise NotImplementedError("membership changes are not implemented yet")
+        """Remove server ``id``; removing the leader itself makes it step down."""
+        return self._core.change(_CHANGE_REMOVE, _server_id(id))
 
     def transfer(self, id=0):
-        raise NotImplementedError("leadership transfer is not implemented yet")
+        """Hand leadership to voter ``id`` (0: libraft picks one). Resolves
+        with the new leader, or None if it did not happen in time."""
+        if id != 0:
+            id = _server_id(id)
+        return self._core.transfer(id)
+
+    async def barrier_async(self):
+        return await asyncio.wrap_future(self.barrier())
 
     def on_state_change(self, fn):
         """Call ``fn(node)`` on the raft thread when the state or leader changes."""
@@ -255,6 +267,25 @@ class Node:
         core = self._core
         state = core.state.name if core is not None else "?"
         return f"<canonical_raft.Node id={self._id} address={self._address!r} state={state}>"
+
+
+# Core.change() operations (core/requests.pxi ChangeOp).
+_CHANGE_ADD, _CHANGE_ASSIGN, _CHANGE_REMOVE = 1, 2, 3
+
+
+def _role(role):
+    try:
+        return Role(role)
+    except ValueError:
+        raise ValueError(f"role must be a raft.Role, got {role!r}") from None
+
+
+def _server_id(id):
+    if isinstance(id, bool) or not isinstance(id, int):
+        raise TypeError(f"server id must be an int, got {id!r}")
+    if not 1 <= id < 2**64:
+        raise ValueError(f"server id must be >= 1, got {id}")
+    return id
 
 
 def _current_thread_ident():

@@ -56,6 +56,8 @@ cdef int guard_start(raft_io *io, unsigned msecs, raft_io_tick_cb tick,
 cdef void guard_recv(raft_io *io, raft_message *message) noexcept nogil:
     cdef NodeState *s = io_node(io)
     cdef Deferred *d
+    if message.type == RAFT_APPEND_ENTRIES or message.type == RAFT_INSTALL_SNAPSHOT:
+        s.leader_contact = uv_hrtime()      # only leaders send these
     if message.type == RAFT_INSTALL_SNAPSHOT and s.snapshot_writing:
         d = <Deferred *>calloc(1, sizeof(Deferred))
         if d != NULL and message.server_address != NULL:

@@ -127,6 +127,7 @@ cdef void configure(NodeState *s) noexcept nogil:
     raft_set_max_catch_up_round_duration(r, s.max_catch_up_round_ms)
     raft_set_max_inflight_entries(r, s.max_inflight_entries)
     raft_uv_set_segment_size(&s.io, s.segment_size)
+    tracer_configure(s)
 
 
 cdef void close_own_handles(NodeState *s) noexcept nogil:
@@ -177,6 +178,7 @@ cdef void on_wakeup(uv_async_t *handle) noexcept nogil:
     cdef Req *head = s.queue_head
     cdef bint closing = s.close_requested or s.fatal
     s.queue_head = s.queue_tail = NULL
+    s.queued = 0
     if closing:
         s.accepting = False
     uv_mutex_unlock(&s.lock)
@@ -236,7 +238,12 @@ cdef void submit_queue(NodeState *s, Req *req) noexcept nogil:
             submit_apply(s, req)
         else:
             next = req.next
-            submit_barrier(s, req)
+            if req.kind == REQ_BARRIER:
+                submit_barrier(s, req)
+            elif req.kind == REQ_CHANGE:
+                submit_change(s, req)
+            else:
+                submit_transfer(s, req)
         req = next
 
 
@@ -282,7 +289,7 @@ cdef void on_barrier(raft_barrier_req *breq, int status) noexcept nogil:
     cdef NodeState *s = req.node
     hold_gil(s)
     if status == 0:
-        resolve_barrier(s, req)
+        resolve_single(s, req, False)
     else:
         if s.phase != PHASE_RUNNING:
             status = RAFT_SHUTDOWN
@@ -290,6 +297,3 @@ cdef void on_barrier(raft_barrier_req *breq, int status) noexcept nogil:
     req_free(req)
 
 
-cdef void resolve_barrier(NodeState *s, Req *req) noexcept with gil:
-    (<Core>s.core)._resolve(<object>req.futures[0], None)
-    req_release_futures(req)

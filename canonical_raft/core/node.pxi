@@ -19,11 +19,15 @@ cdef bint push(NodeState *s, Req *first, Req *last) noexcept nogil:
         uv_mutex_unlock(&s.lock)
         return False
     cdef bint was_empty = s.queue_head == NULL
+    cdef Req *req = first
     if was_empty:
         s.queue_head = first
     else:
         s.queue_tail.next = first
     s.queue_tail = last
+    while req != NULL:
+        s.queued += req.n
+        req = req.next
     if was_empty:
         # Under the lock: the handle cannot be closing while accepting.
         uv_async_send(&s.wakeup)
@@ -212,12 +216,36 @@ cdef class Core:
         return futures
 
     def barrier(self):
+        return self._submit(REQ_BARRIER, 0, 0, 0, None)
+
+    def change(self, int op, unsigned long long target, int role=RAFT_VOTER,
+               address=None):
+        """A configuration change: CHANGE_ADD / _ASSIGN / _REMOVE."""
+        return self._submit(REQ_CHANGE, op, target, role, address)
+
+    def transfer(self, unsigned long long target):
+        return self._submit(REQ_TRANSFER, 0, target, 0, None)
+
+    cdef object _submit(self, int kind, int op, raft_id target, int role, address):
+        """Submit a one-future request; its future fails at once if this
+        node cannot take it."""
         self._check_usable()
         refusal = self._refusal()
         if refusal is not None:
             return self._failed_future(refusal)
         fut = self._new_future()
-        cdef Req *req = barrier_req_new(self.s, fut)
+        cdef Req *req = single_req_new(self.s, kind, fut)
+        cdef bytes encoded
+        req.change_op = op
+        req.target = target
+        req.role = role
+        if address is not None:
+            encoded = address.encode()
+            req.address = <char *>calloc(len(encoded) + 1, 1)
+            if req.address == NULL:
+                self._discard(req, RAFT_NOMEM)
+                raise MemoryError()
+            memcpy(req.address, <char *>encoded, len(encoded))
         if not push(self.s, req, req):
             self._discard(req, RAFT_SHUTDOWN)
         return fut
@@ -256,6 +284,8 @@ cdef class Core:
         cdef NodeState *s = self.s
         if s.m_phase != PHASE_NEW or s.close_requested:
             raise RaftError("node was already started or closed", RAFT_BUSY)
+        s.trace = trace_log.isEnabledFor(logging.DEBUG)
+        s.trace_stderr = "LIBRAFT_TRACE" in os.environ
         s.phase = PHASE_STARTING
         s.m_phase = PHASE_STARTING
         Py_INCREF(self)                 # the raft thread's reference
@@ -445,6 +475,8 @@ cdef class Core:
         cdef raft_index last_index = s.m_last_index
         cdef raft_index snapshot_index = s.m_snapshot_index
         cdef unsigned servers = s.m_configuration.n
+        cdef unsigned pending = s.m_pending
+        cdef unsigned long long contact = s.m_leader_contact
         for i in range(servers):
             if s.m_configuration.servers[i].role == RAFT_VOTER:
                 voters += 1
@@ -461,6 +493,11 @@ cdef class Core:
             "error": error.decode(errors="replace") or None,
             "voters": voters,
             "servers": servers,
+            "pending_applies": pending,
+            # seconds since a leader last reached this node (None: never,
+            # 0.0 on the leader itself)
+            "last_contact": (0.0 if state == RAFT_LEADER else
+                             (uv_hrtime() - contact) / 1e9 if contact else None),
         }
 
     def add_observer(self, fn):

@@ -21,6 +21,13 @@ cdef enum:
 cdef enum ReqKind:
     REQ_APPLY = 1
     REQ_BARRIER = 2
+    REQ_CHANGE = 3          # add, assign or remove (change_op)
+    REQ_TRANSFER = 4
+
+cdef enum ChangeOp:
+    CHANGE_ADD = 1
+    CHANGE_ASSIGN = 2
+    CHANGE_REMOVE = 3
 
 
 cdef struct Req:
@@ -37,6 +44,13 @@ cdef struct Req:
     raft_buffer buf            # the entry (REQ_APPLY), raft_malloc'd
     raft_apply_req apply_req
     raft_barrier_req barrier_req
+    # configuration changes and leadership transfer
+    int change_op
+    raft_id target
+    int role
+    char *address
+    raft_change_req change_req
+    raft_transfer_req transfer_req
 
 
 cdef inline size_t pad8(size_t n) noexcept nogil:
@@ -65,6 +79,7 @@ cdef void req_free(Req *req) noexcept nogil:
     """Free the request itself; its futures must be released already."""
     if req.futures != &req.one:
         free(req.futures)
+    free(req.address)
     free(req)
     CR_COUNT_ADD(live_requests, -1)
 
@@ -111,8 +126,9 @@ cdef Req *apply_req_new(NodeState *s, const char *data, size_t size,
     return req
 
 
-cdef Req *barrier_req_new(NodeState *s, object future) except? NULL:
-    cdef Req *req = req_new(s, REQ_BARRIER, 1)
+cdef Req *single_req_new(NodeState *s, int kind, object future) except? NULL:
+    """A barrier, change or transfer request: one future, no entry."""
+    cdef Req *req = req_new(s, kind, 1)
     if req == NULL:
         raise MemoryError()
     Py_INCREF(future)
@@ -165,6 +181,7 @@ cdef void inflight_push(NodeState *s, Req *req) noexcept nogil:
     else:
         s.inflight_head = req
     s.inflight_tail = req
+    s.inflight_count += 1
 
 
 cdef void inflight_unlink(NodeState *s, Req *req) noexcept nogil:
@@ -177,6 +194,7 @@ cdef void inflight_unlink(NodeState *s, Req *req) noexcept nogil:
     else:
         s.inflight_tail = req.prev
     req.next = req.prev = NULL
+    s.inflight_count -= 1
 
 
 cdef Req *inflight_find(NodeState *s, raft_index index, uint64_t tag) noexcept nogil:

@@ -33,6 +33,8 @@ cdef struct NodeState:
     bint pre_vote
     bint snapshot_compression
     bint tcp_nodelay
+    bint trace                 # route libraft's tracer to logging
+    bint trace_stderr          # LIBRAFT_TRACE is set: keep libraft's own
 
     # libuv and libraft, touched by the raft thread only
     uv_loop_t loop
@@ -69,6 +71,11 @@ cdef struct NodeState:
     bint fatal                 # the FSM state is unknown: stop the node
     Req *inflight_head
     Req *inflight_tail
+    unsigned inflight_count
+    Req *change_inflight       # cluster.pxi: one configuration change at a time
+    bint transfer_inflight
+    unsigned long long leader_contact     # uv_hrtime() of the last message from a leader
+    raft_tracer tracer         # to logging, when canonical_raft.libraft logs
     uint64_t next_tag
     unsigned long long snapshot_retry_at   # uv_hrtime() after a failed snapshot
 
@@ -77,6 +84,7 @@ cdef struct NodeState:
     uv_cond_t changed          # phase, leader or state changed
     Req *queue_head
     Req *queue_tail
+    unsigned queued
     bint accepting             # the wakeup handle is open and not closing
     bint close_requested
 
@@ -90,6 +98,8 @@ cdef struct NodeState:
     raft_index m_last_applied
     raft_index m_last_index
     raft_index m_snapshot_index
+    unsigned m_pending                   # requests queued or in libraft
+    unsigned long long m_leader_contact  # uv_hrtime(), 0 if none
     raft_configuration m_configuration
     raft_index m_conf_committed
     raft_index m_conf_uncommitted
@@ -144,6 +154,8 @@ cdef bint publish_status(NodeState *s) noexcept nogil:
         s.m_last_applied = raft_last_applied(&s.raft)
         s.m_last_index = raft_last_index(&s.raft)
         s.m_snapshot_index = cr_snapshot_index(&s.raft)
+        s.m_pending = s.inflight_count + s.queued
+        s.m_leader_contact = s.leader_contact
         if (s.raft.configuration_committed_index != s.m_conf_committed or
                 s.raft.configuration_uncommitted_index != s.m_conf_uncommitted or
                 s.raft.configuration.n != s.m_configuration.n):

@@ -26,4 +26,18 @@ static inline uint16_t cr_get16(const char *p) { uint16_t v; memcpy(&v, p, 2); r
 /* Index of the last snapshot, through raft.h's anonymous unions. */
 static inline raft_index cr_snapshot_index(const struct raft *r) { return r->trail.snapshot.index; }
 
+/* The fields of a diagnostic trace, through raft_tracer_info's union. */
+static inline int cr_trace_level(const void *info) {
+    return ((const struct raft_tracer_info *)info)->diagnostic.level;
+}
+static inline const char *cr_trace_message(const void *info) {
+    return ((const struct raft_tracer_info *)info)->diagnostic.message;
+}
+static inline const char *cr_trace_file(const void *info) {
+    return ((const struct raft_tracer_info *)info)->diagnostic.file;
+}
+static inline int cr_trace_line(const void *info) {
+    return ((const struct raft_tracer_info *)info)->diagnostic.line;
+}
+
 #endif

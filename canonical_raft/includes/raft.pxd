@@ -118,6 +118,7 @@ cdef extern from "raft.h" nogil:
     # anonymous unions.
     struct raft:
         void *data
+        raft_tracer *tracer
         raft_configuration configuration
         raft_index configuration_committed_index
         raft_index configuration_uncommitted_index
@@ -134,6 +135,31 @@ cdef extern from "raft.h" nogil:
         void *data
         raft_index index
     ctypedef void (*raft_barrier_cb)(raft_barrier_req *req, int status) noexcept
+
+    struct raft_change_req "raft_change":
+        void *data
+        raft_index index
+    ctypedef void (*raft_change_cb)(raft_change_req *req, int status) noexcept
+
+    struct raft_transfer_req "raft_transfer":
+        void *data
+    ctypedef void (*raft_transfer_cb)(raft_transfer_req *req) noexcept
+
+    int raft_add(raft *r, raft_change_req *req, raft_id id, const char *address,
+                 raft_change_cb cb)
+    int raft_assign(raft *r, raft_change_req *req, raft_id id, int role,
+                    raft_change_cb cb)
+    int raft_remove(raft *r, raft_change_req *req, raft_id id, raft_change_cb cb)
+    int raft_transfer(raft *r, raft_transfer_req *req, raft_id id,
+                      raft_transfer_cb cb)
+
+    enum:
+        RAFT_TRACER_DIAGNOSTIC
+
+    struct raft_tracer:
+        void *impl
+        int version
+        void (*emit)(raft_tracer *t, int type, const void *info) noexcept nogil
 
     int raft_init(raft *r, raft_io *io, raft_fsm *fsm, raft_id id,
                   const char *address)
@@ -200,6 +226,7 @@ cdef extern from "raft/uv.h" nogil:
                      raft_uv_transport *transport)
     void raft_uv_close(raft_io *io)
     void raft_uv_set_segment_size(raft_io *io, size_t size)
+    void raft_uv_set_tracer(raft_io *io, raft_tracer *tracer)
     int raft_uv_set_snapshot_compression(raft_io *io, bint compressed)
     int raft_uv_tcp_init(raft_uv_transport *t, uv_loop_t *loop)
     void raft_uv_tcp_close(raft_uv_transport *t)

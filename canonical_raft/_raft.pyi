@@ -1,0 +1,76 @@
+"""Type stubs for the compiled core (canonical_raft/_raft.pyx).
+
+Private: users go through canonical_raft.Node. Kept in step with the .pyx by
+``python -m mypy.stubtest canonical_raft._raft`` (tests/test_typing.py).
+"""
+
+from collections.abc import Callable, Iterable
+from typing import Any, TypedDict
+
+from typing_extensions import Buffer
+
+from .futures import Future
+from .types import Server, State
+
+class _DebugCounters(TypedDict):
+    requests: int
+    handles: int
+    nodes: int
+    installs_deferred: int
+
+def debug_counters() -> _DebugCounters:
+    """Live requests, uv handles and native node states in this process,
+    and how many InstallSnapshot messages io_guard.pxi has held back."""
+
+def libraft_version() -> str:
+    """libraft's version as a string, e.g. "0.22.1"."""
+
+class Core:
+    """The native node: one raft thread, its libuv loop and libraft."""
+
+    _future_type: type[Future[Any]]
+    _persisting: Any
+    def __init__(
+        self,
+        owner: Callable[[], object] | None,
+        id: int,
+        address: str,
+        data_dir: str,
+        fsm: Any,
+        *,
+        election_timeout: float,
+        heartbeat_timeout: float,
+        snapshot_threshold: int,
+        snapshot_trailing: int,
+        pre_vote: bool,
+        install_snapshot_timeout: float,
+        max_catch_up_rounds: int,
+        max_catch_up_round_duration: float,
+        max_inflight_entries: int,
+        segment_size: int,
+        snapshot_compression: bool,
+        tcp_nodelay: bool,
+    ) -> None: ...
+    # -- commands
+    def apply(self, command: Buffer) -> Future[Any]: ...
+    def apply_many(self, commands: Iterable[Buffer]) -> list[Future[Any]]: ...
+    def barrier(self) -> Future[None]: ...
+    # -- lifecycle
+    def bootstrap(self, servers: Iterable[Server], recover: bool = False) -> None: ...
+    def start(self) -> None: ...
+    def close(self) -> None: ...
+    def close_from_raft_thread(self) -> None: ...
+    @property
+    def closed(self) -> bool: ...
+    # -- waiting and status
+    def wait_for_leader(self, timeout: float | None = None) -> Server: ...
+    @property
+    def thread_ident(self) -> int: ...
+    @property
+    def state(self) -> State: ...
+    @property
+    def leader(self) -> Server | None: ...
+    @property
+    def configuration(self) -> list[Server]: ...
+    def stats(self) -> dict[str, Any]: ...
+    def add_observer(self, fn: Callable[[Any], object]) -> None: ...
