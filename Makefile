@@ -26,14 +26,21 @@ $(STAMP_PY): $(STAMP_DEPS) pyproject.toml
 	$(PY) -m pip install -q "setuptools>=64" wheel "Cython>=3.0" "pytest>=7" "pytest-timeout>=2"
 	touch $@
 
+# The release build; rebuilt when a source changed or the last build was
+# `make debug` (.debug-build marks it).
 $(EXT): $(STAMP_PY) $(SOURCES)
-	CANONICAL_RAFT_DEBUG=$(DEBUG) $(PY) setup.py -q build_ext --inplace --force
+	$(PY) setup.py -q build_ext --inplace --force
+	rm -f .debug-build
 
-build: $(EXT)
+build: $(STAMP_PY)
+	@if [ -f .debug-build ]; then rm -f $(EXT); fi
+	@$(MAKE) --no-print-directory $(EXT)
 
-# Asserts on, no optimisation, Cython bounds checks: `make debug test`.
+# Asserts on, no optimisation, Cython bounds checks (same place as the
+# release build; `make build` replaces it again).
 debug: $(STAMP_PY)
 	CANONICAL_RAFT_DEBUG=1 $(PY) setup.py -q build_ext --inplace --force
+	touch .debug-build
 
 demo: build
 	$(PY) -m canonical_raft demo
@@ -43,10 +50,10 @@ test: build
 
 test-debug: debug
 	$(PY) -m pytest -q tests
-	$(MAKE) --no-print-directory -B build
+	$(MAKE) --no-print-directory build
 
 clean:
-	rm -rf build canonical_raft/_raft.c canonical_raft/_raft*.so *.egg-info
+	rm -rf build canonical_raft/_raft.c canonical_raft/_raft*.so *.egg-info .debug-build
 
 distclean: clean
 	rm -rf $(VENV)
