@@ -2,21 +2,84 @@
 
 import concurrent.futures
 import threading
+from concurrent.futures._base import (CANCELLED, CANCELLED_AND_NOTIFIED,
+                                      FINISHED, RUNNING)
+
+# Guards the creation of a future's Condition and the resolution of a
+# future that has none yet (see Future._finish_fast).
+_lazy = threading.Lock()
+_DONE = (CANCELLED, CANCELLED_AND_NOTIFIED, FINISHED)
 
 
 class Future(concurrent.futures.Future):
-    """A concurrent.futures.Future that refuses to block its own raft thread.
+    """A concurrent.futures.Future for a command submitted to a node.
+
+    Two differences from the base class, neither visible through its API:
+
+    - It starts RUNNING: submitted work cannot be taken back, so cancel()
+      returns False.
+    - Its Condition, which costs more than the rest of apply(), is made on
+      first use: most futures of a busy node are resolved before anybody
+      waits on them, and then need none.
 
     Each node makes a subclass whose ``_raft_thread`` is its raft thread's
-    ident, so the check costs nothing per future. Waiting on a pending future
-    of a node from inside that node's FSM or callbacks would deadlock: the
-    future can only complete on the thread that is waiting.
+    ident, so that waiting on a pending future from that thread (inside an
+    FSM method or a callback), which would deadlock, raises RuntimeError.
     """
 
     _raft_thread = -1
 
+    def __init__(self):  # the base __init__ would make the Condition now
+        self._state = RUNNING
+        self._result = None
+        self._exception = None
+        self._waiters = []
+        self._done_callbacks = []
+        self._cond = None
+
+    @property
+    def _condition(self):
+        cond = self._cond
+        if cond is None:
+            with _lazy:
+                cond = self._cond
+                if cond is None:
+                    cond = self._cond = threading.Condition()
+        return cond
+
+    def _finish_fast(self, result, exception):
+        """Resolve without a Condition if none exists yet: then nobody waits
+        and no callback is registered (both go through the Condition)."""
+        with _lazy:
+            if self._cond is not None:
+                return False
+            if self._state in _DONE:
+                raise concurrent.futures.InvalidStateError(f"{self!r} is already done")
+            self._result = result
+            self._exception = exception
+            self._state = FINISHED
+            return True
+
+    def set_result(self, result):
+        if not self._finish_fast(result, None):
+            super().set_result(result)
+
+    def set_exception(self, exception):
+        if not self._finish_fast(None, exception):
+            super().set_exception(exception)
+
+    # Reading one attribute needs no lock (and must not make a Condition).
+    def done(self):
+        return self._state in _DONE
+
+    def running(self):
+        return self._state == RUNNING
+
+    def cancelled(self):
+        return self._state in (CANCELLED, CANCELLED_AND_NOTIFIED)
+
     def _check_not_raft_thread(self):
-        if not self.done() and threading.get_ident() == self._raft_thread:
+        if self._state not in _DONE and threading.get_ident() == self._raft_thread:
             raise RuntimeError(
                 "cannot wait for a pending future of a node from its own raft "
                 "thread (inside an FSM method or a callback): it would deadlock")

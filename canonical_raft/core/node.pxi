@@ -138,10 +138,8 @@ cdef class Core:
                                   self.leader)
         return None
 
-    cdef object _new_future(self):
-        fut = self._future_type()
-        fut.set_running_or_notify_cancel()    # submitted work cannot be cancelled
-        return fut
+    cdef inline object _new_future(self):
+        return self._future_type()      # RUNNING already: cannot be cancelled
 
     cdef object _failed_future(self, exc):
         fut = self._future_type()

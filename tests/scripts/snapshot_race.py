@@ -1,35 +1,55 @@
-"""Drive a 3-node cluster so that followers receive InstallSnapshot while
-writing snapshots of their own (libraft 0.22 crashes there without the
-binding's io guard). Prints one JSON line; exit 0 means no crash."""
+"""Make a follower receive InstallSnapshot while it writes a snapshot of its
+own: libraft 0.22 crashes there (NULL dereference in takeSnapshotCb) unless
+the binding's io guard holds the message back. Deterministic: the
+follower's persist() blocks, which keeps its snapshot "being written"; its
+FSM then stalls the loop while the leader compacts its log past it.
+
+Prints one JSON line; exit status 0 means no crash.
+"""
 
 import json
 import socket
 import sys
 import tempfile
+import threading
 import time
 
 import canonical_raft as raft
 
 
-class Counter(raft.FSM):
-    """A counter; a slow one lags behind the leader's compacted log (so it
-    is sent snapshots) while it keeps taking big snapshots of its own."""
+class Snapshot:
+    def __init__(self, fsm, value):
+        self.fsm, self.value = fsm, value
 
-    def __init__(self, slow=False):
+    def persist(self):
+        self.fsm.persisting.set()
+        self.fsm.release_persist.wait(30)
+        return str(self.value).encode()
+
+
+class Counter(raft.FSM):
+    def __init__(self):
         self.value = 0
-        self.slow = slow
+        self.hold_persist = False     # set by the test on the chosen follower
+        self.persisting = threading.Event()
+        self.release_persist = threading.Event()
+        self.stall = 0.0
+        self.restored = 0
 
     def apply(self, command):
+        if command == b"stall" and self.stall:
+            time.sleep(self.stall)    # this node's loop stops meanwhile
         self.value += 1
-        if self.slow:
-            time.sleep(0.0001)
         return self.value
 
     def snapshot(self):
-        return str(self.value).encode().ljust((1 << 20) if self.slow else 0)
+        if self.hold_persist:
+            return Snapshot(self, self.value)
+        return str(self.value).encode()
 
     def restore(self, data):
         self.value = int(data)
+        self.restored += 1
 
 
 def free_port():
@@ -38,41 +58,56 @@ def free_port():
         return s.getsockname()[1]
 
 
-def main(budget):
-    deadline = time.monotonic() + budget
-    rounds = applied = 0
-    while time.monotonic() < deadline:
-        rounds += 1
-        with tempfile.TemporaryDirectory() as base:
-            servers = [raft.Server(i, f"127.0.0.1:{free_port()}") for i in (1, 2, 3)]
-            nodes = [raft.Node(s.id, s.address, f"{base}/{s.id}", Counter(slow=s.id == 3),
-                               election_timeout=1.0, heartbeat_timeout=0.1,
-                               snapshot_threshold=8, snapshot_trailing=0)
-                     for s in servers]
+def wait(predicate, timeout, what):
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise TimeoutError(what)
+        time.sleep(0.01)
+
+
+def main():
+    with tempfile.TemporaryDirectory() as base:
+        servers = [raft.Server(i, f"127.0.0.1:{free_port()}") for i in (1, 2, 3)]
+        fsms = {s.id: Counter() for s in servers}
+        nodes = {s.id: raft.Node(s.id, s.address, f"{base}/{s.id}", fsms[s.id],
+                                 election_timeout=2.0, heartbeat_timeout=0.1,
+                                 snapshot_threshold=8, snapshot_trailing=0)
+                 for s in servers}
+        try:
+            for node in nodes.values():
+                node.bootstrap(servers)
+                node.start()
+            leader = nodes[nodes[1].wait_for_leader(10).id]
+            follower_id = next(i for i in nodes if i != leader.id)
+            fsm = fsms[follower_id]
+            fsm.hold_persist = True
+            fsm.stall = 1.0
+            for _ in range(20):       # the follower snapshots; persist() blocks
+                leader.apply(b"x").result(10)
+            wait(fsm.persisting.is_set, 10, "follower never started persist()")
+            leader.apply(b"stall").result(10)   # the follower stalls 1 s ...
+            for _ in range(40):                 # ... the leader compacts past it
+                leader.apply(b"x").result(10)
+            # The leader now sends InstallSnapshot into the follower's write.
+            # (Not an error if it does not: the caller checks the counter.)
             try:
-                for node in nodes:
-                    node.bootstrap(servers)
-                    node.start()
-                for _ in range(10):
-                    # In-process nodes share one GIL: on a busy machine
-                    # leadership may move, which is fine here.
-                    leader_id = nodes[0].wait_for_leader(10).id
-                    leader = next(n for n in nodes if n.id == leader_id)
-                    futures = [leader.apply(b"x") for _ in range(2000)]
-                    for f in futures:
-                        try:
-                            f.result(30)
-                            applied += 1
-                        except (raft.NotLeaderError, raft.LeadershipLostError):
-                            pass
-            finally:
-                for node in nodes:
-                    node.close()
-        if raft._raft.debug_counters()["installs_deferred"] > 0:
-            break
-    print(json.dumps({"rounds": rounds, "applied": applied,
-                      **raft._raft.debug_counters()}))
+                wait(lambda: raft._raft.debug_counters()["installs_deferred"] >= 1,
+                     10, "")
+            except TimeoutError:
+                time.sleep(1.0)   # unguarded: give the message time to arrive
+            fsm.release_persist.set()
+            value = leader.apply(b"x").result(10)
+            wait(lambda: fsm.value == value, 20, "follower did not catch up")
+            report = {"value": value, "follower_restores": fsm.restored}
+        finally:
+            for fsm_ in fsms.values():
+                fsm_.release_persist.set()
+            for node in nodes.values():
+                node.close()
+    report.update(raft._raft.debug_counters())
+    print(json.dumps(report))
 
 
 if __name__ == "__main__":
-    main(float(sys.argv[1]) if len(sys.argv) > 1 else 60.0)
+    sys.exit(main())
