@@ -79,6 +79,7 @@ def main():
                 node.bootstrap(servers)
                 node.start()
             leader = nodes[nodes[1].wait_for_leader(10).id]
+            wait(lambda: leader.is_leader, 10, "the leader does not know it yet")
             follower_id = next(i for i in nodes if i != leader.id)
             fsm = fsms[follower_id]
             fsm.hold_persist = True
