@@ -80,6 +80,7 @@ cdef void guard_recv(raft_io *io, raft_message *message) noexcept nogil:
         raft_free(message.install_snapshot.data.base)
         return
     s.io_recv(io, message)
+    publish_if_changed(s)
 
 
 cdef int guard_snapshot_put(raft_io *io, unsigned trailing, raft_io_snapshot_put *req,

@@ -161,7 +161,8 @@ cdef void begin_close(NodeState *s) noexcept nogil:
 cdef void on_prepare(uv_prepare_t *handle) noexcept nogil:
     """Last callback before the loop blocks: publish status, let the GIL go."""
     cdef NodeState *s = <NodeState *>handle.data
-    if publish_status(s) and s.phase == PHASE_RUNNING:
+    if (publish_status(s) or s.notify_pending) and s.phase == PHASE_RUNNING:
+        s.notify_pending = False
         hold_gil(s)
         notify_state_change(s)
     drop_gil(s)

@@ -68,6 +68,7 @@ cdef struct NodeState:
     # raft-thread only
     int phase
     bint in_start              # inside raft_start: restore errors go to start()
+    bint notify_pending        # published a change on_prepare must announce
     bint fatal                 # the FSM state is unknown: stop the node
     Req *inflight_head
     Req *inflight_tail
@@ -172,3 +173,17 @@ cdef bint publish_status(NodeState *s) noexcept nogil:
         uv_cond_broadcast(&s.changed)
     uv_mutex_unlock(&s.lock)
     return changed
+
+
+cdef inline void publish_if_changed(NodeState *s) noexcept nogil:
+    """Publish at once when a message changed the state or the leader: the
+    peers may learn of it from this node's messages before the end of the
+    loop iteration, and a user told "X leads" must find X saying so."""
+    cdef raft_id leader_id = 0
+    cdef const char *address = NULL
+    if s.phase != PHASE_RUNNING or s.fatal:
+        return
+    raft_leader(&s.raft, &leader_id, &address)
+    if raft_state(&s.raft) != s.m_state or leader_id != s.m_leader_id:
+        if publish_status(s):
+            s.notify_pending = True
