@@ -35,6 +35,19 @@ cdef bint push(NodeState *s, Req *first, Req *last) noexcept nogil:
     return True
 
 
+cdef int _get_buffer(command, Py_buffer *view) except -1:
+    """A command's bytes; TypeError unless it is bytes-like."""
+    try:
+        return PyObject_GetBuffer(command, view, PyBUF_SIMPLE)
+    except BufferError:         # bytes-like but not contiguous
+        return PyObject_GetBuffer(bytes(memoryview(command)), view, PyBUF_SIMPLE)
+
+
+def _contiguous(command):
+    """bytes of a command without the buffer protocol; TypeError if none."""
+    return bytes(memoryview(command))
+
+
 cdef class Core:
     cdef NodeState *s
     cdef object fsm
@@ -162,11 +175,7 @@ cdef class Core:
 
     cdef Req *_command_req(self, command, fut) except NULL:
         cdef Py_buffer view
-        try:
-            PyObject_GetBuffer(command, &view, PyBUF_SIMPLE)
-        except BufferError:         # bytes-like but not contiguous
-            command = bytes(memoryview(command))
-            PyObject_GetBuffer(command, &view, PyBUF_SIMPLE)
+        _get_buffer(command, &view)
         try:
             return apply_req_new(self.s, <const char *>view.buf, <size_t>view.len, fut)
         finally:
@@ -186,32 +195,82 @@ cdef class Core:
 
     def apply_many(self, commands):
         self._check_usable()
-        commands = list(commands)
+        commands = [c if PyObject_CheckBuffer(c) else _contiguous(c) for c in commands]
         refusal = self._refusal()
         if refusal is not None:
-            for command in commands:
-                memoryview(command)
             return [self._failed_future(refusal) for _ in commands]
+        cdef Py_ssize_t n = len(commands)
+        if n == 0:
+            return []
+        cdef Py_buffer *views = <Py_buffer *>calloc(n, sizeof(Py_buffer))
+        if views == NULL:
+            raise MemoryError()
+        cdef Py_ssize_t i, got = 0
+        cdef Req *first = NULL
+        try:
+            for i in range(n):
+                _get_buffer(commands[i], &views[i])
+                got += 1
+            futures = [self._new_future() for _ in range(n)]
+            first = self._entries_req(views, futures, n)
+        finally:
+            for i in range(got):
+                PyBuffer_Release(&views[i])
+            free(views)
+        cdef Req *last = first
+        while last.next != NULL:
+            last = last.next
+        if not push(self.s, first, last):
+            self._discard(first, RAFT_SHUTDOWN)
+        return futures
+
+    cdef Req *_entries_req(self, Py_buffer *views, list futures, Py_ssize_t n) except NULL:
+        """Frame commands into entries of at most MAX_BATCH_BYTES (a larger
+        command alone), one request per entry, chained."""
         cdef Req *first = NULL
         cdef Req *last = NULL
         cdef Req *req
-        futures = []
+        cdef Py_ssize_t start = 0, end, i
+        cdef size_t size, part
+        cdef char *p
         try:
-            for command in commands:
-                fut = self._new_future()
-                req = self._command_req(command, fut)
-                futures.append(fut)
+            while start < n:
+                size = ENTRY_HEADER + 8 + pad8(views[start].len)
+                end = start + 1
+                while end < n:
+                    part = 8 + pad8(views[end].len)
+                    if size + part > MAX_BATCH_BYTES:
+                        break
+                    size += part
+                    end += 1
+                req = req_new(self.s, REQ_APPLY, <unsigned>(end - start))
+                if req == NULL:
+                    raise MemoryError()
                 if last == NULL:
                     first = req
                 else:
                     last.next = req
                 last = req
+                p = <char *>raft_malloc(size)
+                if p == NULL:
+                    raise MemoryError()
+                req.buf.base = p
+                req.buf.len = size
+                write_entry_header(p, <uint32_t>(end - start))
+                p += ENTRY_HEADER
+                for i in range(start, end):
+                    cr_put64(p, views[i].len)
+                    memcpy(p + 8, views[i].buf, views[i].len)
+                    memset(p + 8 + views[i].len, 0, pad8(views[i].len) - views[i].len)
+                    p += 8 + pad8(views[i].len)
+                    fut = futures[i]
+                    Py_INCREF(fut)
+                    req.futures[i - start] = <PyObject *>fut
+                start = end
         except BaseException:
             self._discard(first, RAFT_CANCELED)
             raise
-        if first != NULL and not push(self.s, first, last):
-            self._discard(first, RAFT_SHUTDOWN)
-        return futures
+        return first
 
     def barrier(self):
         return self._submit(REQ_BARRIER, 0, 0, 0, None)
