@@ -181,7 +181,7 @@ cdef void inflight_push(NodeState *s, Req *req) noexcept nogil:
     else:
         s.inflight_head = req
     s.inflight_tail = req
-    s.inflight_count += 1
+    s.inflight_count += req.n       # commands, as stats() reports them
 
 
 cdef void inflight_unlink(NodeState *s, Req *req) noexcept nogil:
@@ -194,7 +194,7 @@ cdef void inflight_unlink(NodeState *s, Req *req) noexcept nogil:
     else:
         s.inflight_tail = req.prev
     req.next = req.prev = NULL
-    s.inflight_count -= 1
+    s.inflight_count -= req.n
 
 
 cdef Req *inflight_find(NodeState *s, raft_index index, uint64_t tag) noexcept nogil:
