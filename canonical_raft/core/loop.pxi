@@ -14,6 +14,7 @@ cdef void thread_main(void *arg) noexcept nogil:
     cdef int rv = node_setup(s)
     if rv == 0:
         s.phase = PHASE_RUNNING
+        s.notify_pending = True      # UNAVAILABLE -> FOLLOWER is a change too
     else:
         s.phase = PHASE_FAILED
     publish_status(s)
