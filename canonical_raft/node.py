@@ -173,8 +173,8 @@ class Node:
 
     def __del__(self):
         core = getattr(self, "_core", None)
-        if core is None or core.closed:
-            return
+        if core is None or core.closed or not core.started:
+            return          # nothing runs: nothing to warn about
         warnings.warn(f"unclosed {self!r}", ResourceWarning, source=self)
         if core.thread_ident == _current_thread_ident():
             core.close_from_raft_thread()

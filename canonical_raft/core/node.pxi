@@ -426,6 +426,10 @@ cdef class Core:
         return 0
 
     @property
+    def started(self):
+        return self.s.m_phase != PHASE_NEW
+
+    @property
     def closed(self):
         return self.s.close_requested or self.s.m_phase >= PHASE_CLOSED
 
