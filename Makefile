@@ -23,7 +23,8 @@ $(STAMP_DEPS):
 $(STAMP_PY): $(STAMP_DEPS) pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q "setuptools>=64" wheel "Cython>=3.0" "pytest>=7" "pytest-timeout>=2"
+	$(PY) -m pip install -q "setuptools>=64" wheel "Cython>=3.0" "pytest>=7" "pytest-timeout>=2" \
+		"mypy>=1.18" "mkdocs>=1.5"
 	touch $@
 
 # The release build; rebuilt when a source changed or the last build was
@@ -57,3 +58,17 @@ clean:
 
 distclean: clean
 	rm -rf $(VENV)
+
+# HTML documentation (docs/, mkdocs.yml) into site/.
+.PHONY: docs typecheck
+docs: $(STAMP_PY)
+	$(PY) -m pip install -q "mkdocs>=1.5"
+	$(PY) -m mkdocs build --strict -d site
+
+# mypy --strict on the package and the examples, stubtest on the compiled core.
+# (bench.py, a command-line benchmark, is not annotated yet.)
+typecheck: build
+	$(PY) -m pip install -q "mypy>=1.18"
+	$(PY) -m mypy --strict canonical_raft --exclude 'canonical_raft/bench\.py$$'
+	$(PY) -m mypy --strict examples
+	$(PY) -m mypy.stubtest canonical_raft._raft --allowlist stubtest-allowlist.txt

@@ -1,8 +1,11 @@
 """The command line: ``python -m canonical_raft COMMAND [options]``."""
 
+from __future__ import annotations
+
 import argparse
 import importlib
 import sys
+from typing import Optional
 
 # name -> (module with add_arguments(parser), one-line help). A new command
 # (bench, ...) is one more row and one more module.
@@ -12,7 +15,7 @@ COMMANDS = {
 }
 
 
-def make_parser():
+def make_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m canonical_raft",
                                      description="canonical_raft: Raft consensus (libraft) for Python.")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -24,13 +27,14 @@ def make_parser():
     return parser
 
 
-def main(argv=None):
+def main(argv: Optional[list[str]] = None) -> int:
     parser = make_parser()
     args = parser.parse_args(argv)
     if args.command is None:
         parser.print_help(sys.stderr)
         return 2
-    return args.run(args)
+    status: int = args.run(args)
+    return status
 
 
 if __name__ == "__main__":

@@ -12,6 +12,8 @@ The parent never links to a raft node itself: it drives the node processes
 over their stdin and stdout.
 """
 
+from __future__ import annotations
+
 import argparse
 import collections
 import functools
@@ -28,6 +30,14 @@ import threading
 import time
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
+from types import FrameType
+from typing import IO, TYPE_CHECKING, Any, Callable, Iterable, Optional
+
+if TYPE_CHECKING:
+    from . import Node
+
+# A reply or event from a node process: one decoded JSON object.
+Message = dict[str, Any]
 
 # Every wait below is bounded; these are generous because CI machines are
 # small and noisy (2 cores shared by 3 raft nodes and the parent).
@@ -54,13 +64,13 @@ class NodeGone(DemoError):
 # -- shared by both sides ---------------------------------------------------
 
 
-def expected_value(key, size):
+def expected_value(key: str, size: int) -> str:
     """The value written under ``key``: derived from the key, so anyone can check it."""
     digest = hashlib.sha256(key.encode()).hexdigest()
     return (digest * (size // len(digest) + 1))[:size]
 
 
-def _state_name(state):
+def _state_name(state: Any) -> str:
     """A node state as a name, whatever form stats() gives it in."""
     if isinstance(state, str):
         return state.rsplit(".", 1)[-1].upper()
@@ -77,40 +87,40 @@ def _state_name(state):
 class DictFSM:
     """The replicated state: a dict written by b"set <key> <value>" commands."""
 
-    def __init__(self):
-        self.data = {}
+    def __init__(self) -> None:
+        self.data: dict[str, str] = {}
 
-    def apply(self, command):
+    def apply(self, command: bytes) -> int:
         op, key, value = bytes(command).decode().split(" ", 2)
         if op != "set":
             raise ValueError(f"unknown command {op!r}")
         self.data[key] = value
         return len(self.data)
 
-    def snapshot(self):
+    def snapshot(self) -> _DictSnapshot:
         # Copy now (on the raft thread, consistent), serialize later, off it.
         return _DictSnapshot(dict(self.data))
 
-    def restore(self, data):
+    def restore(self, data: bytes) -> None:
         self.data = json.loads(bytes(data))
 
 
 class _DictSnapshot:
-    def __init__(self, data):
+    def __init__(self, data: dict[str, str]) -> None:
         self.data = data
 
-    def persist(self):
+    def persist(self) -> bytes:
         return json.dumps(self.data, separators=(",", ":")).encode()
 
 
 class Channel:
     """One JSON object per line to the parent, from any thread."""
 
-    def __init__(self, stream):
+    def __init__(self, stream: IO[str]) -> None:
         self._stream = stream
         self._lock = threading.Lock()
 
-    def send(self, **msg):
+    def send(self, **msg: Any) -> None:
         line = json.dumps(msg, separators=(",", ":")) + "\n"
         with self._lock:
             self._stream.write(line)
@@ -125,7 +135,7 @@ class Load:
     write that was acknowledged and can check it on the survivors.
     """
 
-    def __init__(self, node, channel, session, size, window):
+    def __init__(self, node: Node, channel: Channel, session: int, size: int, window: int) -> None:
         self.node = node
         self.channel = channel
         self.session = session
@@ -133,21 +143,21 @@ class Load:
         self.window = window
         self.submitted = 0
         self.acked = 0
-        self._done = collections.deque()  # (seq, seconds): appended on the raft thread
-        self._failed = collections.deque()  # exception names: appended on the raft thread
+        self._done: collections.deque[tuple[int, float]] = collections.deque()  # (seq, seconds): appended on the raft thread
+        self._failed: collections.deque[str] = collections.deque()  # exception names: appended on the raft thread
         self._slots = threading.Semaphore(window)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"load-{session}", daemon=True)
 
-    def start(self):
+    def start(self) -> None:
         self._thread.start()
 
-    def stop(self, timeout):
+    def stop(self, timeout: float) -> bool:
         self._stop.set()
         self._thread.join(timeout)
         return not self._thread.is_alive()
 
-    def _on_done(self, seq, started, future):
+    def _on_done(self, seq: int, started: float, future: Future[Any]) -> None:
         # Runs on the raft thread: record and return, never block.
         if future.cancelled():
             self._failed.append("CancelledError")
@@ -157,7 +167,7 @@ class Load:
             self._done.append((seq, time.perf_counter() - started))
         self._slots.release()
 
-    def _run(self):
+    def _run(self) -> None:
         reason = "stopped"
         next_report = time.monotonic() + ACK_PERIOD
         try:
@@ -180,7 +190,7 @@ class Load:
                           submitted=self.submitted, acked=self.acked,
                           pending=pending, failed=dict(failed))
 
-    def _submit(self):
+    def _submit(self) -> None:
         self.submitted += 1
         seq = self.submitted
         key = f"{self.session}.{seq}"
@@ -189,7 +199,7 @@ class Load:
         future = self.node.apply(command)
         future.add_done_callback(functools.partial(self._on_done, seq, started))
 
-    def _drain(self, timeout):
+    def _drain(self, timeout: float) -> int:
         """Wait (bounded) for the in-flight writes; return how many never settled."""
         deadline = time.monotonic() + timeout
         taken = 0
@@ -199,7 +209,7 @@ class Load:
             self._slots.release()
         return self.window - taken
 
-    def _report(self):
+    def _report(self) -> None:
         batch = [self._done.popleft() for _ in range(len(self._done))]
         if batch:
             self.acked += len(batch)
@@ -211,13 +221,13 @@ class Load:
 class NodeServer:
     """The node process: one raft node and the parent's requests, one at a time."""
 
-    def __init__(self, node, fsm, channel):
+    def __init__(self, node: Node, fsm: DictFSM, channel: Channel) -> None:
         self.node = node
         self.fsm = fsm
         self.channel = channel
-        self.load = None
+        self.load: Optional[Load] = None
 
-    def serve(self, lines):
+    def serve(self, lines: Iterable[str]) -> None:
         for line in lines:
             try:
                 request = json.loads(line)
@@ -236,13 +246,13 @@ class NodeServer:
             if op == "close":
                 return
 
-    def do_status(self):
+    def do_status(self) -> Message:
         stats = self.node.stats()
         return {"state": _state_name(stats["state"]), "term": stats["term"],
                 "leader": stats["leader_id"], "last_applied": stats["last_applied"],
                 "commit_index": stats["commit_index"], "keys": len(self.fsm.data)}
 
-    def do_load(self, session, size, window):
+    def do_load(self, session: int, size: int, window: int) -> None:
         if self.load is not None:
             self.do_stop()
         if not self.node.is_leader:
@@ -250,29 +260,29 @@ class NodeServer:
         self.load = Load(self.node, self.channel, session, size, window)
         self.load.start()
 
-    def do_stop(self):
+    def do_stop(self) -> Message:
         load, self.load = self.load, None
         if load is None:
             return {"acked": 0}
         settled = load.stop(DRAIN_TIMEOUT + 5.0)
         return {"acked": load.acked, "submitted": load.submitted, "settled": settled}
 
-    def do_barrier(self, timeout=CALL_TIMEOUT):
+    def do_barrier(self, timeout: float = CALL_TIMEOUT) -> Message:
         self.node.barrier().result(timeout)
         return self.do_status()
 
-    def do_dump(self, size):
+    def do_dump(self, size: int) -> Message:
         data = dict(self.fsm.data)  # one C-level copy: consistent under the GIL
         bad = [key for key, value in data.items() if value != expected_value(key, size)]
         digest = hashlib.sha256(json.dumps(sorted(data.items())).encode()).hexdigest()
         return {"keys": list(data), "bad": bad[:10], "n_bad": len(bad), "digest": digest}
 
-    def do_close(self):
+    def do_close(self) -> None:
         self.do_stop()
         self.node.close()
 
 
-def _node_main(argv):
+def _node_main(argv: list[str]) -> int:
     """Entry point of a node process: python -m canonical_raft.demo --node ID ..."""
     parser = argparse.ArgumentParser(prog="python -m canonical_raft.demo",
                                      description="One node of the demo (started by the demo itself).")
@@ -319,12 +329,12 @@ def _node_main(argv):
 class Console:
     """Event lines, plus a progress line rewritten in place when stdout is a TTY."""
 
-    def __init__(self, stream=None):
+    def __init__(self, stream: Optional[IO[str]] = None) -> None:
         self.stream = stream or sys.stdout
         self.tty = self.stream.isatty()
         self._width = 0
 
-    def progress(self, text):
+    def progress(self, text: str) -> None:
         if self.tty:
             self.stream.write("\r" + text.ljust(self._width))
             self._width = len(text)
@@ -332,7 +342,7 @@ class Console:
             self.stream.write(text + "\n")
         self.stream.flush()
 
-    def say(self, text=""):
+    def say(self, text: str = "") -> None:
         if self._width:  # keep the last progress line on screen
             self.stream.write("\n")
             self._width = 0
@@ -343,14 +353,15 @@ class Console:
 class NodeProcess:
     """A node process and its request/reply channel."""
 
-    def __init__(self, node_id, address, data_dir, cluster, log_path, on_event):
+    def __init__(self, node_id: int, address: str, data_dir: str, cluster: str, log_path: str,
+                 on_event: Callable[[NodeProcess, Message], None]) -> None:
         self.id = node_id
         self.address = address
         self.log_path = log_path
         self.killed = False
-        self.ready = Future()
+        self.ready: Future[Message] = Future()
         self._on_event = on_event
-        self._pending = {}
+        self._pending: dict[int, Future[Message]] = {}
         self._numbers = itertools.count(1)
         self._lock = threading.Lock()
         self._log = open(log_path, "wb")
@@ -364,10 +375,11 @@ class NodeProcess:
         self._reader.start()
 
     @property
-    def alive(self):
+    def alive(self) -> bool:
         return not self.killed and self.proc.poll() is None
 
-    def _read(self):
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
         for line in self.proc.stdout:
             try:
                 msg = json.loads(line)
@@ -392,16 +404,17 @@ class NodeProcess:
             if not future.done():
                 future.set_exception(gone)
 
-    def _send(self, request):
+    def _send(self, request: Message) -> None:
+        assert self.proc.stdin is not None
         try:
             self.proc.stdin.write(json.dumps(request).encode() + b"\n")
             self.proc.stdin.flush()
         except (OSError, ValueError):
             raise NodeGone(f"node {self.id} (pid {self.pid}) has exited") from None
 
-    def call(self, op, timeout=CALL_TIMEOUT, **args):
+    def call(self, op: str, timeout: float = CALL_TIMEOUT, **args: Any) -> Message:
         """Send one request and wait (bounded) for its reply."""
-        future = Future()
+        future: Future[Message] = Future()
         number = next(self._numbers)
         with self._lock:
             self._pending[number] = future
@@ -416,22 +429,23 @@ class NodeProcess:
             raise DemoError(f"node {self.id}: {op}: {reply['error']}")
         return reply
 
-    def kill(self):
+    def kill(self) -> None:
         """SIGKILL: no goodbye, no flush; what it acknowledged must survive anyway."""
         os.kill(self.pid, signal.SIGKILL)
         self.killed = True
         self.proc.wait(CLOSE_TIMEOUT)
 
-    def ask_to_close(self):
+    def ask_to_close(self) -> None:
         if self.proc.poll() is None:
             try:
                 self._send({"op": "close", "re": next(self._numbers)})
             except NodeGone:
                 pass
 
-    def reap(self, timeout):
+    def reap(self, timeout: float) -> None:
         """Wait for the process to exit; terminate, then kill it, if it does not."""
-        for action in (None, self.proc.terminate, self.proc.kill):
+        actions: list[Optional[Callable[[], None]]] = [None, self.proc.terminate, self.proc.kill]
+        for action in actions:
             if action is not None and self.proc.poll() is None:
                 action()
             try:
@@ -442,11 +456,12 @@ class NodeProcess:
         self._reader.join(2.0)  # it ends at EOF, now that the process is gone
         for stream in (self.proc.stdin, self.proc.stdout, self._log):
             try:
-                stream.close()
+                if stream is not None:
+                    stream.close()
             except OSError:
                 pass
 
-    def log_tail(self, lines=15):
+    def log_tail(self, lines: int = 15) -> list[str]:
         try:
             with open(self.log_path, "rb") as f:
                 return f.read().decode(errors="replace").splitlines()[-lines:]
@@ -454,7 +469,7 @@ class NodeProcess:
             return []
 
 
-def _child_env():
+def _child_env() -> dict[str, str]:
     # The node processes must import this very package, wherever it lives.
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     env = dict(os.environ)
@@ -462,7 +477,7 @@ def _child_env():
     return env
 
 
-def _free_ports(count):
+def _free_ports(count: int) -> list[int]:
     """Loopback ports nobody listens on right now (bind port 0, read it, close)."""
     sockets = []
     try:
@@ -476,7 +491,7 @@ def _free_ports(count):
             s.close()
 
 
-def _percentile(sorted_values, p):
+def _percentile(sorted_values: list[int], p: float) -> float:
     """Nearest-rank percentile of an already sorted list."""
     if not sorted_values:
         return float("nan")
@@ -487,31 +502,31 @@ def _percentile(sorted_values, p):
 class Cluster:
     """The node processes, the load on the leader and what it acknowledged."""
 
-    def __init__(self, args, workdir, console):
+    def __init__(self, args: argparse.Namespace, workdir: str, console: Console) -> None:
         self.args = args
         self.workdir = workdir
         self.console = console
-        self.nodes = []
-        self.acked = collections.defaultdict(list)  # session -> acknowledged seqs
-        self.latencies_us = []
+        self.nodes: list[NodeProcess] = []
+        self.acked: collections.defaultdict[int, list[int]] = collections.defaultdict(list)  # session -> acknowledged seqs
+        self.latencies_us: list[int] = []
         self.n_acked = 0
-        self.first_ack = {}  # session -> monotonic time its first ack arrived
-        self.stopped = {}  # session -> the "load_stopped" event
-        self.load_node = None
+        self.first_ack: dict[int, float] = {}  # session -> monotonic time its first ack arrived
+        self.stopped: dict[int, Message] = {}  # session -> the "load_stopped" event
+        self.load_node: Optional[NodeProcess] = None
         self.session = 0
-        self.leader_term = None
+        self.leader_term: Optional[int] = None
         self._lock = threading.Lock()
         self._wakeup = threading.Event()
 
     # -- lifecycle
 
-    def __enter__(self):
+    def __enter__(self) -> Cluster:
         return self
 
-    def __exit__(self, *exc_info):
+    def __exit__(self, *exc_info: object) -> None:
         self.close()
 
-    def start(self):
+    def start(self) -> None:
         ports = _free_ports(self.args.nodes)
         ids = range(1, self.args.nodes + 1)
         cluster = ",".join(f"{i}=127.0.0.1:{port}" for i, port in zip(ids, ports))
@@ -528,7 +543,7 @@ class Cluster:
                 raise DemoError(f"node {node.id} did not start within {START_TIMEOUT:.0f} s") from None
             self.console.say(f"  node {node.id}  pid {node.pid:<7}  {node.address}  {node.log_path}")
 
-    def close(self):
+    def close(self) -> None:
         """Stop every node process (by pid), politely first; bounded."""
         for node in self.nodes:
             node.ask_to_close()
@@ -536,7 +551,7 @@ class Cluster:
         for node in self.nodes:
             node.reap(max(0.5, deadline - time.monotonic()))
 
-    def show_logs(self):
+    def show_logs(self) -> None:
         for node in self.nodes:
             tail = node.log_tail()
             if tail:
@@ -545,12 +560,12 @@ class Cluster:
                     self.console.say("    " + line)
 
     @property
-    def survivors(self):
+    def survivors(self) -> list[NodeProcess]:
         return [node for node in self.nodes if node.alive]
 
     # -- events from the node processes (reader threads)
 
-    def _on_event(self, node, msg):
+    def _on_event(self, node: NodeProcess, msg: Message) -> None:
         event = msg.get("event")
         if event == "acks":
             with self._lock:
@@ -564,23 +579,23 @@ class Cluster:
 
     # -- leaders
 
-    def status(self, node, timeout=5.0):
+    def status(self, node: NodeProcess, timeout: float = 5.0) -> Optional[Message]:
         try:
             return node.call("status", timeout=timeout)
         except DemoError:
             return None
 
-    def find_leader(self, timeout=ELECTION_TIMEOUT):
+    def find_leader(self, timeout: float = ELECTION_TIMEOUT) -> tuple[NodeProcess, Message]:
         """Poll the live nodes until one of them is leader; (node, status)."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            leaders = []
+            leaders: list[tuple[int, int, NodeProcess, Message]] = []
             for node in self.survivors:
                 status = self.status(node, timeout=2.0)
                 if status and status["state"] == "LEADER":
                     leaders.append((status["term"], node.id, node, status))
             if leaders:
-                _, _, node, status = max(leaders)
+                _, _, node, status = max(leaders, key=lambda item: item[:2])
                 return node, status
             time.sleep(0.1)
         raise DemoError(f"no leader among nodes {[n.id for n in self.survivors]} "
@@ -588,11 +603,11 @@ class Cluster:
 
     # -- load
 
-    def load_running(self):
+    def load_running(self) -> bool:
         node = self.load_node
         return node is not None and node.alive and self.session not in self.stopped
 
-    def start_load(self, timeout=ELECTION_TIMEOUT):
+    def start_load(self, timeout: float = ELECTION_TIMEOUT) -> NodeProcess:
         """Start writing on the current leader; returns it."""
         deadline = time.monotonic() + timeout
         while True:
@@ -609,13 +624,13 @@ class Cluster:
             self.load_node, self.leader_term = node, status["term"]
             return node
 
-    def stop_load(self):
+    def stop_load(self) -> Optional[Message]:
         node, self.load_node = self.load_node, None
         if node is not None and node.alive:
             return node.call("stop", timeout=DRAIN_TIMEOUT + 10.0)
         return None
 
-    def drive(self, started, until):
+    def drive(self, started: float, until: float) -> None:
         """Keep the load going (moving to a new leader if needed) until ``until``."""
         last_time, last_acked = time.monotonic(), self.n_acked
         while time.monotonic() < until:
@@ -631,7 +646,7 @@ class Cluster:
                 self.show_progress(now - started, (acked - last_acked) / (now - last_time))
                 last_time, last_acked = now, acked
 
-    def show_progress(self, elapsed, rate):
+    def show_progress(self, elapsed: float, rate: float) -> None:
         status = self.status(self.load_node, timeout=2.0) if self.load_node else None
         if status:
             self.leader_term = status["term"]
@@ -641,11 +656,12 @@ class Cluster:
 
     # -- the end
 
-    def catch_up(self):
+    def catch_up(self) -> int:
         """Barrier on the leader, then wait until every survivor applied as much."""
         leader, _ = self.find_leader()
-        target = leader.call("barrier", timeout=CALL_TIMEOUT + 5.0)["last_applied"]
+        target: int = leader.call("barrier", timeout=CALL_TIMEOUT + 5.0)["last_applied"]
         deadline = time.monotonic() + CATCH_UP_TIMEOUT
+        applied: dict[int, int] = {}
         while time.monotonic() < deadline:
             applied = {n.id: (self.status(n) or {}).get("last_applied", -1) for n in self.survivors}
             if min(applied.values()) >= target:
@@ -654,11 +670,12 @@ class Cluster:
         raise DemoError(f"survivors did not apply index {target} within "
                         f"{CATCH_UP_TIMEOUT:.0f} s: {applied}")
 
-    def verify(self):
+    def verify(self) -> tuple[set[str], dict[int, tuple[str, int]], list[str]]:
         """Every acknowledged write on every survivor, with its value; survivors identical."""
         with self._lock:
             acked = {f"{session}.{seq}" for session, seqs in self.acked.items() for seq in seqs}
-        problems, digests = [], {}
+        problems: list[str] = []
+        digests: dict[int, tuple[str, int]] = {}
         for node in self.survivors:
             dump = node.call("dump", timeout=60.0, size=self.args.size)
             missing = acked.difference(dump["keys"])
@@ -673,11 +690,11 @@ class Cluster:
         return acked, digests, problems
 
 
-def _interrupt(signum, frame):
+def _interrupt(signum: int, frame: Optional[FrameType]) -> None:
     raise KeyboardInterrupt(f"signal {signum}")
 
 
-def run(args):
+def run(args: argparse.Namespace) -> int:
     """The demo, start to end; the process exit status."""
     # SIGTERM cleans up like Ctrl-C does (the node processes, the data dirs).
     previous = signal.signal(signal.SIGTERM, _interrupt)
@@ -687,11 +704,11 @@ def run(args):
         signal.signal(signal.SIGTERM, previous)
 
 
-def _run_cleanly(args):
+def _run_cleanly(args: argparse.Namespace) -> int:
     console = Console()
     console.say(f"canonical_raft demo: {args.nodes} nodes on 127.0.0.1, {args.duration:g} s of writes, "
                 f"{args.size}-byte values, {args.window} in flight")
-    cluster = None
+    cluster: Optional[Cluster] = None
     try:
         with tempfile.TemporaryDirectory(prefix="canonical-raft-demo-") as workdir:
             with Cluster(args, workdir, console) as cluster:
@@ -702,6 +719,7 @@ def _run_cleanly(args):
                     cluster.show_logs()
                     ok = False
                 console.say("stopping the nodes")
+        assert cluster is not None
         console.say(f"cleaned up: {len(cluster.nodes)} node processes stopped, "
                     f"temporary data directory removed")
     except KeyboardInterrupt:
@@ -710,7 +728,7 @@ def _run_cleanly(args):
     return 0 if ok else 1
 
 
-def _run(cluster, args, console):
+def _run(cluster: Cluster, args: argparse.Namespace, console: Console) -> bool:
     cluster.start()
     leader, status = cluster.find_leader()
     console.say(f"leader: node {leader.id} (term {status['term']})")
@@ -768,8 +786,8 @@ def _run(cluster, args, console):
 # -- the command line -------------------------------------------------------
 
 
-def _at_least(minimum, kind=int):
-    def check(text):
+def _at_least(minimum: float, kind: Callable[[str], float] = int) -> Callable[[str], float]:
+    def check(text: str) -> float:
         try:
             value = kind(text)
         except ValueError:
@@ -780,7 +798,7 @@ def _at_least(minimum, kind=int):
     return check
 
 
-def add_arguments(parser):
+def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     """The demo's options, for ``python -m canonical_raft demo``."""
     parser.add_argument("--nodes", type=_at_least(3), default=3,
                         help="node processes (>= 3, so that one can die; default 3)")

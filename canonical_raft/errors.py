@@ -1,5 +1,12 @@
 """The exceptions of canonical_raft and the table from libraft's error codes."""
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .types import Server
+
 # libraft's error numbers (raft.h); stable across 0.x releases.
 NOMEM, BADID, DUPLICATEID, DUPLICATEADDRESS, BADROLE, MALFORMED, NOTLEADER, \
     LEADERSHIPLOST, SHUTDOWN, CANTBOOTSTRAP, CANTCHANGE, CORRUPT, CANCELED, \
@@ -10,7 +17,7 @@ NOMEM, BADID, DUPLICATEID, DUPLICATEADDRESS, BADROLE, MALFORMED, NOTLEADER, \
 class RaftError(Exception):
     """An error reported by libraft; ``code`` is libraft's error number."""
 
-    def __init__(self, message, code=0):
+    def __init__(self, message: str, code: int = 0) -> None:
         super().__init__(message)
         self.code = code
 
@@ -18,7 +25,8 @@ class RaftError(Exception):
 class NotLeaderError(RaftError):
     """This node is not the leader; ``leader`` is the known leader or None."""
 
-    def __init__(self, message, code=NOTLEADER, leader=None):
+    def __init__(self, message: str, code: int = NOTLEADER,
+                 leader: Server | None = None) -> None:
         super().__init__(message, code)
         self.leader = leader
 
@@ -43,7 +51,7 @@ class NoConnectionError(RaftError):
     """A peer could not be reached."""
 
 
-_BY_CODE = {
+_BY_CODE: dict[int, type[RaftError]] = {
     NOTLEADER: NotLeaderError,
     LEADERSHIPLOST: LeadershipLostError,
     SHUTDOWN: ShutdownError,
@@ -54,7 +62,7 @@ _BY_CODE = {
 }
 
 
-def error_for(code, message, leader=None):
+def error_for(code: int, message: str, leader: Server | None = None) -> RaftError:
     """The exception for libraft error ``code``, carrying ``message``."""
     cls = _BY_CODE.get(code, RaftError)
     if cls is NotLeaderError:

@@ -1,7 +1,10 @@
 """The futures returned by Node methods."""
 
+from __future__ import annotations
+
 import concurrent.futures
 import threading
+from typing import Any, Optional, TypeVar
 from concurrent.futures._base import (CANCELLED, CANCELLED_AND_NOTIFIED,
                                       FINISHED, RUNNING)
 
@@ -11,7 +14,10 @@ _lazy = threading.Lock()
 _DONE = (CANCELLED, CANCELLED_AND_NOTIFIED, FINISHED)
 
 
-class Future(concurrent.futures.Future):
+_T = TypeVar("_T")
+
+
+class Future(concurrent.futures.Future[_T]):
     """A concurrent.futures.Future for a command submitted to a node.
 
     Two differences from the base class, neither visible through its API:
@@ -29,16 +35,16 @@ class Future(concurrent.futures.Future):
 
     _raft_thread = -1
 
-    def __init__(self):  # the base __init__ would make the Condition now
+    def __init__(self) -> None:  # the base __init__ would make the Condition now
         self._state = RUNNING
         self._result = None
         self._exception = None
         self._waiters = []
-        self._done_callbacks = []
-        self._cond = None
+        self._done_callbacks: list[Any] = []
+        self._cond: Optional[threading.Condition] = None
 
     @property
-    def _condition(self):
+    def _condition(self) -> threading.Condition:  # type: ignore[override]  # an attribute in the base
         cond = self._cond
         if cond is None:
             with _lazy:
@@ -47,7 +53,7 @@ class Future(concurrent.futures.Future):
                     cond = self._cond = threading.Condition()
         return cond
 
-    def _finish_fast(self, result, exception):
+    def _finish_fast(self, result: Optional[_T], exception: Optional[BaseException]) -> bool:
         """Resolve without a Condition if none exists yet: then nobody waits
         and no callback is registered (both go through the Condition)."""
         with _lazy:
@@ -60,39 +66,39 @@ class Future(concurrent.futures.Future):
             self._state = FINISHED
             return True
 
-    def set_result(self, result):
+    def set_result(self, result: _T) -> None:
         if not self._finish_fast(result, None):
             super().set_result(result)
 
-    def set_exception(self, exception):
+    def set_exception(self, exception: Optional[BaseException]) -> None:
         if not self._finish_fast(None, exception):
             super().set_exception(exception)
 
     # Reading one attribute needs no lock (and must not make a Condition).
-    def done(self):
+    def done(self) -> bool:
         return self._state in _DONE
 
-    def running(self):
+    def running(self) -> bool:
         return self._state == RUNNING
 
-    def cancelled(self):
+    def cancelled(self) -> bool:
         return self._state in (CANCELLED, CANCELLED_AND_NOTIFIED)
 
-    def _check_not_raft_thread(self):
+    def _check_not_raft_thread(self) -> None:
         if self._state not in _DONE and threading.get_ident() == self._raft_thread:
             raise RuntimeError(
                 "cannot wait for a pending future of a node from its own raft "
                 "thread (inside an FSM method or a callback): it would deadlock")
 
-    def result(self, timeout=None):
+    def result(self, timeout: Optional[float] = None) -> _T:
         self._check_not_raft_thread()
         return super().result(timeout)
 
-    def exception(self, timeout=None):
+    def exception(self, timeout: Optional[float] = None) -> Optional[BaseException]:
         self._check_not_raft_thread()
         return super().exception(timeout)
 
 
-def future_type_for_node():
+def future_type_for_node() -> type[Future[Any]]:
     """A fresh Future subclass for one node (its raft thread set on start)."""
     return type("Future", (Future,), {"__slots__": (), "__module__": __name__})

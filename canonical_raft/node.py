@@ -1,18 +1,29 @@
 """canonical_raft.Node: the public node, a thin checked layer over Core."""
 
+from __future__ import annotations
+
 import asyncio
 import atexit
 import os
 import warnings
 import weakref
+from collections.abc import Callable, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from . import _raft
-from .fsm import check_fsm
-from .types import Role, Server, as_server, parse_address
+from .fsm import StateMachine, check_fsm
+from .futures import Future
+from .types import Role, Server, State, as_server, parse_address
+
+if TYPE_CHECKING:
+    from typing_extensions import Buffer
+
+_N = TypeVar("_N", bound="Node")
+_F = TypeVar("_F", bound="Callable[[Node], object]")
 
 # Knobs beyond the named arguments, with their defaults (libraft's own,
 # except where noted) and checks.
-_TUNING = {
+_TUNING: dict[str, object] = {
     # seconds for libraft to wait for an InstallSnapshot reply
     "install_snapshot_timeout": 30.0,
     # catch-up rounds before a promotion fails, and each round's length (s)
@@ -28,17 +39,17 @@ _TUNING = {
     "tcp_nodelay": True,
 }
 
-_live_nodes = weakref.WeakSet()
+_live_nodes: weakref.WeakSet[Node] = weakref.WeakSet()
 
 
 @atexit.register
-def _close_all_at_exit():
+def _close_all_at_exit() -> None:
     # A raft thread must not outlive the interpreter it calls into.
     for node in list(_live_nodes):
         node.close()
 
 
-def _positive_seconds(name, value):
+def _positive_seconds(name: str, value: object) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise TypeError(f"{name} must be a number of seconds, not {type(value).__name__}")
     if not value > 0 or value > 3600 * 24:
@@ -48,7 +59,7 @@ def _positive_seconds(name, value):
     return float(value)
 
 
-def _count(name, value, minimum=0, maximum=2**32 - 1):
+def _count(name: str, value: object, minimum: int = 0, maximum: int = 2**32 - 1) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         raise TypeError(f"{name} must be an int, not {type(value).__name__}")
     if not minimum <= value <= maximum:
@@ -56,19 +67,20 @@ def _count(name, value, minimum=0, maximum=2**32 - 1):
     return value
 
 
-def _flag(name, value):
+def _flag(name: str, value: object) -> bool:
     if not isinstance(value, bool):
         raise TypeError(f"{name} must be a bool, not {type(value).__name__}")
     return value
 
 
-def _check_settings(election_timeout, heartbeat_timeout, snapshot_threshold,
-                    snapshot_trailing, pre_vote, tuning):
+def _check_settings(election_timeout: object, heartbeat_timeout: object,
+                    snapshot_threshold: object, snapshot_trailing: object,
+                    pre_vote: object, tuning: Mapping[str, object]) -> dict[str, Any]:
     unknown = set(tuning) - set(_TUNING)
     if unknown:
         raise TypeError(f"unknown tuning knob(s): {', '.join(sorted(unknown))}; "
                         f"known: {', '.join(sorted(_TUNING))}")
-    settings = dict(_TUNING, **tuning)
+    settings: dict[str, Any] = dict(_TUNING, **tuning)
     settings["election_timeout"] = _positive_seconds("election_timeout", election_timeout)
     settings["heartbeat_timeout"] = _positive_seconds("heartbeat_timeout", heartbeat_timeout)
     if settings["heartbeat_timeout"] >= settings["election_timeout"]:
@@ -89,7 +101,7 @@ def _check_settings(election_timeout, heartbeat_timeout, snapshot_threshold,
     return settings
 
 
-def _prepare_data_dir(data_dir):
+def _prepare_data_dir(data_dir: str | os.PathLike[str]) -> str:
     data_dir = os.fspath(data_dir)
     if isinstance(data_dir, bytes):
         data_dir = os.fsdecode(data_dir)
@@ -112,10 +124,18 @@ class Node:
     Every method is thread-safe; see API.md for the whole contract.
     """
 
-    def __init__(self, id, address, data_dir, fsm, *, election_timeout=1.0,
-                 heartbeat_timeout=0.1, snapshot_threshold=1024,
-                 snapshot_trailing=128, pre_vote=True, **tuning):
-        self._core = None
+    # The hot paths, bound to the compiled core's methods in __init__.
+    apply: Callable[[Buffer], Future[Any]]
+    apply_many: Callable[[Iterable[Buffer]], list[Future[Any]]]
+    barrier: Callable[[], Future[None]]
+    _core: _raft.Core
+
+    def __init__(self, id: int, address: str, data_dir: str | os.PathLike[str],
+                 fsm: StateMachine, *, election_timeout: float = 1.0,
+                 heartbeat_timeout: float = 0.1, snapshot_threshold: int = 1024,
+                 snapshot_trailing: int = 128, pre_vote: bool = True,
+                 **tuning: float | int | bool) -> None:
+        self._core = None  # type: ignore[assignment]  # __del__ may see a half-built node
         server = as_server((id, address))
         check_fsm(fsm)
         settings = _check_settings(election_timeout, heartbeat_timeout,
@@ -134,44 +154,44 @@ class Node:
 
     # -- lifecycle ------------------------------------------------------------
 
-    def bootstrap(self, servers):
+    def bootstrap(self, servers: Iterable[Server | tuple[Any, ...]]) -> None:
         """Write the cluster's first configuration; new data dir only."""
-        servers = self._servers(servers)
-        if not any(s.id == self._id for s in servers):
+        checked = self._servers(servers)
+        if not any(s.id == self._id for s in checked):
             raise ValueError(f"servers must include this node (id {self._id})")
-        self._core.bootstrap(servers)
+        self._core.bootstrap(checked)
 
-    def recover(self, servers):
+    def recover(self, servers: Iterable[Server | tuple[Any, ...]]) -> None:
         """Force a new configuration after losing quorum (before start())."""
         self._core.bootstrap(self._servers(servers), recover=True)
 
     @staticmethod
-    def _servers(servers):
-        servers = [as_server(s) for s in servers]
-        if not servers:
+    def _servers(servers: Iterable[Server | tuple[Any, ...]]) -> list[Server]:
+        checked = [as_server(s) for s in servers]
+        if not checked:
             raise ValueError("servers must not be empty")
-        ids = [s.id for s in servers]
+        ids = [s.id for s in checked]
         if len(set(ids)) != len(ids):
             raise ValueError(f"duplicate server ids in {ids}")
-        return servers
+        return checked
 
-    def start(self):
+    def start(self) -> None:
         """Start the raft thread; raises if the data dir or address is unusable."""
         self._core.start()
 
-    def close(self):
+    def close(self) -> None:
         """Stop the node; pending futures fail with ShutdownError. Idempotent."""
         if self._core is not None:
             self._core.close()
             _live_nodes.discard(self)
 
-    def __enter__(self):
+    def __enter__(self: _N) -> _N:
         return self
 
-    def __exit__(self, *exc_info):
+    def __exit__(self, *exc_info: object) -> None:
         self.close()
 
-    def __del__(self):
+    def __del__(self) -> None:
         core = getattr(self, "_core", None)
         if core is None or core.closed or not core.started:
             return          # nothing runs: nothing to warn about
@@ -186,41 +206,41 @@ class Node:
     #   apply(command) -> Future, apply_many(commands) -> list[Future],
     #   barrier() -> Future[None]
 
-    async def apply_async(self, command):
+    async def apply_async(self, command: Buffer) -> Any:
         """Await the result of ``apply(command)`` from asyncio."""
         return await asyncio.wrap_future(self.apply(command))
 
-    def wait_for_leader(self, timeout=None):
+    def wait_for_leader(self, timeout: float | None = None) -> Server:
         """Block until a leader is known and return it; TimeoutError otherwise."""
         return self._core.wait_for_leader(timeout)
 
     # -- cluster operations -------------------------------------------------------
 
-    def add(self, id, address, role=Role.VOTER):
+    def add(self, id: int, address: str, role: Role = Role.VOTER) -> Future[None]:
         """Add a server; unless ``role`` is SPARE, promote it once it has
         caught up. The future resolves (None) when all of that is committed."""
         server = as_server((id, address, _role(role)))
         return self._core.change(_CHANGE_ADD, server.id, int(server.role), server.address)
 
-    def assign(self, id, role):
+    def assign(self, id: int, role: Role) -> Future[None]:
         """Give server ``id`` a new role (a voter is caught up first)."""
         return self._core.change(_CHANGE_ASSIGN, _server_id(id), int(_role(role)))
 
-    def remove(self, id):
+    def remove(self, id: int) -> Future[None]:
         """Remove server ``id``; removing the leader itself makes it step down."""
         return self._core.change(_CHANGE_REMOVE, _server_id(id))
 
-    def transfer(self, id=0):
+    def transfer(self, id: int = 0) -> Future[Server | None]:
         """Hand leadership to voter ``id`` (0: libraft picks one). Resolves
         with the new leader, or None if it did not happen in time."""
         if id != 0:
             id = _server_id(id)
         return self._core.transfer(id)
 
-    async def barrier_async(self):
+    async def barrier_async(self) -> None:
         return await asyncio.wrap_future(self.barrier())
 
-    def on_state_change(self, fn):
+    def on_state_change(self, fn: _F) -> _F:
         """Call ``fn(node)`` on the raft thread when the state or leader changes."""
         if not callable(fn):
             raise TypeError("on_state_change needs a callable")
@@ -230,40 +250,40 @@ class Node:
     # -- status -------------------------------------------------------------------
 
     @property
-    def id(self):
+    def id(self) -> int:
         return self._id
 
     @property
-    def address(self):
+    def address(self) -> str:
         return self._address
 
     @property
-    def data_dir(self):
+    def data_dir(self) -> str:
         return self._data_dir
 
     @property
-    def state(self):
+    def state(self) -> State:
         return self._core.state
 
     @property
-    def leader(self):
+    def leader(self) -> Server | None:
         return self._core.leader
 
     @property
-    def is_leader(self):
+    def is_leader(self) -> bool:
         leader = self._core.leader
         return leader is not None and leader.id == self._id and \
-            self._core.state == _raft.State.LEADER
+            self._core.state == State.LEADER
 
     @property
-    def configuration(self):
+    def configuration(self) -> list[Server]:
         return self._core.configuration
 
-    def stats(self):
+    def stats(self) -> dict[str, Any]:
         """A snapshot of the node's status (see API.md for the keys)."""
         return self._core.stats()
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         core = self._core
         state = core.state.name if core is not None else "?"
         return f"<canonical_raft.Node id={self._id} address={self._address!r} state={state}>"
@@ -273,14 +293,14 @@ class Node:
 _CHANGE_ADD, _CHANGE_ASSIGN, _CHANGE_REMOVE = 1, 2, 3
 
 
-def _role(role):
+def _role(role: int) -> Role:
     try:
         return Role(role)
     except ValueError:
         raise ValueError(f"role must be a raft.Role, got {role!r}") from None
 
 
-def _server_id(id):
+def _server_id(id: object) -> int:
     if isinstance(id, bool) or not isinstance(id, int):
         raise TypeError(f"server id must be an int, got {id!r}")
     if not 1 <= id < 2**64:
@@ -288,6 +308,6 @@ def _server_id(id):
     return id
 
 
-def _current_thread_ident():
+def _current_thread_ident() -> int:
     import threading
     return threading.get_ident()

@@ -1,7 +1,9 @@
 """Servers, roles and states: the plain values of the public API."""
 
+from __future__ import annotations
+
 import enum
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 
 class Role(enum.IntEnum):
@@ -29,7 +31,7 @@ class Server(NamedTuple):
     role: Role = Role.VOTER
 
 
-def parse_address(address):
+def parse_address(address: str) -> str:
     """Check a "host:port" address and return it; ValueError if malformed."""
     if not isinstance(address, str):
         raise TypeError(f"address must be a str 'host:port', not {type(address).__name__}")
@@ -41,7 +43,7 @@ def parse_address(address):
     return address
 
 
-def as_server(item):
+def as_server(item: Server | tuple[Any, ...]) -> Server:
     """Turn a Server or an (id, address[, role]) tuple into a checked Server."""
     if isinstance(item, Server):
         server = item
