@@ -94,8 +94,10 @@ def _check_settings(election_timeout: object, heartbeat_timeout: object,
                                              settings["max_catch_up_rounds"], 1)
     settings["max_inflight_entries"] = _count("max_inflight_entries",
                                               settings["max_inflight_entries"], 1)
+    # libraft reports free log space in KiB in 16 bits: about three
+    # segments must stay under 64 MiB.
     settings["segment_size"] = _count("segment_size", settings["segment_size"],
-                                      64 * 1024, 2**40)
+                                      64 * 1024, 16 * 1024 * 1024)
     for name in ("snapshot_compression", "tcp_nodelay"):
         settings[name] = _flag(name, settings[name])
     return settings

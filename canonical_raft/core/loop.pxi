@@ -128,6 +128,12 @@ cdef void configure(NodeState *s) noexcept nogil:
     raft_set_max_catch_up_round_duration(r, s.max_catch_up_round_ms)
     raft_set_max_inflight_entries(r, s.max_inflight_entries)
     raft_uv_set_segment_size(&s.io, s.segment_size)
+    # libraft refuses new entries (NOSPACE) while a majority of voters report
+    # less than 4 MiB of prepared log space, its fixed threshold. The uv
+    # backend reports about two to three segments, so with segments under
+    # 2 MiB every entry would be refused: scale the threshold with them.
+    s.capacity_threshold = <unsigned short>min(4096, s.segment_size // 1024)
+    raft_set_capacity_threshold(r, s.capacity_threshold)
     tracer_configure(s)
 
 
@@ -162,11 +168,45 @@ cdef void begin_close(NodeState *s) noexcept nogil:
 cdef void on_prepare(uv_prepare_t *handle) noexcept nogil:
     """Last callback before the loop blocks: publish status, let the GIL go."""
     cdef NodeState *s = <NodeState *>handle.data
+    check_disk(s)
     if (publish_status(s) or s.notify_pending) and s.phase == PHASE_RUNNING:
         s.notify_pending = False
         hold_gil(s)
         notify_state_change(s)
     drop_gil(s)
+
+
+cdef void check_disk(NodeState *s) noexcept nogil:
+    """Say so when the log's disk is full: libraft only retries quietly
+    (and, on a majority of voters, refuses new entries with NOSPACE)."""
+    if s.phase != PHASE_RUNNING:
+        return
+    cdef unsigned long long now = uv_hrtime()
+    if s.io.capacity >= s.capacity_threshold:
+        s.disk_low_since = 0
+        if s.disk_full:
+            s.disk_full = False
+            set_error(s, "")
+            hold_gil(s)
+            log_disk(s, False)
+        return
+    if s.disk_low_since == 0:
+        s.disk_low_since = now      # a dip while a segment is prepared is normal
+    elif not s.disk_full and now - s.disk_low_since > 1000000000:
+        s.disk_full = True
+        set_error(s, "no space left for the raft log (data_dir is full or "
+                     "unwritable): this node cannot store new entries")
+        hold_gil(s)
+        log_disk(s, True)
+
+
+cdef void log_disk(NodeState *s, bint full) noexcept with gil:
+    if full:
+        log.warning("node %d: no space left for the raft log in %s; "
+                    "retrying until space is freed", s.id,
+                    s.data_dir.decode(errors="replace"))
+    else:
+        log.info("node %d: space for the raft log is back", s.id)
 
 
 cdef void notify_state_change(NodeState *s) noexcept with gil:

@@ -537,6 +537,7 @@ cdef class Core:
         cdef raft_index snapshot_index = s.m_snapshot_index
         cdef unsigned servers = s.m_configuration.n
         cdef unsigned pending = s.m_pending
+        cdef unsigned log_capacity = s.m_log_capacity
         cdef unsigned long long contact = s.m_leader_contact
         for i in range(servers):
             if s.m_configuration.servers[i].role == RAFT_VOTER:
@@ -555,6 +556,7 @@ cdef class Core:
             "voters": voters,
             "servers": servers,
             "pending_applies": pending,
+            "log_capacity": log_capacity * 1024,   # bytes prepared for the log
             # seconds since a leader last reached this node (None: never,
             # 0.0 on the leader itself)
             "last_contact": (0.0 if state == RAFT_LEADER else

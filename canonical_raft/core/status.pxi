@@ -69,6 +69,9 @@ cdef struct NodeState:
     int phase
     bint in_start              # inside raft_start: restore errors go to start()
     bint notify_pending        # published a change on_prepare must announce
+    unsigned short capacity_threshold    # KiB: libraft refuses entries below
+    unsigned long long disk_low_since    # uv_hrtime() the log space ran low
+    bint disk_full                       # reported (error set, warning logged)
     bint fatal                 # the FSM state is unknown: stop the node
     Req *inflight_head
     Req *inflight_tail
@@ -100,6 +103,7 @@ cdef struct NodeState:
     raft_index m_last_index
     raft_index m_snapshot_index
     unsigned m_pending                   # requests queued or in libraft
+    unsigned m_log_capacity              # KiB of log space prepared on disk
     unsigned long long m_leader_contact  # uv_hrtime(), 0 if none
     raft_configuration m_configuration
     raft_index m_conf_committed
@@ -156,6 +160,7 @@ cdef bint publish_status(NodeState *s) noexcept nogil:
         s.m_last_index = raft_last_index(&s.raft)
         s.m_snapshot_index = cr_snapshot_index(&s.raft)
         s.m_pending = s.inflight_count + s.queued
+        s.m_log_capacity = s.io.capacity
         s.m_leader_contact = s.leader_contact
         if (s.raft.configuration_committed_index != s.m_conf_committed or
                 s.raft.configuration_uncommitted_index != s.m_conf_uncommitted or

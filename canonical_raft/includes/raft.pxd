@@ -106,6 +106,7 @@ cdef extern from "raft.h" nogil:
     ctypedef void (*raft_io_recv_cb)(raft_io *io, raft_message *msg) noexcept nogil
     struct raft_io:
         short version
+        unsigned short capacity     # KiB of log space prepared on disk
         void *data
         char errmsg[256]
         int (*start)(raft_io *io, unsigned msecs, raft_io_tick_cb tick,
@@ -191,6 +192,7 @@ cdef extern from "raft.h" nogil:
     void raft_set_max_inflight_entries(raft *r, unsigned n)
     void raft_set_snapshot_threshold(raft *r, unsigned n)
     void raft_set_snapshot_trailing(raft *r, unsigned n)
+    void raft_set_capacity_threshold(raft *r, unsigned short min)
 
     void *raft_malloc(size_t size)
     void raft_free(void *ptr)
