@@ -10,7 +10,7 @@ from cpython.bytes cimport PyBytes_FromStringAndSize, PyBytes_AS_STRING
 from cpython.ref cimport PyObject, Py_INCREF, Py_DECREF
 from libc.stdint cimport uint16_t, uint32_t, uint64_t
 from libc.stdlib cimport calloc, malloc, free
-from libc.string cimport memcpy, memset, strcpy, strncpy, strlen
+from libc.string cimport memcpy, memset, strcpy, strlen
 
 from .includes.uv cimport *
 from .includes.raft cimport *
@@ -44,6 +44,7 @@ cdef extern from "includes/compat.h" nogil:
     uint64_t cr_get64(const char *p)
     uint32_t cr_get32(const char *p)
     uint16_t cr_get16(const char *p)
+    void cr_copy(char *dst, const char *src, size_t size)
     raft_index cr_snapshot_index(const raft *r)
     int cr_trace_level(const void *info)
     const char *cr_trace_message(const void *info)

@@ -132,7 +132,7 @@ cdef void configure(NodeState *s) noexcept nogil:
     # less than 4 MiB of prepared log space, its fixed threshold. The uv
     # backend reports about two to three segments, so with segments under
     # 2 MiB every entry would be refused: scale the threshold with them.
-    s.capacity_threshold = <unsigned short>min(4096, s.segment_size // 1024)
+    s.capacity_threshold = <unsigned short>min(<size_t>4096, s.segment_size // 1024)
     raft_set_capacity_threshold(r, s.capacity_threshold)
     tracer_configure(s)
 

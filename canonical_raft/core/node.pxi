@@ -81,7 +81,7 @@ cdef class Core:
         cdef bytes addr = address.encode()
         cdef bytes path = os.fsencode(data_dir)
         s.id = id
-        strncpy(s.address, addr, ADDRESS_MAX - 1)
+        cr_copy(s.address, addr, ADDRESS_MAX)
         s.data_dir = <char *>calloc(len(path) + 1, 1)
         if s.data_dir == NULL:
             raise MemoryError()

@@ -38,7 +38,7 @@ cdef int run_offline(int op, const char *data_dir, raft_id id, const char *addre
         return RAFT_NOMEM
     cdef int rv = uv_loop_init(&o.loop)
     if rv != 0:
-        strncpy(errmsg, uv_strerror(rv), ERROR_MAX - 1)
+        cr_copy(errmsg, uv_strerror(rv), ERROR_MAX)
         free(o)
         return RAFT_IOERR
     o.transport.version = 1
@@ -46,7 +46,7 @@ cdef int run_offline(int op, const char *data_dir, raft_id id, const char *addre
     if rv == 0:
         rv = raft_uv_init(&o.io, &o.loop, data_dir, &o.transport)
         if rv != 0:
-            strncpy(errmsg, o.io.errmsg, ERROR_MAX - 1)
+            cr_copy(errmsg, o.io.errmsg, ERROR_MAX)
             raft_uv_tcp_close(&o.transport)
     if rv == 0:
         o.fsm.version = 1
@@ -55,7 +55,7 @@ cdef int run_offline(int op, const char *data_dir, raft_id id, const char *addre
         o.fsm.restore = offline_fsm_restore
         rv = raft_init(&o.raft, &o.io, &o.fsm, id, address)
         if rv != 0:
-            strncpy(errmsg, raft_errmsg(&o.raft), ERROR_MAX - 1)
+            cr_copy(errmsg, raft_errmsg(&o.raft), ERROR_MAX)
             raft_uv_close(&o.io)
             raft_uv_tcp_close(&o.transport)
         else:
@@ -65,7 +65,7 @@ cdef int run_offline(int op, const char *data_dir, raft_id id, const char *addre
             else:
                 rv = raft_recover(&o.raft, conf)
             if rv != 0:
-                strncpy(errmsg, raft_errmsg(&o.raft), ERROR_MAX - 1)
+                cr_copy(errmsg, raft_errmsg(&o.raft), ERROR_MAX)
             raft_close(&o.raft, offline_closed)
     uv_run(&o.loop, UV_RUN_DEFAULT)
     uv_loop_close(&o.loop)

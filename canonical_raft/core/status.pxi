@@ -126,8 +126,7 @@ cdef inline void drop_gil(NodeState *s) noexcept nogil:
 
 cdef void set_error(NodeState *s, const char *message) noexcept nogil:
     uv_mutex_lock(&s.lock)
-    strncpy(s.m_error, message, ERROR_MAX - 1)
-    s.m_error[ERROR_MAX - 1] = 0
+    cr_copy(s.m_error, message, ERROR_MAX)
     uv_mutex_unlock(&s.lock)
 
 
@@ -151,8 +150,7 @@ cdef bint publish_status(NodeState *s) noexcept nogil:
         s.m_leader_id = leader_id
         s.m_leader_address[0] = 0
         if leader_address != NULL:
-            strncpy(s.m_leader_address, leader_address, ADDRESS_MAX - 1)
-            s.m_leader_address[ADDRESS_MAX - 1] = 0
+            cr_copy(s.m_leader_address, leader_address, ADDRESS_MAX)
     if running:    # once raft_close ran, struct raft is no longer readable
         s.m_term = raft_current_term(&s.raft)
         s.m_commit_index = raft_commit_index(&s.raft)
@@ -189,6 +187,6 @@ cdef inline void publish_if_changed(NodeState *s) noexcept nogil:
     if s.phase != PHASE_RUNNING or s.fatal:
         return
     raft_leader(&s.raft, &leader_id, &address)
-    if raft_state(&s.raft) != s.m_state or leader_id != s.m_leader_id:
+    if <int>raft_state(&s.raft) != s.m_state or leader_id != s.m_leader_id:
         if publish_status(s):
             s.notify_pending = True

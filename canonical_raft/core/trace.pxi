@@ -26,8 +26,7 @@ cdef void trace_emit(raft_tracer *t, int type, const void *info) noexcept nogil:
         return
     # libraft formats into a static buffer: copy it before taking the GIL.
     cdef char message[1024]
-    strncpy(message, cr_trace_message(info), sizeof(message) - 1)
-    message[sizeof(message) - 1] = 0
+    cr_copy(message, cr_trace_message(info), sizeof(message))
     trace_write(<NodeState *>t.impl, cr_trace_level(info), message,
                 cr_trace_file(info), cr_trace_line(info))
 

@@ -12,7 +12,7 @@ cdef struct Connect:
 
 
 cdef inline void copy_errmsg(NodeState *s) noexcept nogil:
-    strncpy(s.transport.errmsg, s.tcp.errmsg, sizeof(s.transport.errmsg) - 1)
+    cr_copy(s.transport.errmsg, s.tcp.errmsg, sizeof(s.transport.errmsg))
 
 
 cdef inline void set_nodelay(NodeState *s, uv_stream_t *stream) noexcept nogil:

@@ -4,6 +4,7 @@
 
 #include <endian.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 #include <raft.h>
 
@@ -22,6 +23,11 @@ static inline void cr_put16(char *p, uint16_t v) { v = htole16(v); memcpy(p, &v,
 static inline uint64_t cr_get64(const char *p) { uint64_t v; memcpy(&v, p, 8); return le64toh(v); }
 static inline uint32_t cr_get32(const char *p) { uint32_t v; memcpy(&v, p, 4); return le32toh(v); }
 static inline uint16_t cr_get16(const char *p) { uint16_t v; memcpy(&v, p, 2); return le16toh(v); }
+
+/* Copy a C string into a buffer of `size` bytes, always terminated. */
+static inline void cr_copy(char *dst, const char *src, size_t size) {
+    snprintf(dst, size, "%s", src != NULL ? src : "");
+}
 
 /* Index of the last snapshot, through raft.h's anonymous unions. */
 static inline raft_index cr_snapshot_index(const struct raft *r) { return r->trail.snapshot.index; }
