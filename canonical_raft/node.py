@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from . import _raft
+from .errors import SHUTDOWN, ShutdownError
 from .fsm import StateMachine, check_fsm
 from .futures import Future
 from .types import Role, Server, State, as_server, parse_address
@@ -239,8 +240,39 @@ class Node:
             id = _server_id(id)
         return self._core.transfer(id)
 
+    # -- asyncio forms: safe under any running loop; cancelling the awaiting
+    # side leaves the node and the submitted request alone. -------------------
+
     async def barrier_async(self) -> None:
-        return await asyncio.wrap_future(self.barrier())
+        await asyncio.wrap_future(self.barrier())
+
+    async def add_async(self, id: int, address: str, role: Role = Role.VOTER) -> None:
+        await asyncio.wrap_future(self.add(id, address, role))
+
+    async def assign_async(self, id: int, role: Role) -> None:
+        await asyncio.wrap_future(self.assign(id, role))
+
+    async def remove_async(self, id: int) -> None:
+        await asyncio.wrap_future(self.remove(id))
+
+    async def transfer_async(self, id: int = 0) -> Server | None:
+        return await asyncio.wrap_future(self.transfer(id))
+
+    async def wait_for_leader_async(self, timeout: float | None = None) -> Server:
+        """Like wait_for_leader(), without blocking the event loop."""
+        loop = asyncio.get_running_loop()
+        deadline = None if timeout is None else loop.time() + max(timeout, 0.0)
+        while True:
+            leader = self._core.leader
+            if leader is not None:
+                return leader
+            if self._core.closed or not self._core.started:
+                raise ShutdownError("node is not running", SHUTDOWN)
+            if deadline is not None and loop.time() >= deadline:
+                raise TimeoutError(f"no leader known after {timeout} s")
+            # The status mirror is cheap to read; 10 ms is well under an
+            # election timeout.
+            await asyncio.sleep(0.01)
 
     def on_state_change(self, fn: _F) -> _F:
         """Call ``fn(node)`` on the raft thread when the state or leader changes."""
