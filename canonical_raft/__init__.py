@@ -1,6 +1,7 @@
 """canonical_raft: replicate any Python state machine with libraft."""
 
 from ._raft import libraft_version
+from ._version import __version__
 from .errors import (CantBootstrapError, CantChangeError, LeadershipLostError,
                      NoConnectionError, NotLeaderError, RaftError,
                      ShutdownError)
@@ -8,8 +9,6 @@ from .fsm import FSM
 from .futures import Future
 from .node import Node
 from .types import Role, Server, State
-
-__version__ = "0.1.0"
 
 __all__ = [
     "FSM", "Future", "Node", "Role", "Server", "State",
