@@ -51,6 +51,7 @@ class Core:
         segment_size: int,
         snapshot_compression: bool,
         tcp_nodelay: bool,
+        max_batch_bytes: int,
     ) -> None: ...
     # -- commands
     def apply(self, command: Buffer) -> Future[Any]: ...

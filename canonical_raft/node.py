@@ -38,6 +38,10 @@ _TUNING: dict[str, object] = {
     "snapshot_compression": False,
     # TCP_NODELAY on raft's connections (libraft leaves Nagle on)
     "tcp_nodelay": True,
+    # bytes of commands packed into one log entry (0: one entry each).
+    # libraft's snapshot_threshold counts entries, so this also bounds the
+    # log kept in memory: about (threshold + trailing) x this.
+    "max_batch_bytes": 64 * 1024,
 }
 
 _live_nodes: weakref.WeakSet[Node] = weakref.WeakSet()
@@ -99,6 +103,8 @@ def _check_settings(election_timeout: object, heartbeat_timeout: object,
     # segments must stay under 64 MiB.
     settings["segment_size"] = _count("segment_size", settings["segment_size"],
                                       64 * 1024, 16 * 1024 * 1024)
+    settings["max_batch_bytes"] = _count("max_batch_bytes", settings["max_batch_bytes"],
+                                         0, 64 * 1024 * 1024)
     for name in ("snapshot_compression", "tcp_nodelay"):
         settings[name] = _flag(name, settings[name])
     return settings

@@ -254,7 +254,7 @@ cdef void fail_futures(NodeState *s, Req *req, int code) noexcept with gil:
 
 cdef void submit_queue(NodeState *s, Req *req) noexcept nogil:
     """Submit queued requests in order, packing runs of applies into as few
-    entries as MAX_BATCH_BYTES allows."""
+    entries as max_batch_bytes allows (0: none packed)."""
     cdef Req *run_end
     cdef Req *merged
     cdef Req *next
@@ -267,7 +267,7 @@ cdef void submit_queue(NodeState *s, Req *req) noexcept nogil:
             size = req.buf.len
             run_end = req.next
             while (run_end != NULL and run_end.kind == REQ_APPLY and
-                   size + run_end.buf.len - ENTRY_HEADER <= MAX_BATCH_BYTES):
+                   size + run_end.buf.len - ENTRY_HEADER <= s.max_batch_bytes):
                 size += run_end.buf.len - ENTRY_HEADER
                 n_futures += run_end.n
                 count += 1

@@ -76,7 +76,7 @@ cdef class Core:
                  bint pre_vote, double install_snapshot_timeout,
                  unsigned max_catch_up_rounds, double max_catch_up_round_duration,
                  unsigned max_inflight_entries, size_t segment_size,
-                 bint snapshot_compression, bint tcp_nodelay):
+                 bint snapshot_compression, bint tcp_nodelay, size_t max_batch_bytes):
         cdef NodeState *s = self.s
         cdef bytes addr = address.encode()
         cdef bytes path = os.fsencode(data_dir)
@@ -98,6 +98,7 @@ cdef class Core:
         s.segment_size = segment_size
         s.snapshot_compression = snapshot_compression
         s.tcp_nodelay = tcp_nodelay
+        s.max_batch_bytes = max_batch_bytes
         s.next_tag = (<uint64_t>int.from_bytes(os.urandom(8), "little")) | 1
         self.fsm = fsm
         self._owner = owner
@@ -225,7 +226,7 @@ cdef class Core:
         return futures
 
     cdef Req *_entries_req(self, Py_buffer *views, list futures, Py_ssize_t n) except NULL:
-        """Frame commands into entries of at most MAX_BATCH_BYTES (a larger
+        """Frame commands into entries of at most max_batch_bytes (a larger
         command alone), one request per entry, chained."""
         cdef Req *first = NULL
         cdef Req *last = NULL
@@ -239,7 +240,7 @@ cdef class Core:
                 end = start + 1
                 while end < n:
                     part = 8 + pad8(views[end].len)
-                    if size + part > MAX_BATCH_BYTES:
+                    if size + part > self.s.max_batch_bytes:
                         break
                     size += part
                     end += 1

@@ -16,7 +16,6 @@ cdef enum:
     ENTRY_MAGIC = 0x54465243      # b"CRFT"
     ENTRY_VERSION = 1
     ENTRY_HEADER = 24
-    MAX_BATCH_BYTES = 1048576     # commands packed into one entry, at most
 
 cdef enum ReqKind:
     REQ_APPLY = 1

@@ -30,6 +30,7 @@ cdef struct NodeState:
     unsigned max_catch_up_round_ms
     unsigned max_inflight_entries
     size_t segment_size
+    size_t max_batch_bytes     # commands packed into one log entry, at most
     bint pre_vote
     bint snapshot_compression
     bint tcp_nodelay
