@@ -68,6 +68,19 @@ clean:
 distclean: clean
 	rm -rf $(VENV)
 
+# Benchmarks (bench/README.md): the binding against libraft in C, same run.
+.PHONY: bench bench-c
+BENCH_C := bench/c/raft_bench
+
+$(BENCH_C): bench/c/raft_bench.c
+	cc -O2 -g -Wall -o $@ $< $$(pkg-config --cflags --libs raft libuv zlib 2>/dev/null || \
+		echo "-DBENCH_NO_ZLIB $$(pkg-config --cflags --libs raft libuv)")
+
+bench-c: $(BENCH_C)
+
+bench: build bench-c
+	$(PY) -m canonical_raft bench $(BENCH_ARGS)
+
 # HTML documentation (docs/, mkdocs.yml) into site/.
 .PHONY: docs typecheck
 docs: $(STAMP_PY)

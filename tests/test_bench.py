@@ -1,0 +1,57 @@
+"""A few-seconds smoke of ``python -m canonical_raft bench``: it runs, and its
+numbers are sane. Benchmarks are not tests; this only keeps the harness working."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+
+
+def _can_build_c():
+    return (os.path.exists(os.path.join(ROOT, "bench", "c", "raft_bench.c"))
+            and shutil.which(os.environ.get("CC", "cc")) is not None
+            and shutil.which("pkg-config") is not None)
+
+
+@pytest.mark.timeout(120)
+def test_bench_smoke(tmp_path):
+    out = tmp_path / "bench.jsonl"
+    cmd = [sys.executable, "-m", "canonical_raft", "bench", "--duration", "1",
+           "--warmup", "0.3", "--size", "16", "--window", "64", "--runs", "1",
+           "--data-root", str(tmp_path), "--tmpfs", "--json", str(out)]
+    if not _can_build_c():
+        cmd.append("--no-c")
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [ROOT, os.environ.get("PYTHONPATH")])))
+    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=110)
+    assert proc.returncode == 0, (proc.stdout[-2000:], proc.stderr[-3000:])
+
+    records = [json.loads(line) for line in out.read_text().splitlines()]
+    header = records[0]
+    assert header["type"] == "header" and header["nodes"] == 3
+    rows = [r for r in records if r["type"] == "row"]
+    summaries = [r for r in records if r["type"] == "summary"]
+    impls = {r["impl"] for r in rows}
+    assert "binding" in impls
+    assert len(summaries) == len(impls)
+    for row in rows:
+        assert "error" not in row, row
+        assert row["ops_per_s"] > 0 and row["ops"] > 0, row
+        assert row["errors"] == 0 and row["pending"] == 0, row
+        assert 0 < row["p50_ms"] <= row["p99_ms"] <= row["max_ms"] < 10_000, row
+        assert len(row["cpu_s"]) == 3 and all(v is not None and v >= 0 for v in row["cpu_s"].values()), row
+        assert sum(row["cpu_s"].values()) > 0, row
+        assert all(v is not None and v > 1 for v in row["rss_mb"].values()), row
+    if "c" in impls:
+        binding = next(s for s in summaries if s["impl"] == "binding")
+        assert binding["ops_ratio_vs_c"] > 0
+    # the table went to stdout, with a row per implementation
+    assert "ops/s" in proc.stdout
+    assert any(line.startswith("binding ") for line in proc.stdout.splitlines())
+    # every node process is gone and the data dirs are cleaned up
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith("canonical-raft-bench-")]
