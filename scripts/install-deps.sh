@@ -1,6 +1,8 @@
 #!/bin/sh
 # Install the system packages canonical_raft builds against: libraft >= 0.22
-# (the cowsql fork), libuv1 and pkg-config. Idempotent; run as root.
+# (the cowsql fork), libuv1 and pkg-config; and iproute2 and iptables, which
+# the fault-injection tests (chaos/) use for network partitions. Idempotent;
+# run as root.
 #
 # Debian 13 (trixie) ships libraft 0.22 in main. Debian 12 (bookworm) ships
 # 0.15, which has known safety bugs, so there we add bookworm-backports,
@@ -12,7 +14,9 @@ MIN_RAFT=0.22.0
 
 have_deps() {
     pkg-config --exists libuv 2>/dev/null &&
-        pkg-config --atleast-version="$MIN_RAFT" raft 2>/dev/null
+        pkg-config --atleast-version="$MIN_RAFT" raft 2>/dev/null &&
+        command -v ip >/dev/null 2>&1 &&
+        { command -v iptables >/dev/null 2>&1 || [ -x /usr/sbin/iptables ]; }
 }
 
 if have_deps; then
@@ -20,7 +24,7 @@ if have_deps; then
     exit 0
 fi
 if [ "$(id -u)" != 0 ]; then
-    echo "install-deps: run as root, or install libraft-dev (>= $MIN_RAFT), libuv1-dev and pkg-config yourself" >&2
+    echo "install-deps: run as root, or install libraft-dev (>= $MIN_RAFT), libuv1-dev, pkg-config, iproute2 and iptables yourself" >&2
     exit 1
 fi
 if [ ! -r /etc/debian_version ] || [ ! -r /etc/os-release ]; then
@@ -65,7 +69,7 @@ if [ "${VERSION_CODENAME:-}" = bookworm ]; then
 fi
 
 apt-get update -qq
-apt-get install -y -qq --no-install-recommends libuv1-dev pkg-config
+apt-get install -y -qq --no-install-recommends libuv1-dev pkg-config iproute2 iptables
 # Only libraft (and its runtime library) comes from backports.
 # shellcheck disable=SC2086
 apt-get install -y -qq --no-install-recommends $target libraft-dev
