@@ -33,7 +33,6 @@ import os
 import queue
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -42,6 +41,8 @@ import threading
 import time
 import zlib
 from concurrent.futures import TimeoutError as FutureTimeout
+
+from canonical_raft.testing import free_ports
 
 START_TIMEOUT = 30.0      # process spawned -> "ready"
 LEADER_TIMEOUT = 30.0     # cluster up -> a leader known to every node
@@ -519,17 +520,6 @@ def _child_env():
     return env
 
 
-def _free_ports(count):
-    sockets = []
-    try:
-        for _ in range(count):
-            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            s.bind(("127.0.0.1", 0))
-            sockets.append(s)
-        return [s.getsockname()[1] for s in sockets]
-    finally:
-        for s in sockets:
-            s.close()
 
 
 _CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -741,7 +731,7 @@ class Cluster:
     def __init__(self, impl, n, workdir, knobs, options):
         self.impl = impl
         self.nodes = []
-        ports = _free_ports(n)
+        ports = free_ports(n)
         ids = range(1, n + 1)
         spec = ",".join(f"{i}=127.0.0.1:{p}" for i, p in zip(ids, ports))
         try:

@@ -22,7 +22,6 @@ import itertools
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -32,6 +31,8 @@ from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from types import FrameType
 from typing import IO, TYPE_CHECKING, Any, Callable, Iterable, Optional
+
+from .testing import free_ports
 
 if TYPE_CHECKING:
     from . import Node
@@ -477,18 +478,6 @@ def _child_env() -> dict[str, str]:
     return env
 
 
-def _free_ports(count: int) -> list[int]:
-    """Loopback ports nobody listens on right now (bind port 0, read it, close)."""
-    sockets = []
-    try:
-        for _ in range(count):
-            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            s.bind(("127.0.0.1", 0))
-            sockets.append(s)
-        return [s.getsockname()[1] for s in sockets]
-    finally:
-        for s in sockets:
-            s.close()
 
 
 def _percentile(sorted_values: list[int], p: float) -> float:
@@ -527,7 +516,7 @@ class Cluster:
         self.close()
 
     def start(self) -> None:
-        ports = _free_ports(self.args.nodes)
+        ports = free_ports(self.args.nodes)
         ids = range(1, self.args.nodes + 1)
         cluster = ",".join(f"{i}=127.0.0.1:{port}" for i, port in zip(ids, ports))
         for i, port in zip(ids, ports):
