@@ -94,3 +94,13 @@ typecheck: build
 	$(PY) -m mypy --strict canonical_raft --exclude 'canonical_raft/bench\.py$$'
 	$(PY) -m mypy --strict examples
 	$(PY) -m mypy.stubtest canonical_raft._raft --allowlist stubtest-allowlist.txt
+
+# Fault injection (issue 5): every scenario for 60 s and a table; needs root
+# for the network-namespace partitions and the tmpfs (iproute2, iptables).
+.PHONY: chaos chaos-short
+chaos: build
+	$(PY) -m chaos
+
+# The CI selection, about 3 minutes (also run by `make test` as tests/chaos/test_short.py).
+chaos-short: build
+	$(PY) -m chaos --short

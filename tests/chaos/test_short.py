@@ -1,0 +1,36 @@
+"""The CI chaos run: kill the leader, partition the leader (pause it when
+network namespaces are unavailable), pause a follower; 30 s of load each,
+then every checker. Plus the harness's self-test: reads that skip the
+barrier must be caught as not linearizable. About 2.5 minutes in all.
+
+The full matrix (every scenario, 60 s each) is `make chaos`."""
+
+import pytest
+
+from chaos import net, report
+from chaos.cluster import cleanup_stale_processes
+from chaos.runner import BY_NAME, SHORT, Options, run_scenario
+
+DURATION = 30.0
+SELFTEST = "selftest-stale-reads"
+
+
+@pytest.fixture(scope="module")
+def netns_reason():
+    net.cleanup_stale()
+    cleanup_stale_processes()
+    return net.netns_available()
+
+
+@pytest.mark.timeout(150)
+@pytest.mark.parametrize("name", SHORT + [SELFTEST])
+def test_short(name, tmp_path, netns_reason):
+    duration = 12.0 if name == SELFTEST else DURATION
+    opts = Options(duration=duration, workdir=tmp_path, warmup=3.0, tail=min(8.0, duration / 4),
+                   check_budget=30.0)
+    result = run_scenario(BY_NAME[name], opts, log=print, netns_reason=netns_reason)
+    print(report.table([result]))
+    assert result["verdict"] == "PASS", (
+        report.details([result]) + f"\n(logs and history in {tmp_path / name})")
+    if name != SELFTEST:
+        assert result["rate"] >= 100, f"only {result['rate']} operations per second"
