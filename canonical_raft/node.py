@@ -5,13 +5,14 @@ from __future__ import annotations
 import asyncio
 import atexit
 import os
+import socket
 import warnings
 import weakref
 from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from . import _raft
-from .errors import SHUTDOWN, ShutdownError
+from .errors import IOERR, SHUTDOWN, RaftError, ShutdownError
 from .fsm import StateMachine, check_fsm
 from .futures import Future
 from .types import Role, Server, State, as_server, parse_address
@@ -186,7 +187,14 @@ class Node:
 
     def start(self) -> None:
         """Start the raft thread; raises if the data dir or address is unusable."""
-        self._core.start()
+        try:
+            self._core.start()
+        except RaftError as exc:
+            # libraft reports a failed listen() as a bare "I/O error".
+            problem = _listen_problem(self._address) if exc.code == IOERR else None
+            if problem is not None:
+                raise problem from exc
+            raise
 
     def close(self) -> None:
         """Stop the node; pending futures fail with ShutdownError. Idempotent."""
@@ -346,6 +354,22 @@ def _server_id(id: object) -> int:
     if not 1 <= id < 2**64:
         raise ValueError(f"server id must be >= 1, got {id}")
     return id
+
+
+def _listen_problem(address: str) -> OSError | None:
+    """Why this node cannot listen on ``address``, if binding it fails."""
+    host, _, port = address.rpartition(":")
+    try:
+        infos = socket.getaddrinfo(host.strip("[]"), int(port), type=socket.SOCK_STREAM)
+    except OSError as exc:
+        return OSError(exc.errno, f"cannot resolve {address}: {exc.strerror}")
+    family, kind, proto, _, sockaddr = infos[0]
+    with socket.socket(family, kind, proto) as probe:
+        try:
+            probe.bind(sockaddr)
+        except OSError as exc:
+            return OSError(exc.errno, f"cannot listen on {address}: {exc.strerror}")
+    return None
 
 
 def _current_thread_ident() -> int:

@@ -1,6 +1,7 @@
 """Bad arguments raise at construction; unusable addresses and data dirs raise at start."""
 
 import os
+import errno
 import socket
 import stat
 
@@ -159,8 +160,10 @@ def test_busy_port_start_raises(make_node):
         addr = f"127.0.0.1:{holder.getsockname()[1]}"
         node = make_node(address=addr)
         node.bootstrap([(1, addr)])
-        with pytest.raises((raft.RaftError, OSError)):
+        with pytest.raises(OSError) as info:
             node.start()
+        # It says why, not just libraft's "I/O error".
+        assert info.value.errno == errno.EADDRINUSE and addr in str(info.value)
         node.close()
         node.close()
     finally:

@@ -108,11 +108,24 @@ cdef int node_setup(NodeState *s) noexcept nogil:
     rv = raft_start(&s.raft)
     s.in_start = False
     if rv != 0:
-        set_error(s, raft_errmsg(&s.raft))
+        # libraft does not always pass the io's message on (io->start).
+        set_error(s, first_message(raft_errmsg(&s.raft), s.io.errmsg,
+                                   s.transport.errmsg, raft_strerror(rv)))
         s.phase = PHASE_CLOSING
         raft_close(&s.raft, on_raft_closed)
         return rv
     return 0
+
+
+cdef inline const char *first_message(const char *a, const char *b, const char *c,
+                                      const char *d) noexcept nogil:
+    if a != NULL and a[0] != 0:
+        return a
+    if b != NULL and b[0] != 0:
+        return b
+    if c != NULL and c[0] != 0:
+        return c
+    return d
 
 
 cdef void configure(NodeState *s) noexcept nogil:
