@@ -16,11 +16,14 @@ class _DebugCounters(TypedDict):
     requests: int
     handles: int
     nodes: int
-    installs_deferred: int
 
 def debug_counters() -> _DebugCounters:
-    """Live requests, uv handles and native node states in this process,
-    and how many InstallSnapshot messages io_guard.pxi has held back."""
+    """Live requests, uv handles and native node states in this process:
+    all zero once every node is closed and collected."""
+
+def installs_deferred() -> int:
+    """How many InstallSnapshot messages io_guard.pxi has held back in this
+    process (cumulative; for the regression test of libraft's crash)."""
 
 def libraft_version() -> str:
     """libraft's version as a string, e.g. "0.22.1"."""

@@ -72,7 +72,7 @@ cdef void guard_recv(raft_io *io, raft_message *message) noexcept nogil:
             else:
                 s.deferred_head = d
             s.deferred_tail = d
-            CR_COUNT_ADD(installs_deferred, 1)
+            CR_COUNT_ADD(installs_deferred_count, 1)
             return
         free(d)
         # Out of memory: drop it (the leader retries), never crash.

@@ -93,7 +93,7 @@ def main():
             # The leader now sends InstallSnapshot into the follower's write.
             # (Not an error if it does not: the caller checks the counter.)
             try:
-                wait(lambda: raft._raft.debug_counters()["installs_deferred"] >= 1,
+                wait(lambda: raft._raft.installs_deferred() >= 1,
                      10, "")
             except TimeoutError:
                 time.sleep(1.0)   # unguarded: give the message time to arrive
@@ -106,7 +106,7 @@ def main():
                 fsm_.release_persist.set()
             for node in nodes.values():
                 node.close()
-    report.update(raft._raft.debug_counters())
+    report.update(raft._raft.debug_counters(), installs_deferred=raft._raft.installs_deferred())
     print(json.dumps(report))
 
 
