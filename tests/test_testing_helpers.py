@@ -91,9 +91,12 @@ def test_kill_and_restart(tmp_path):
 @pytest.mark.timeout(60)
 def test_no_quorum_times_out(tmp_path):
     with LocalCluster(3, RecordingFSM, tmp_path) as cluster:
-        cluster.leader(timeout=20)
-        cluster.kill(1)
-        cluster.kill(2)
+        leader = cluster.leader(timeout=20)
+        # Kill the leader and one follower: the survivor is a follower and,
+        # without a quorum, never leads (a surviving leader would only step
+        # down after an election timeout, which a busy machine stretches).
+        cluster.kill(leader.id)
+        cluster.kill(next(i for i in (1, 2, 3) if i != leader.id))
         with pytest.raises(TimeoutError, match="leader"):
             cluster.leader(timeout=1.5)
         with pytest.raises(TimeoutError):
