@@ -42,6 +42,7 @@ import time
 import zlib
 from concurrent.futures import TimeoutError as FutureTimeout
 
+from canonical_raft.demo import _at_least
 from canonical_raft.testing import free_ports
 
 START_TIMEOUT = 30.0      # process spawned -> "ready"
@@ -1191,18 +1192,6 @@ def _run(args):
 
 
 # -- the command line -----------------------------------------------------------
-
-
-def _at_least(minimum, kind=int):
-    def check(text):
-        try:
-            value = kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-        if value < minimum:
-            raise argparse.ArgumentTypeError(f"must be >= {minimum}, got {text}")
-        return value
-    return check
 
 
 def _variant(text):
