@@ -76,7 +76,10 @@ $(BENCH_C): bench/c/raft_bench.c
 	cc -O2 -g -Wall -o $@ $< $$(pkg-config --cflags --libs raft libuv zlib 2>/dev/null || \
 		echo "-DBENCH_NO_ZLIB $$(pkg-config --cflags --libs raft libuv)")
 
-bench-c: $(BENCH_C)
+bench/c/wake_rtt: bench/c/wake_rtt.c
+	cc -O2 -Wall -o $@ $< -lpthread
+
+bench-c: $(BENCH_C) bench/c/wake_rtt
 
 bench: build bench-c
 	$(PY) -m canonical_raft bench $(BENCH_ARGS)

@@ -16,10 +16,12 @@ class _DebugCounters(TypedDict):
     requests: int
     handles: int
     nodes: int
+    wakeups: int
 
 def debug_counters() -> _DebugCounters:
-    """Live requests, uv handles and native node states in this process:
-    all zero once every node is closed and collected."""
+    """Live requests, uv handles, native node states and future waiters
+    (Wakeup) in this process: all zero once every node is closed and
+    collected."""
 
 def installs_deferred() -> int:
     """How many InstallSnapshot messages io_guard.pxi has held back in this
@@ -27,6 +29,16 @@ def installs_deferred() -> int:
 
 def libraft_version() -> str:
     """libraft's version as a string, e.g. "0.22.1"."""
+
+@disjoint_base
+class Wakeup:
+    """A one-shot event for one waiting thread."""
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until set(), at most `timeout` seconds (None: no limit);
+        True if set. Signal handlers run meanwhile, as in Lock.acquire()."""
+    def set(self) -> None:
+        """Wake the waiter; from the raft thread, once it lets the GIL go."""
 
 @disjoint_base
 class Core:

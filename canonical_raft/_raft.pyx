@@ -9,7 +9,7 @@ from cpython.buffer cimport PyObject_CheckBuffer, PyObject_GetBuffer, PyBuffer_R
 from cpython.bytes cimport PyBytes_FromStringAndSize, PyBytes_AS_STRING
 from cpython.ref cimport PyObject, Py_INCREF, Py_DECREF
 from libc.stdint cimport uint16_t, uint32_t, uint64_t
-from libc.stdlib cimport calloc, malloc, free
+from libc.stdlib cimport calloc, malloc, realloc, free
 from libc.string cimport memcpy, memset, strcpy, strlen
 
 from .includes.uv cimport *
@@ -18,6 +18,7 @@ from .includes.raft cimport *
 import logging
 import os
 import zlib
+from time import monotonic
 
 from .errors import error_for, RaftError, ShutdownError, NotLeaderError
 from .types import Server, Role, State
@@ -32,6 +33,21 @@ cdef extern from "Python.h":
     void PyEval_RestoreThread(PyThreadState *tstate) nogil
     unsigned long PyThread_get_thread_ident() nogil
     int PyErr_CheckSignals() except -1
+    void Py_DecRef(PyObject *o) nogil       # only where the GIL is held
+
+cdef extern from "pythread.h":
+    ctypedef void *PyThread_type_lock
+    ctypedef enum PyLockStatus:
+        PY_LOCK_FAILURE = 0
+        PY_LOCK_ACQUIRED = 1
+        PY_LOCK_INTR
+    PyThread_type_lock PyThread_allocate_lock()
+    void PyThread_free_lock(PyThread_type_lock lock)
+    int PyThread_acquire_lock(PyThread_type_lock lock, int waitflag) nogil
+    PyLockStatus PyThread_acquire_lock_timed(PyThread_type_lock lock,
+                                             long long microseconds,
+                                             int intr_flag) nogil
+    void PyThread_release_lock(PyThread_type_lock lock) nogil
 
 cdef extern from "includes/compat.h" nogil:
     long long CR_COUNT_ADD(long long var, long long n)
@@ -50,6 +66,8 @@ cdef extern from "includes/compat.h" nogil:
     const char *cr_trace_message(const void *info)
     const char *cr_trace_file(const void *info)
     int cr_trace_line(const void *info)
+    void *cr_current_node()
+    void cr_set_current_node(void *s)
 
 log = logging.getLogger("canonical_raft")
 
@@ -57,6 +75,7 @@ log = logging.getLogger("canonical_raft")
 cdef long long live_requests = 0
 cdef long long live_handles = 0
 cdef long long live_nodes = 0
+cdef long long live_wakeups = 0
 # InstallSnapshot messages held back by io_guard.pxi (cumulative).
 cdef long long installs_deferred_count = 0
 
@@ -71,12 +90,14 @@ os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def debug_counters():
-    """Live requests, uv handles and native node states in this process:
-    all zero once every node is closed and collected."""
+    """Live requests, uv handles, native node states and future waiters
+    (Wakeup) in this process: all zero once every node is closed and
+    collected."""
     return {
         "requests": CR_COUNT_GET(live_requests),
         "handles": CR_COUNT_GET(live_handles),
         "nodes": CR_COUNT_GET(live_nodes),
+        "wakeups": CR_COUNT_GET(live_wakeups),
     }
 
 
@@ -95,6 +116,7 @@ def libraft_version():
 
 include "core/requests.pxi"
 include "core/status.pxi"
+include "core/wakeup.pxi"
 include "core/fsm.pxi"
 include "core/transport.pxi"
 include "core/io_guard.pxi"

@@ -52,6 +52,7 @@ DRAIN_TIMEOUT = 30.0      # load deadline -> in-flight commands settled
 SETTLE_TIMEOUT = 60.0     # row done -> every follower applied as much
 CLOSE_TIMEOUT = 10.0      # "close" -> process exited
 RESULT_TIMEOUT = 30.0     # one blocking apply().result() (window 1)
+API_CHOICES = ("apply", "apply_many", "callback")   # how the binding's leader submits
 
 IMPL_BINDING = "binding"
 IMPL_C = "c"
@@ -244,11 +245,14 @@ class BindingNode:
             raise BenchError(f"node {self.node.id} is not the leader")
         command = payload(size)
         st = LoadStats(warmup, duration)
-        if window == 1:
+        if self.api == "callback":
+            self._load_callback(command, window, st, out)
+        elif window == 1:
             self._load_blocking(command, st, out)
         else:
             self._load_window(command, window, st, out)
-        return st.reply(api=self.api if window > 1 else "apply().result()")
+        return st.reply(api=self.api if window > 1 or self.api == "callback"
+                        else "apply().result()")
 
     def _load_blocking(self, command, st, out):
         apply, now = self.node.apply, time.perf_counter_ns
@@ -334,6 +338,51 @@ class BindingNode:
             if exc is not None:
                 st.error(exc)
         st.pending = len(pending)
+
+    def _load_callback(self, command, window, st, out):
+        """The C driver's shape: each completion submits the next command
+        from its done callback, on the raft thread, so no command crosses
+        between threads (at window 1: no hand-over to a blocked caller and
+        back). The main thread only marks the measured period and waits."""
+        apply, now = self.node.apply, time.perf_counter_ns
+        start, end, lat = st.start, st.end, st.lat
+        bad = (self.raft.NotLeaderError, self.raft.ShutdownError)
+        lock = threading.Lock()
+        idle = threading.Event()
+        live = [window]         # chains still running
+        stop = [False]
+
+        def submit():
+            t0 = now()
+            st.submitted += 1
+            apply(command).add_done_callback(lambda f: done(f, t0))
+
+        def done(future, t0):
+            t1 = now()
+            exc = _future_error(future)
+            if exc is not None:
+                st.error(exc)
+                stop[0] = stop[0] or isinstance(exc, bad)
+            elif start <= t1 <= end:
+                lat.append(t1 - t0)
+            if t1 < end and not stop[0]:
+                submit()
+                return
+            with lock:
+                live[0] -= 1
+                if not live[0]:
+                    idle.set()
+
+        for _ in range(window):
+            submit()
+        for mark, event in ((start, "measure_start"), (end, "measure_end")):
+            while not idle.is_set() and now() < mark:
+                idle.wait(max(0.0005, (mark - now()) / 1e9))
+            st.measuring = event == "measure_start"
+            out(event=event)
+        st.ops = len(lat)
+        if not idle.wait(DRAIN_TIMEOUT):
+            st.pending = live[0]
 
     def close(self):
         self.node.close()
@@ -463,7 +512,7 @@ def _node_main(argv):
     parser.add_argument("--knob", action="append", default=[], metavar="NAME=VALUE")
     parser.add_argument("--impl", choices=[IMPL_BINDING, IMPL_PSO], default=IMPL_BINDING)
     parser.add_argument("--pysyncobj-conf", choices=sorted(PYSYNCOBJ_CONFS), default="batched")
-    parser.add_argument("--api", choices=["apply", "apply_many"], default="apply")
+    parser.add_argument("--api", choices=API_CHOICES, default="apply")
     args = parser.parse_args(argv)
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)    # the parent owns Ctrl-C
@@ -878,7 +927,9 @@ def plan_settings(args):
             IMPL_C: (c_knobs, c_options),
             **{impl: ({}, {}) for impl in PYSYNCOBJ_IMPLS}}
     for label, extra in args.variant:
-        plan[f"{IMPL_BINDING}[{label}]"] = (dict(binding, **extra), {"api": args.api})
+        extra = dict(extra)
+        api = extra.pop("api", args.api)
+        plan[f"{IMPL_BINDING}[{label}]"] = (dict(binding, **extra), {"api": api})
     return plan, notes
 
 
@@ -1203,7 +1254,10 @@ def _variant(text):
         name, sep, value = item.partition("=")
         if not sep:
             raise argparse.ArgumentTypeError(f"--variant knob {item!r} is not NAME=VALUE")
-        knobs[name] = parse_value(value)
+        if name == "api" and value not in API_CHOICES:
+            raise argparse.ArgumentTypeError(
+                f"--variant api={value!r}: choose from {', '.join(API_CHOICES)}")
+        knobs[name] = value if name == "api" else parse_value(value)
     return label, knobs
 
 
@@ -1229,10 +1283,13 @@ def add_arguments(parser):
                              "(default: identical settings, the binding's)")
     parser.add_argument("--variant", type=_variant, action="append", default=[],
                         metavar="LABEL:NAME=VALUE[,...]",
-                        help="also run the binding with these extra knobs, as 'binding[LABEL]'")
-    parser.add_argument("--api", choices=["apply", "apply_many"], default="apply",
-                        help="how the binding's leader submits at window > 1: one apply() per "
-                             "command (default) or apply_many() per refill")
+                        help="also run the binding with these extra knobs, as 'binding[LABEL]' "
+                             "(api=... picks its --api)")
+    parser.add_argument("--api", choices=API_CHOICES, default="apply",
+                        help="how the binding's leader submits: one apply() per command "
+                             "(default; window 1 blocks on result()), apply_many() per refill "
+                             "(window > 1), or 'callback': the next command submitted from each "
+                             "done callback, on the raft thread, as the C driver does")
     parser.add_argument("--no-c", action="store_true", help="skip the C reference driver")
     parser.add_argument("--rebuild-c", action="store_true", help="rebuild the C driver first")
     parser.add_argument("--peers", action="store_true",

@@ -30,12 +30,20 @@ class Future(concurrent.futures.Future[_T]):
       none (nor does reading the result of a done future). Fewer objects
       per future also means less work for the garbage collector.
 
+    - The first thread to wait on it alone sleeps on a ``_Wakeup`` (the
+      node's, from the compiled core), which the raft thread releases only
+      once it has let go of the GIL: woken earlier, the waiter would only
+      block again on the GIL (two more context switches per blocking
+      ``apply().result()``). Further waiters, ``wait()`` and callbacks use
+      the Condition.
+
     Each node makes a subclass whose ``_raft_thread`` is its raft thread's
     ident, so that waiting on a pending future from that thread (inside an
     FSM method or a callback), which would deadlock, raises RuntimeError.
     """
 
     _raft_thread = -1
+    _Wakeup: Any = None     # set on a node's subclass
 
     def __init__(self) -> None:  # the base __init__ would make them all now
         self._state = RUNNING
@@ -43,6 +51,7 @@ class Future(concurrent.futures.Future[_T]):
         self._exception = None
         self._cond: Optional[threading.Condition] = None
         self._lists: Optional[tuple[list[Any], list[Any]]] = None
+        self._wakeup: Any = None
 
     # The base class and concurrent.futures.wait() use these attributes
     # directly; made on first use (under the Condition, or for wait(), under
@@ -75,8 +84,8 @@ class Future(concurrent.futures.Future[_T]):
         return cond
 
     def _finish_fast(self, result: Optional[_T], exception: Optional[BaseException]) -> bool:
-        """Resolve without a Condition if none exists yet: then nobody waits
-        and no callback is registered (both go through the Condition)."""
+        """Resolve without a Condition if none exists yet: then no callback
+        is registered and at most the one Wakeup waits."""
         with _lazy:
             if self._cond is not None:
                 return False
@@ -85,15 +94,38 @@ class Future(concurrent.futures.Future[_T]):
             self._result = result
             self._exception = exception
             self._state = FINISHED
-            return True
+            wakeup = self._wakeup
+        if wakeup is not None:
+            wakeup.set()
+        return True
 
     def set_result(self, result: _T) -> None:
         if not self._finish_fast(result, None):
             super().set_result(result)
+            if self._wakeup is not None:
+                self._wakeup.set()
 
     def set_exception(self, exception: Optional[BaseException]) -> None:
         if not self._finish_fast(None, exception):
             super().set_exception(exception)
+            if self._wakeup is not None:
+                self._wakeup.set()
+
+    def _wait_alone(self, timeout: Optional[float]) -> bool:
+        """Wait on a Wakeup if nobody else waits; False: use the Condition.
+        Raises TimeoutError as result() does."""
+        Wakeup = self._Wakeup
+        if Wakeup is None or self._wakeup is not None:
+            return False
+        with _lazy:
+            if self._state in _DONE:
+                return True
+            if self._cond is not None or self._wakeup is not None:
+                return False
+            wakeup = self._wakeup = Wakeup()
+        if not wakeup.wait(timeout):
+            raise concurrent.futures.TimeoutError()
+        return True
 
     # Reading one attribute needs no lock (and must not make a Condition).
     def done(self) -> bool:
@@ -112,21 +144,24 @@ class Future(concurrent.futures.Future[_T]):
                 "thread (inside an FSM method or a callback): it would deadlock")
 
     def result(self, timeout: Optional[float] = None) -> _T:
-        if self._state == FINISHED:          # no lock needed, none made
-            if self._exception is not None:
-                try:
-                    raise self._exception
-                finally:
-                    self = None  # type: ignore[assignment]  # no cycle, as in the base
-            return self._result  # type: ignore[return-value]
-        self._check_not_raft_thread()
-        return super().result(timeout)
+        if self._state != FINISHED:
+            self._check_not_raft_thread()
+            if not self._wait_alone(timeout):
+                return super().result(timeout)
+        # FINISHED: no lock needed, none made
+        if self._exception is not None:
+            try:
+                raise self._exception
+            finally:
+                self = None  # type: ignore[assignment]  # no cycle, as in the base
+        return self._result  # type: ignore[return-value]
 
     def exception(self, timeout: Optional[float] = None) -> Optional[BaseException]:
-        if self._state == FINISHED:
-            return self._exception
-        self._check_not_raft_thread()
-        return super().exception(timeout)
+        if self._state != FINISHED:
+            self._check_not_raft_thread()
+            if not self._wait_alone(timeout):
+                return super().exception(timeout)
+        return self._exception
 
 
 def future_type_for_node() -> type[Future[Any]]:

@@ -24,6 +24,7 @@ def test_bench_smoke(tmp_path):
     out = tmp_path / "bench.jsonl"
     cmd = [sys.executable, "-m", "canonical_raft", "bench", "--duration", "1",
            "--warmup", "0.3", "--size", "16", "--window", "64", "--runs", "1",
+           "--variant", "cb:api=callback",
            "--data-root", str(tmp_path), "--tmpfs", "--json", str(out)]
     if not _can_build_c():
         cmd.append("--no-c")
@@ -37,7 +38,9 @@ def test_bench_smoke(tmp_path):
     rows = [r for r in records if r["type"] == "row"]
     summaries = [r for r in records if r["type"] == "summary"]
     impls = {r["impl"] for r in rows}
-    assert "binding" in impls
+    assert {"binding", "binding[cb]"} <= impls
+    # the variant submitted from done callbacks (the C driver's shape)
+    assert {r["api"] for r in rows if r["impl"] == "binding[cb]"} == {"callback"}
     assert len(summaries) == len(impls)
     for row in rows:
         assert "error" not in row, row

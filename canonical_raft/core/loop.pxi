@@ -7,6 +7,7 @@ cdef void thread_main(void *arg) noexcept nogil:
     # is taken lazily (hold_gil) and dropped before the loop blocks.
     cdef PyGILState_STATE gstate = PyGILState_Ensure()
     s.thread_ident = PyThread_get_thread_ident()
+    cr_set_current_node(s)
     thread_started(s)
     s.gil_held = False
     s.tstate = PyEval_SaveThread()
@@ -31,6 +32,10 @@ cdef void thread_main(void *arg) noexcept nogil:
         s.phase = PHASE_CLOSED
     publish_status(s)
     hold_gil(s)
+    # Waiters of futures resolved since the last drop_gil: wake them now.
+    drop_gil(s)
+    hold_gil(s)
+    cr_set_current_node(NULL)
     thread_finished(s)      # may free s
     PyGILState_Release(gstate)
 

@@ -104,6 +104,7 @@ cdef class Core:
         self._owner = owner
         self._observers = []
         self._future_type = future_type_for_node()
+        self._future_type._Wakeup = Wakeup
         self._close_lock = threading.Lock()
         self._generation = fork_generation
 
@@ -119,6 +120,7 @@ cdef class Core:
         uv_cond_destroy(&s.changed)
         uv_mutex_destroy(&s.lock)
         free(s.data_dir)
+        free(s.wakeups)
         free(s)
         CR_COUNT_ADD(live_nodes, -1)
 

@@ -14,6 +14,11 @@ cdef enum:
     ERROR_MAX = 512
 
 
+cdef struct WakeupRef:        # wakeup.pxi: a waiter to release after drop_gil
+    PyObject *obj              # the Wakeup (a reference)
+    PyThread_type_lock lock    # its lock
+
+
 cdef struct NodeState:
     PyObject *core             # the Core (the thread holds a reference)
     raft_id id
@@ -65,6 +70,9 @@ cdef struct NodeState:
     PyThreadState *tstate
     bint gil_held
     unsigned long thread_ident
+    WakeupRef *wakeups         # waiters to release once the GIL is dropped
+    unsigned n_wakeups
+    unsigned cap_wakeups
 
     # raft-thread only
     int phase
@@ -117,12 +125,28 @@ cdef inline void hold_gil(NodeState *s) noexcept nogil:
     if not s.gil_held:
         PyEval_RestoreThread(s.tstate)
         s.gil_held = True
+        if s.n_wakeups:
+            forget_wakeups(s)
 
 
 cdef inline void drop_gil(NodeState *s) noexcept nogil:
+    """Let the GIL go, then wake the waiters of the futures resolved while
+    it was held (wakeup.pxi): they find it free."""
+    cdef unsigned i
     if s.gil_held:
         s.gil_held = False
         s.tstate = PyEval_SaveThread()
+        for i in range(s.n_wakeups):
+            PyThread_release_lock(s.wakeups[i].lock)
+
+
+cdef void forget_wakeups(NodeState *s) noexcept nogil:
+    """Drop the references to the waiters drop_gil released (with the
+    GIL: the next hold_gil, or the end of the thread)."""
+    cdef unsigned i
+    for i in range(s.n_wakeups):
+        Py_DecRef(s.wakeups[i].obj)
+    s.n_wakeups = 0
 
 
 cdef void set_error(NodeState *s, const char *message) noexcept nogil:

@@ -46,4 +46,10 @@ static inline int cr_trace_line(const void *info) {
     return ((const struct raft_tracer_info *)info)->diagnostic.line;
 }
 
+/* The node whose raft thread this is (NULL on other threads): Wakeup.set()
+ * asks it whether to release at once or after the GIL is dropped. */
+static __thread void *cr_tls_node;
+static inline void *cr_current_node(void) { return cr_tls_node; }
+static inline void cr_set_current_node(void *s) { cr_tls_node = s; }
+
 #endif
