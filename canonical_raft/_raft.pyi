@@ -67,6 +67,7 @@ class Core:
         snapshot_compression: bool,
         tcp_nodelay: bool,
         max_batch_bytes: int,
+        snapshot_log_bytes: int,
     ) -> None: ...
     # -- commands
     def apply(self, command: Buffer) -> Future[Any]: ...

@@ -39,10 +39,12 @@ _TUNING: dict[str, object] = {
     "snapshot_compression": False,
     # TCP_NODELAY on raft's connections (libraft leaves Nagle on)
     "tcp_nodelay": True,
-    # bytes of commands packed into one log entry (0: one entry each).
-    # libraft's snapshot_threshold counts entries, so this also bounds the
-    # log kept in memory: about (threshold + trailing) x this.
+    # bytes of commands packed into one log entry (0: one entry each)
     "max_batch_bytes": 64 * 1024,
+    # take a snapshot sooner once the entries since the last one hold this
+    # many bytes (0: count entries only). libraft keeps all of them in
+    # memory, so this bounds the log's memory whatever the entries' size.
+    "snapshot_log_bytes": 64 * 1024 * 1024,
 }
 
 _live_nodes: weakref.WeakSet[Node] = weakref.WeakSet()
@@ -106,6 +108,8 @@ def _check_settings(election_timeout: object, heartbeat_timeout: object,
                                       64 * 1024, 16 * 1024 * 1024)
     settings["max_batch_bytes"] = _count("max_batch_bytes", settings["max_batch_bytes"],
                                          0, 64 * 1024 * 1024)
+    settings["snapshot_log_bytes"] = _count("snapshot_log_bytes", settings["snapshot_log_bytes"],
+                                            0, 2**63 - 1)
     for name in ("snapshot_compression", "tcp_nodelay"):
         settings[name] = _flag(name, settings[name])
     return settings
@@ -142,7 +146,7 @@ class Node:
 
     def __init__(self, id: int, address: str, data_dir: str | os.PathLike[str],
                  fsm: StateMachine, *, election_timeout: float = 1.0,
-                 heartbeat_timeout: float = 0.1, snapshot_threshold: int = 1024,
+                 heartbeat_timeout: float = 0.1, snapshot_threshold: int = 8192,
                  snapshot_trailing: int = 128, pre_vote: bool = True,
                  **tuning: float | int | bool) -> None:
         self._core = None  # type: ignore[assignment]  # __del__ may see a half-built node

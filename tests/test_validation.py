@@ -96,17 +96,21 @@ def test_known_tuning_knobs_accepted(tmp_path):
         snapshot_trailing=16, pre_vote=False, install_snapshot_timeout=30.0,
         max_catch_up_rounds=10, max_catch_up_round_duration=5.0,
         max_inflight_entries=32, segment_size=8 * 1024 * 1024,
-        snapshot_compression=False, tcp_nodelay=True))
+        snapshot_compression=False, tcp_nodelay=True, max_batch_bytes=0,
+        snapshot_log_bytes=0))
+    construct(tmp_path, dict(snapshot_log_bytes=1 << 40))
 
 
 @pytest.mark.parametrize("kwargs", [dict(segment_size=-1), dict(snapshot_threshold=-1),
-                                    dict(max_inflight_entries=-5)])
+                                    dict(max_inflight_entries=-5), dict(snapshot_log_bytes=-1),
+                                    dict(snapshot_log_bytes=2**63)])
 def test_bad_tuning_values(tmp_path, kwargs):
     with pytest.raises((ValueError, TypeError, OverflowError)):
         construct(tmp_path, kwargs)
 
 
-@pytest.mark.parametrize("kwargs", [dict(election_timeout="1"), dict(snapshot_threshold="8")])
+@pytest.mark.parametrize("kwargs", [dict(election_timeout="1"), dict(snapshot_threshold="8"),
+                                    dict(snapshot_log_bytes=1.5), dict(snapshot_log_bytes=True)])
 def test_wrong_type_of_knob(tmp_path, kwargs):
     with pytest.raises(TypeError):
         construct(tmp_path, kwargs)

@@ -25,7 +25,27 @@ cdef int fsm_apply(raft_fsm *fsm, const raft_buffer *buf, void **result) noexcep
         req = inflight_find(s, index, cr_get64(<const char *>buf.base + 16))
     hold_gil(s)
     apply_entry(s, req, <const char *>buf.base, buf.len, index)
+    count_log_bytes(s, buf.len)
     return 0
+
+
+cdef inline void count_log_bytes(NodeState *s, size_t size) noexcept nogil:
+    """Snapshot early once the entries since the last snapshot hold
+    snapshot_log_bytes: libraft keeps them all in memory and counts only
+    entries (snapshot_threshold), whatever their size."""
+    s.log_bytes += size
+    if (s.snapshot_log_bytes and s.log_bytes >= s.snapshot_log_bytes
+            and not s.snapshot_hurried):
+        s.snapshot_hurried = True
+        raft_set_snapshot_threshold(&s.raft, 1)     # at libraft's next check
+
+
+cdef inline void reset_log_bytes(NodeState *s) noexcept nogil:
+    """A snapshot starts (or one was restored): count afresh."""
+    s.log_bytes = 0
+    if s.snapshot_hurried:
+        s.snapshot_hurried = False
+        raft_set_snapshot_threshold(&s.raft, s.snapshot_threshold)
 
 
 cdef void apply_entry(NodeState *s, Req *req, const char *p, size_t size,
@@ -63,6 +83,7 @@ cdef int fsm_snapshot(raft_fsm *fsm, raft_buffer **bufs, unsigned *n_bufs) noexc
     cdef NodeState *s = <NodeState *>fsm.data
     if s.fatal or uv_hrtime() < s.snapshot_retry_at:
         return RAFT_BUSY
+    reset_log_bytes(s)
     hold_gil(s)
     cdef raft_buffer *array = <raft_buffer *>raft_malloc(sizeof(raft_buffer))
     if array == NULL:
@@ -121,6 +142,7 @@ cdef int frame_snapshot(NodeState *s, data, raft_buffer *buf) except -1:
 
 cdef int fsm_restore(raft_fsm *fsm, raft_buffer *buf) noexcept nogil:
     cdef NodeState *s = <NodeState *>fsm.data
+    reset_log_bytes(s)
     hold_gil(s)
     if restore_snapshot(s, <const char *>buf.base, buf.len) != 0:
         if s.in_start:

@@ -76,7 +76,8 @@ cdef class Core:
                  bint pre_vote, double install_snapshot_timeout,
                  unsigned max_catch_up_rounds, double max_catch_up_round_duration,
                  unsigned max_inflight_entries, size_t segment_size,
-                 bint snapshot_compression, bint tcp_nodelay, size_t max_batch_bytes):
+                 bint snapshot_compression, bint tcp_nodelay, size_t max_batch_bytes,
+                 size_t snapshot_log_bytes):
         cdef NodeState *s = self.s
         cdef bytes addr = address.encode()
         cdef bytes path = os.fsencode(data_dir)
@@ -99,6 +100,7 @@ cdef class Core:
         s.snapshot_compression = snapshot_compression
         s.tcp_nodelay = tcp_nodelay
         s.max_batch_bytes = max_batch_bytes
+        s.snapshot_log_bytes = snapshot_log_bytes
         s.next_tag = (<uint64_t>int.from_bytes(os.urandom(8), "little")) | 1
         self.fsm = fsm
         self._owner = owner

@@ -36,6 +36,7 @@ cdef struct NodeState:
     unsigned max_inflight_entries
     size_t segment_size
     size_t max_batch_bytes     # commands packed into one log entry, at most
+    size_t snapshot_log_bytes  # snapshot once the log since the last holds this
     bint pre_vote
     bint snapshot_compression
     bint tcp_nodelay
@@ -82,6 +83,8 @@ cdef struct NodeState:
     unsigned long long disk_low_since    # uv_hrtime() the log space ran low
     bint disk_full                       # reported (error set, warning logged)
     bint fatal                 # the FSM state is unknown: stop the node
+    size_t log_bytes           # bytes of entries applied since the last snapshot
+    bint snapshot_hurried      # log_bytes passed the cap: threshold lowered
     Req *inflight_head
     Req *inflight_tail
     unsigned inflight_count
