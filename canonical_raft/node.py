@@ -33,8 +33,10 @@ _TUNING: dict[str, object] = {
     "max_catch_up_round_duration": 5.0,
     # append messages in flight per follower
     "max_inflight_entries": 32,
-    # bytes of each open log segment
-    "segment_size": 8 * 1024 * 1024,
+    # bytes of each open log segment. libraft's 8 MiB doubled: every closed
+    # segment pauses the loop (io_destroy of its AIO context), so fewer
+    # segments win (bench/README.md); three are preallocated, 48 MiB.
+    "segment_size": 16 * 1024 * 1024,
     # zlib-compress snapshots (libraft 0.22's own switch is a no-op)
     "snapshot_compression": False,
     # TCP_NODELAY on raft's connections (libraft leaves Nagle on)

@@ -46,10 +46,11 @@ SCENARIOS = [
     Scenario("lagging-snapshot", "lagging-snapshot",
              settings=dict(snapshot_threshold=64, snapshot_trailing=16)),
     Scenario("membership", "membership"),
-    # Default segments (8 MiB, two prepared ahead): the ballast makes the
-    # node go through them within seconds once the tmpfs is full.
+    # 8 MiB segments, two prepared ahead: the ballast makes the node go
+    # through them within seconds once the tmpfs is full.
     Scenario("disk-full", "disk-full", disk_mb=64, pad=32 * 1024,
-             settings=dict(snapshot_threshold=128, snapshot_trailing=32)),
+             settings=dict(snapshot_threshold=128, snapshot_trailing=32,
+                           tuning=dict(segment_size=8 * 1024 * 1024))),
 ]
 
 # The harness checking itself: reads served from any node's local state,
