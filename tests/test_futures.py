@@ -11,32 +11,25 @@ import pytest
 
 import canonical_raft as raft
 from canonical_raft import _raft
-from helpers import wait_for
+from helpers import Counter, wait_for
 
 pytestmark = pytest.mark.timeout(60)
 
 
-class Gated(raft.FSM):
-    """A counter whose apply() waits for `gate` (so futures stay pending)
-    and raises for b"raise"."""
+class Gated(Counter):
+    """Counts commands once `gate` is open (so futures stay pending until
+    then); raises for b"raise"."""
 
     def __init__(self):
+        super().__init__()
         self.gate = threading.Event()
-        self.value = 0
 
     def apply(self, command):
         if not self.gate.wait(30):
             raise RuntimeError("the test never opened the gate")
         if command == b"raise":
             raise ValueError("raised by apply")
-        self.value += 1
-        return self.value
-
-    def snapshot(self):
-        return str(self.value).encode()
-
-    def restore(self, data):
-        self.value = int(data)
+        return super().apply(b"1")
 
 
 @pytest.fixture
