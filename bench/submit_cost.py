@@ -8,30 +8,12 @@ waiting is not counted). Medians of --rounds rounds, GC paused while timing.
 
 import argparse
 import gc
-import os
 import statistics
-import sys
 import tempfile
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-import canonical_raft as raft  # noqa: E402
-from canonical_raft.testing import free_ports  # noqa: E402
-
-
-class Counter(raft.FSM):
-    def __init__(self):
-        self.value = 0
-
-    def apply(self, command):
-        self.value += 1
-        return self.value
-
-    def snapshot(self):
-        return str(self.value).encode()
-
-    def restore(self, data):
-        self.value = int(data)
+from rss import Counter, raft   # bench/rss.py: the same FSM, the package on sys.path
+from canonical_raft.testing import free_ports
 
 
 def timed(fn):

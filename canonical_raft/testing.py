@@ -22,7 +22,7 @@ import shutil
 import socket
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Generic, Optional, TypeVar
 
@@ -76,6 +76,18 @@ def _port_is_free(host: str, port: int) -> bool:
         return False
     finally:
         s.close()
+
+
+def _agreed_leader(nodes: Sequence[Node]) -> Optional[Node]:
+    """The one node of ``nodes`` that leads, if every one of them names it
+    as leader; else None."""
+    leaders = [node for node in nodes if node.is_leader]
+    if len(leaders) != 1:
+        return None
+    lead = leaders[0]
+    if all(node.leader is not None and node.leader.id == lead.id for node in nodes):
+        return lead
+    return None
 
 
 def wait_until(predicate: Callable[[], Optional[T]], timeout: float = 10.0,
@@ -284,17 +296,8 @@ class LocalCluster(Generic[S]):
         ``TimeoutError`` if there is none after ``timeout`` seconds (no
         quorum, for instance).
         """
-        def agreed() -> Optional[Node]:
-            running = self.running
-            leaders = [node for node in running if node.is_leader]
-            if len(leaders) != 1:
-                return None
-            lead = leaders[0]
-            if all(node.leader is not None and node.leader.id == lead.id for node in running):
-                return lead
-            return None
-
-        return wait_until(agreed, timeout, message="a leader that every running node knows")
+        return wait_until(lambda: _agreed_leader(self.running), timeout,
+                          message="a leader that every running node knows")
 
     def apply(self, command: Buffer, timeout: float = 10.0) -> Any:
         """``apply(command)`` on the leader and return its result.

@@ -4,13 +4,13 @@ Imported by conftest.py (fixtures) and by the test modules (``from helpers impor
 """
 
 import os
-import socket
 import struct
 import threading
 import time
 from pathlib import Path
 
 import canonical_raft as raft
+from canonical_raft import testing
 
 TESTS_DIR = Path(__file__).resolve().parent
 
@@ -36,17 +36,8 @@ def subprocess_env():
 
 
 def free_ports(n=1):
-    """n distinct free TCP ports on 127.0.0.1 (all held open while picking)."""
-    socks = []
-    try:
-        for _ in range(n):
-            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            s.bind(("127.0.0.1", 0))
-            socks.append(s)
-        return [s.getsockname()[1] for s in socks]
-    finally:
-        for s in socks:
-            s.close()
+    """n distinct free TCP ports on 127.0.0.1."""
+    return testing.free_ports(n)
 
 
 def free_port():
@@ -59,16 +50,7 @@ def free_address():
 
 def port_is_free(port):
     """True if 127.0.0.1:port can be bound and listened on right now."""
-    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    try:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        s.bind(("127.0.0.1", port))
-        s.listen(1)
-        return True
-    except OSError:
-        return False
-    finally:
-        s.close()
+    return testing._port_is_free("127.0.0.1", port)
 
 
 def wait_for(predicate, timeout=10.0, interval=0.01, message=None):
@@ -253,17 +235,8 @@ class Cluster:
     def leader(self, timeout=20.0):
         """The running node that is leader and that every running node agrees on."""
 
-        def find():
-            running = self.running()
-            leaders = [n for n in running if n.is_leader]
-            if len(leaders) != 1:
-                return None
-            lead = leaders[0]
-            if all(n.leader is not None and n.leader.id == lead.id for n in running):
-                return lead
-            return None
-
-        return wait_for(find, timeout, message="a leader known to every running node")
+        return wait_for(lambda: testing._agreed_leader(self.running()), timeout,
+                        message="a leader known to every running node")
 
     def followers(self, leader=None):
         leader = leader or self.leader()
