@@ -42,7 +42,7 @@ import time
 import zlib
 from concurrent.futures import TimeoutError as FutureTimeout
 
-from canonical_raft.demo import _at_least
+from canonical_raft.demo import _at_least, _child_env, reap_process
 from canonical_raft.testing import free_ports
 
 START_TIMEOUT = 30.0      # process spawned -> "ready"
@@ -191,6 +191,41 @@ class LoadStats:
         self.pending = 0
         self.measuring = False
 
+    def begin_if_due(self, t, out):
+        """Announce the measured period once the clock reaches its start."""
+        if not self.measuring and t >= self.start:
+            self.measuring = True
+            out(event="measure_start")
+
+    def finish(self, out):
+        """Announce the end of the measured period; lat only ever holds
+        its completions."""
+        out(event="measure_end")
+        self.ops = len(self.lat)
+
+    def run_blocking(self, apply_and_wait, out, fatal=()):
+        """Window 1: apply_and_wait() submits one command and returns once
+        it is done; its duration is the latency. Stops early on a `fatal`
+        error (the node no longer leads or closed)."""
+        now, start, end, lat = time.perf_counter_ns, self.start, self.end, self.lat
+        while True:
+            t0 = now()
+            if t0 >= end:
+                break
+            self.begin_if_due(t0, out)
+            self.submitted += 1
+            try:
+                apply_and_wait()
+            except Exception as exc:
+                self.error(exc)
+                if isinstance(exc, fatal):
+                    break
+                continue
+            t1 = now()
+            if start <= t1 <= end:
+                lat.append(t1 - t0)
+        self.finish(out)
+
     def error(self, exc):
         self.errors += 1
         if not self.first_error:
@@ -255,29 +290,9 @@ class BindingNode:
                         else "apply().result()")
 
     def _load_blocking(self, command, st, out):
-        apply, now = self.node.apply, time.perf_counter_ns
-        start, end, lat = st.start, st.end, st.lat
-        while True:
-            t0 = now()
-            if t0 >= end:
-                break
-            if not st.measuring and t0 >= start:
-                st.measuring = True
-                out(event="measure_start")
-            future = apply(command)
-            st.submitted += 1
-            try:
-                future.result(RESULT_TIMEOUT)
-            except Exception as exc:
-                st.error(exc)
-                if isinstance(exc, (self.raft.NotLeaderError, self.raft.ShutdownError)):
-                    break
-                continue
-            t1 = now()
-            if start <= t1 <= end:
-                lat.append(t1 - t0)
-        out(event="measure_end")
-        st.ops = len(lat)
+        apply = self.node.apply
+        st.run_blocking(lambda: apply(command).result(RESULT_TIMEOUT), out,
+                        fatal=(self.raft.NotLeaderError, self.raft.ShutdownError))
 
     def _load_window(self, command, window, st, out):
         """Keep ``window`` commands in flight, the way a pipelining client
@@ -296,9 +311,7 @@ class BindingNode:
             t = now()
             if t >= end:
                 break
-            if not st.measuring and t >= start:
-                st.measuring = True
-                out(event="measure_start")
+            st.begin_if_due(t, out)
             free = window - len(pending)
             if free:
                 if use_many:
@@ -325,8 +338,7 @@ class BindingNode:
                     stop = stop or isinstance(exc, bad)
                 elif start <= t1 <= end:
                     lat.append(t1 - t0)
-        out(event="measure_end")
-        st.ops = len(lat)       # lat only ever holds the measured period's completions
+        st.finish(out)
         deadline = time.monotonic() + DRAIN_TIMEOUT
         while pending and time.monotonic() < deadline:
             t0, future = popleft()
@@ -375,12 +387,14 @@ class BindingNode:
 
         for _ in range(window):
             submit()
-        for mark, event in ((start, "measure_start"), (end, "measure_end")):
+        def sleep_until(mark):      # or until every chain has stopped
             while not idle.is_set() and now() < mark:
                 idle.wait(max(0.0005, (mark - now()) / 1e9))
-            st.measuring = event == "measure_start"
-            out(event=event)
-        st.ops = len(lat)
+
+        sleep_until(start)
+        st.begin_if_due(start, out)
+        sleep_until(end)
+        st.finish(out)
         if not idle.wait(DRAIN_TIMEOUT):
             st.pending = live[0]
 
@@ -430,24 +444,7 @@ class PySyncObjNode:
         apply, now = self.obj.apply_command, time.perf_counter_ns
         start, end, lat = st.start, st.end, st.lat
         if window == 1:
-            while True:
-                t0 = now()
-                if t0 >= end:
-                    break
-                if not st.measuring and t0 >= start:
-                    st.measuring = True
-                    out(event="measure_start")
-                st.submitted += 1
-                try:
-                    apply(command, sync=True, timeout=RESULT_TIMEOUT)
-                except Exception as exc:
-                    st.error(exc)
-                    continue
-                t1 = now()
-                if start <= t1 <= end:
-                    lat.append(t1 - t0)
-            out(event="measure_end")
-            st.ops = len(lat)
+            st.run_blocking(lambda: apply(command, sync=True, timeout=RESULT_TIMEOUT), out)
             return st.reply(api="sync=True")
 
         done = queue.SimpleQueue()
@@ -465,9 +462,7 @@ class PySyncObjNode:
             t = now()
             if t >= end:
                 break
-            if not st.measuring and t >= start:
-                st.measuring = True
-                out(event="measure_start")
+            st.begin_if_due(t, out)
             for _ in range(window - inflight):
                 t0 = now()
                 apply(command, callback=lambda result, err, t0=t0: put((t0, now(), err)))
@@ -487,8 +482,7 @@ class PySyncObjNode:
                     break
                 inflight -= 1
                 settle(item)
-        out(event="measure_end")
-        st.ops = len(lat)
+        st.finish(out)
         deadline = time.monotonic() + DRAIN_TIMEOUT
         while inflight:
             try:
@@ -562,12 +556,6 @@ def _node_main(argv):
 
 # ---------------------------------------------------------------------------
 # The parent
-
-
-def _child_env():
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [ROOT, env.get("PYTHONPATH")]))
-    return env
 
 
 
@@ -752,20 +740,7 @@ class NodeProc:
                 self.proc.stdin.flush()
             except (OSError, ValueError):
                 pass
-        for action in (None, self.proc.terminate, self.proc.kill):
-            if action is not None and self.proc.poll() is None:
-                action()
-            try:
-                self.proc.wait(timeout)
-                break
-            except subprocess.TimeoutExpired:
-                timeout = 3.0
-        self._reader.join(2.0)
-        for stream in (self.proc.stdin, self.proc.stdout, self._log):
-            try:
-                stream.close()
-            except OSError:
-                pass
+        reap_process(self.proc, timeout, self._reader, self._log)
 
     def log_tail(self, lines=8):
         try:

@@ -445,22 +445,7 @@ class NodeProcess:
 
     def reap(self, timeout: float) -> None:
         """Wait for the process to exit; terminate, then kill it, if it does not."""
-        actions: list[Optional[Callable[[], None]]] = [None, self.proc.terminate, self.proc.kill]
-        for action in actions:
-            if action is not None and self.proc.poll() is None:
-                action()
-            try:
-                self.proc.wait(timeout)
-                break
-            except subprocess.TimeoutExpired:
-                timeout = 3.0
-        self._reader.join(2.0)  # it ends at EOF, now that the process is gone
-        for stream in (self.proc.stdin, self.proc.stdout, self._log):
-            try:
-                if stream is not None:
-                    stream.close()
-            except OSError:
-                pass
+        reap_process(self.proc, timeout, self._reader, self._log)
 
     def log_tail(self, lines: int = 15) -> list[str]:
         try:
@@ -468,6 +453,29 @@ class NodeProcess:
                 return f.read().decode(errors="replace").splitlines()[-lines:]
         except OSError:
             return []
+
+
+def reap_process(proc: subprocess.Popen[bytes], timeout: float,
+                 reader: threading.Thread, log: Optional[IO[bytes]]) -> None:
+    """Wait for a node process to exit, then SIGTERM, then SIGKILL it (by
+    pid, each step bounded), join the thread reading its stdout (it ends at
+    EOF, now that the process is gone) and close its pipes and log."""
+    actions: list[Optional[Callable[[], None]]] = [None, proc.terminate, proc.kill]
+    for action in actions:
+        if action is not None and proc.poll() is None:
+            action()
+        try:
+            proc.wait(timeout)
+            break
+        except subprocess.TimeoutExpired:
+            timeout = 3.0
+    reader.join(2.0)
+    for stream in (proc.stdin, proc.stdout, log):
+        try:
+            if stream is not None:
+                stream.close()
+        except OSError:
+            pass
 
 
 def _child_env() -> dict[str, str]:
