@@ -20,7 +20,7 @@ from typing import Any, Protocol
 
 import pytest
 
-from .testing import LocalCluster, RecordingFSM
+from .testing import LocalCluster, RecordingFSM, _close_each
 
 __all__ = ["raft_cluster", "RaftClusterFactory"]
 
@@ -52,11 +52,4 @@ def raft_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RaftClust
         return cluster
 
     yield factory
-    errors: list[BaseException] = []
-    for cluster in made:
-        try:
-            cluster.close()
-        except Exception as exc:  # close every cluster before reporting
-            errors.append(exc)
-    if errors:
-        raise errors[0]
+    _close_each(cluster.close for cluster in made)

@@ -22,7 +22,7 @@ import shutil
 import socket
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Generic, Optional, TypeVar
 
@@ -88,6 +88,20 @@ def _agreed_leader(nodes: Sequence[Node]) -> Optional[Node]:
     if all(node.leader is not None and node.leader.id == lead.id for node in nodes):
         return lead
     return None
+
+
+def _close_each(closers: Iterable[Callable[[], object]],
+                catch: type[BaseException] = Exception) -> None:
+    """Call every closer, even after one raised (``catch``); then raise the
+    first error, if any."""
+    errors: list[BaseException] = []
+    for close in closers:
+        try:
+            close()
+        except catch as exc:
+            errors.append(exc)
+    if errors:
+        raise errors[0]
 
 
 def wait_until(predicate: Callable[[], Optional[T]], timeout: float = 10.0,
@@ -254,14 +268,7 @@ class LocalCluster(Generic[S]):
     def _close_created(self) -> None:
         with self._lock:
             created, self._created = self._created, []
-        errors = []
-        for node in created:
-            try:
-                node.close()
-            except Exception as exc:  # close them all before reporting
-                errors.append(exc)
-        if errors:
-            raise errors[0]
+        _close_each(node.close for node in created)
 
     def __enter__(self) -> LocalCluster[S]:
         return self

@@ -10,6 +10,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import canonical_raft as raft  # noqa: E402
+from canonical_raft import testing  # noqa: E402
 from helpers import FAST, Cluster, Counter, free_address, wait_for  # noqa: E402,F401
 
 if not faulthandler.is_enabled():
@@ -75,14 +76,7 @@ def cluster(tmp_path):
         return c
 
     yield factory
-    errors = []
-    for c in made:
-        try:
-            c.close_all()
-        except BaseException as e:
-            errors.append(e)
-    if errors:
-        raise errors[0]
+    testing._close_each((c.close_all for c in made), BaseException)
 
 
 @pytest.fixture
@@ -103,14 +97,7 @@ def make_node(tmp_path):
         return node
 
     yield factory
-    errors = []
-    for node in nodes:
-        try:
-            node.close()
-        except BaseException as e:
-            errors.append(e)
-    if errors:
-        raise errors[0]
+    testing._close_each((node.close for node in nodes), BaseException)
 
 
 @pytest.fixture

@@ -204,19 +204,9 @@ class Cluster:
             self.nodes[i].close()
 
     def close_all(self):
-        errors = []
-        for id in range(1, self.n + 1):
-            try:
-                self.close(id)
-            except BaseException as e:  # close all of them before reporting
-                errors.append(e)
-        for node in self.all_nodes:
-            try:
-                node.close()
-            except BaseException as e:
-                errors.append(e)
-        if errors:
-            raise errors[0]
+        closers = [lambda id=id: self.close(id) for id in range(1, self.n + 1)]
+        closers += [node.close for node in self.all_nodes]
+        testing._close_each(closers, BaseException)
 
     # -- queries -----------------------------------------------------------
 
