@@ -170,6 +170,12 @@ class Workload:
     def _call(self, target, op, process, f, key, arg, out_of, **kw):
         """Run one read on node ``target``; returns the node to use next."""
         rec = self.history.invoke(process, key, f, arg)
+        return self._run(target, rec, op, key, out_of, None, kw)
+
+    def _run(self, target, rec, op, key, out_of, on_ok, kw):
+        """Send the operation ``rec`` (already invoked) to node ``target``
+        and record how it ended; ``on_ok(out)`` after a success. Returns
+        the node to use next."""
         rec.node = target
         node = self.cluster.nodes.get(target)
         if node is None:
@@ -187,9 +193,11 @@ class Workload:
             self.history.complete(rec, UNKNOWN, error="node died")
             return None
         status, error = _outcome(reply)
-        t = reply.get("t")
         if status == OK:
-            self.history.complete(rec, OK, out_of(reply), t)
+            out = out_of(reply)
+            self.history.complete(rec, OK, out, reply.get("t"))
+            if on_ok is not None:
+                on_ok(out)
             return target
         self.history.complete(rec, status, error=error)
         return self._next_target(status, reply, target)
@@ -226,40 +234,24 @@ class Workload:
         return self._finish(target, rec, "cas", key, seen, dict(e=expected, n=rec.id))
 
     def _finish(self, target, rec, op, key, seen, kw):
-        rec.node = target
-        node = self.cluster.nodes.get(target)
-        if node is None:
-            self.history.complete(rec, FAIL)
-            return None
+        """Send a write or CAS; on success remember the key's new value."""
+        kw["id"] = rec.id
         if self.pad:
             kw["pad"] = self.pad
-        pend = node.submit(op, k=key, id=rec.id, **kw)
 
         def out_of(reply):
             return [bool(x) if i == 0 else x for i, x in enumerate(reply["out"])] \
                 if op == "cas" else None
-        try:
-            reply = pend.wait(self.op_timeout)
-        except NodeTimeout:
-            self.history.complete(rec, UNKNOWN, error="timeout")
-            pend.on_late(lambda p: self._late(rec, p, out_of))
-            return None
-        except NodeGone:
-            self.history.complete(rec, UNKNOWN, error="node died")
-            return None
-        status, error = _outcome(reply)
-        if status == OK:
-            out = out_of(reply)
-            self.history.complete(rec, OK, out, reply.get("t"))
+
+        def on_ok(out):
             if op == "write":
                 seen[key] = rec.id
             elif out[0]:
                 seen[key] = rec.arg[1]
             else:
                 seen[key] = out[1]
-            return target
-        self.history.complete(rec, status, error=error)
-        return self._next_target(status, reply, target)
+
+        return self._run(target, rec, op, key, out_of, on_ok, kw)
 
     def _next_target(self, status, reply, target):
         """Where to go after a refusal: the leader the node named, else any
