@@ -361,8 +361,8 @@ class BindingNode:
         bad = (self.raft.NotLeaderError, self.raft.ShutdownError)
         lock = threading.Lock()
         idle = threading.Event()
-        live = [window]         # chains still running
-        stop = [False]
+        live = window           # chains still running
+        stop = False
 
         def submit():
             t0 = now()
@@ -370,33 +370,34 @@ class BindingNode:
             apply(command).add_done_callback(lambda f: done(f, t0))
 
         def done(future, t0):
+            nonlocal live, stop
             t1 = now()
             exc = _future_error(future)
             if exc is not None:
                 st.error(exc)
-                stop[0] = stop[0] or isinstance(exc, bad)
+                stop = stop or isinstance(exc, bad)
             elif start <= t1 <= end:
                 lat.append(t1 - t0)
-            if t1 < end and not stop[0]:
+            if t1 < end and not stop:
                 submit()
                 return
             with lock:
-                live[0] -= 1
-                if not live[0]:
+                live -= 1
+                if not live:
                     idle.set()
 
-        for _ in range(window):
-            submit()
         def sleep_until(mark):      # or until every chain has stopped
             while not idle.is_set() and now() < mark:
                 idle.wait(max(0.0005, (mark - now()) / 1e9))
 
+        for _ in range(window):
+            submit()
         sleep_until(start)
         st.begin_if_due(start, out)
         sleep_until(end)
         st.finish(out)
         if not idle.wait(DRAIN_TIMEOUT):
-            st.pending = live[0]
+            st.pending = live
 
     def close(self):
         self.node.close()

@@ -94,22 +94,23 @@ class Future(concurrent.futures.Future[_T]):
             self._result = result
             self._exception = exception
             self._state = FINISHED
-            wakeup = self._wakeup
-        if wakeup is not None:
-            wakeup.set()
-        return True
+            return True
+
+    def _wake_lone_waiter(self) -> None:
+        # Once done, no Wakeup is registered any more (_wait_alone checks
+        # the state under the same lock), so reading it now is enough.
+        if self._wakeup is not None:
+            self._wakeup.set()
 
     def set_result(self, result: _T) -> None:
         if not self._finish_fast(result, None):
             super().set_result(result)
-            if self._wakeup is not None:
-                self._wakeup.set()
+        self._wake_lone_waiter()
 
     def set_exception(self, exception: Optional[BaseException]) -> None:
         if not self._finish_fast(None, exception):
             super().set_exception(exception)
-            if self._wakeup is not None:
-                self._wakeup.set()
+        self._wake_lone_waiter()
 
     def _wait_alone(self, timeout: Optional[float]) -> bool:
         """Wait on a Wakeup if nobody else waits; False: use the Condition.
