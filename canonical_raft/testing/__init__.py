@@ -26,14 +26,14 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Generic, Optional, TypeVar
 
-from .errors import NotLeaderError, RaftError
-from .node import Node
-from .types import Server
+from ..errors import NotLeaderError, RaftError
+from ..node import Node
+from ..types import Server
 
 if TYPE_CHECKING:
     from typing_extensions import Buffer
 
-    from .fsm import StateMachine
+    from ..fsm import StateMachine
 
 __all__ = ["LocalCluster", "RecordingFSM", "free_ports", "wait_until", "FAST_TIMINGS"]
 
