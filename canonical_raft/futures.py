@@ -5,8 +5,18 @@ from __future__ import annotations
 import concurrent.futures
 import threading
 from typing import Any, Optional, TypeVar
+
+# What this module relies on in concurrent.futures' private side, all of it
+# (tests/test_futures_internals.py fails if the running CPython changes it):
+# - the state names, compared with the base class's own objects;
+# - the instance attributes that the base class's methods and the module's
+#   wait()/as_completed() read: this Future provides each one itself
+#   (_condition, _waiters and _done_callbacks made on first use).
 from concurrent.futures._base import (CANCELLED, CANCELLED_AND_NOTIFIED,
                                       FINISHED, RUNNING)
+
+BASE_ATTRIBUTES = frozenset({"_condition", "_state", "_result", "_exception",
+                             "_waiters", "_done_callbacks"})
 
 # Guards the creation of a future's Condition and the resolution of a
 # future that has none yet (see Future._finish_fast).

@@ -8,46 +8,20 @@ import os
 import socket
 import warnings
 import weakref
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from . import _raft
+from . import _raft, config
 from .errors import IOERR, SHUTDOWN, RaftError, ShutdownError
 from .fsm import StateMachine, check_fsm
 from .futures import Future
 from .types import Role, Server, State, as_server, parse_address
 
 if TYPE_CHECKING:
-    from typing_extensions import Buffer
+    from typing_extensions import Buffer, Unpack
 
 _N = TypeVar("_N", bound="Node")
 _F = TypeVar("_F", bound="Callable[[Node], object]")
-
-# Knobs beyond the named arguments, with their defaults (libraft's own,
-# except where noted) and checks.
-_TUNING: dict[str, object] = {
-    # seconds for libraft to wait for an InstallSnapshot reply
-    "install_snapshot_timeout": 30.0,
-    # catch-up rounds before a promotion fails, and each round's length (s)
-    "max_catch_up_rounds": 10,
-    "max_catch_up_round_duration": 5.0,
-    # append messages in flight per follower
-    "max_inflight_entries": 32,
-    # bytes of each open log segment. libraft's 8 MiB doubled: every closed
-    # segment pauses the loop (io_destroy of its AIO context), so fewer
-    # segments win (bench/README.md); three are preallocated, 48 MiB.
-    "segment_size": 16 * 1024 * 1024,
-    # zlib-compress snapshots (libraft 0.22's own switch is a no-op)
-    "snapshot_compression": False,
-    # TCP_NODELAY on raft's connections (libraft leaves Nagle on)
-    "tcp_nodelay": True,
-    # bytes of commands packed into one log entry (0: one entry each)
-    "max_batch_bytes": 64 * 1024,
-    # take a snapshot sooner once the entries since the last one hold this
-    # many bytes (0: count entries only). libraft keeps all of them in
-    # memory, so this bounds the log's memory whatever the entries' size.
-    "snapshot_log_bytes": 64 * 1024 * 1024,
-}
 
 _live_nodes: weakref.WeakSet[Node] = weakref.WeakSet()
 
@@ -57,64 +31,6 @@ def _close_all_at_exit() -> None:
     # A raft thread must not outlive the interpreter it calls into.
     for node in list(_live_nodes):
         node.close()
-
-
-def _positive_seconds(name: str, value: object) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f"{name} must be a number of seconds, not {type(value).__name__}")
-    if not value > 0 or value > 3600 * 24:
-        raise ValueError(f"{name} must be > 0 seconds (and at most a day), got {value!r}")
-    if value * 1000 < 1:
-        raise ValueError(f"{name} must be at least 1 ms, got {value!r}")
-    return float(value)
-
-
-def _count(name: str, value: object, minimum: int = 0, maximum: int = 2**32 - 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be an int, not {type(value).__name__}")
-    if not minimum <= value <= maximum:
-        raise ValueError(f"{name} must be in {minimum}..{maximum}, got {value}")
-    return value
-
-
-def _flag(name: str, value: object) -> bool:
-    if not isinstance(value, bool):
-        raise TypeError(f"{name} must be a bool, not {type(value).__name__}")
-    return value
-
-
-def _check_settings(election_timeout: object, heartbeat_timeout: object,
-                    snapshot_threshold: object, snapshot_trailing: object,
-                    pre_vote: object, tuning: Mapping[str, object]) -> dict[str, Any]:
-    unknown = set(tuning) - set(_TUNING)
-    if unknown:
-        raise TypeError(f"unknown tuning knob(s): {', '.join(sorted(unknown))}; "
-                        f"known: {', '.join(sorted(_TUNING))}")
-    settings: dict[str, Any] = dict(_TUNING, **tuning)
-    settings["election_timeout"] = _positive_seconds("election_timeout", election_timeout)
-    settings["heartbeat_timeout"] = _positive_seconds("heartbeat_timeout", heartbeat_timeout)
-    if settings["heartbeat_timeout"] >= settings["election_timeout"]:
-        raise ValueError("heartbeat_timeout must be shorter than election_timeout")
-    settings["snapshot_threshold"] = _count("snapshot_threshold", snapshot_threshold, 1)
-    settings["snapshot_trailing"] = _count("snapshot_trailing", snapshot_trailing, 0)
-    settings["pre_vote"] = _flag("pre_vote", pre_vote)
-    for name in ("install_snapshot_timeout", "max_catch_up_round_duration"):
-        settings[name] = _positive_seconds(name, settings[name])
-    settings["max_catch_up_rounds"] = _count("max_catch_up_rounds",
-                                             settings["max_catch_up_rounds"], 1)
-    settings["max_inflight_entries"] = _count("max_inflight_entries",
-                                              settings["max_inflight_entries"], 1)
-    # libraft reports free log space in KiB in 16 bits: about three
-    # segments must stay under 64 MiB.
-    settings["segment_size"] = _count("segment_size", settings["segment_size"],
-                                      64 * 1024, 16 * 1024 * 1024)
-    settings["max_batch_bytes"] = _count("max_batch_bytes", settings["max_batch_bytes"],
-                                         0, 64 * 1024 * 1024)
-    settings["snapshot_log_bytes"] = _count("snapshot_log_bytes", settings["snapshot_log_bytes"],
-                                            0, 2**63 - 1)
-    for name in ("snapshot_compression", "tcp_nodelay"):
-        settings[name] = _flag(name, settings[name])
-    return settings
 
 
 def _prepare_data_dir(data_dir: str | os.PathLike[str]) -> str:
@@ -133,39 +49,24 @@ def _prepare_data_dir(data_dir: str | os.PathLike[str]) -> str:
 
 
 class Node:
-    """One member of a raft cluster, replicating ``fsm``.
-
-    Constructing starts nothing: call ``bootstrap()`` (first start of a new
-    cluster only) and ``start()``; ``close()`` or a ``with`` block stops it.
-    Every method is thread-safe; see API.md for the whole contract.
-    """
-
-    # The hot paths, bound to the compiled core's methods in __init__.
-    apply: Callable[[Buffer], Future[Any]]
-    apply_many: Callable[[Iterable[Buffer]], list[Future[Any]]]
-    barrier: Callable[[], Future[None]]
     _core: _raft.Core
 
     def __init__(self, id: int, address: str, data_dir: str | os.PathLike[str],
-                 fsm: StateMachine, *, election_timeout: float = 1.0,
-                 heartbeat_timeout: float = 0.1, snapshot_threshold: int = 8192,
-                 snapshot_trailing: int = 128, pre_vote: bool = True,
-                 **tuning: float | int | bool) -> None:
+                 fsm: StateMachine, **settings: Unpack[config.Settings]) -> None:
         self._core = None  # type: ignore[assignment]  # __del__ may see a half-built node
         server = as_server((id, address))
         check_fsm(fsm)
-        settings = _check_settings(election_timeout, heartbeat_timeout,
-                                   snapshot_threshold, snapshot_trailing,
-                                   pre_vote, tuning)
+        checked = config.validate(settings)
         self._data_dir = _prepare_data_dir(data_dir)
         self._id = server.id
         self._address = server.address
         self._core = _raft.Core(weakref.ref(self), server.id, server.address,
-                                self._data_dir, fsm, **settings)
-        # The hot paths go straight to the compiled core.
-        self.apply = self._core.apply
-        self.apply_many = self._core.apply_many
-        self.barrier = self._core.barrier
+                                self._data_dir, fsm, **checked.as_dict())  # type: ignore[arg-type]
+        # The hot paths: the instance attributes shadow the methods below
+        # (same behaviour, documented there) and skip one Python call each.
+        self.apply = self._core.apply  # type: ignore[method-assign]
+        self.apply_many = self._core.apply_many  # type: ignore[method-assign]
+        self.barrier = self._core.barrier  # type: ignore[method-assign]
         _live_nodes.add(self)
 
     # -- lifecycle ------------------------------------------------------------
@@ -225,9 +126,24 @@ class Node:
             core.close()
 
     # -- commands ---------------------------------------------------------------
-    # apply, apply_many and barrier are the Core's methods, bound in __init__:
-    #   apply(command) -> Future, apply_many(commands) -> list[Future],
-    #   barrier() -> Future[None]
+
+    def apply(self, command: Buffer) -> Future[Any]:
+        """Replicate ``command`` (bytes-like, else TypeError at once). The
+        future's result is ``FSM.apply``'s return value on this node once the
+        entry is committed and applied; runtime conditions fail the future
+        (NotLeaderError on a follower, LeadershipLostError, ShutdownError),
+        never this call."""
+        return self._core.apply(command)
+
+    def apply_many(self, commands: Iterable[Buffer]) -> list[Future[Any]]:
+        """``apply()`` for many commands in one submission: one future per
+        command, in order, the same semantics each."""
+        return self._core.apply_many(commands)
+
+    def barrier(self) -> Future[None]:
+        """A future that resolves once every earlier entry is applied here
+        (a linearizable read point on the leader)."""
+        return self._core.barrier()
 
     async def apply_async(self, command: Buffer) -> Any:
         """Await the result of ``apply(command)`` from asyncio."""
@@ -341,6 +257,18 @@ class Node:
         core = self._core
         state = core.state.name if core is not None else "?"
         return f"<canonical_raft.Node id={self._id} address={self._address!r} state={state}>"
+
+
+Node.__doc__ = "\n".join([
+    """One member of a raft cluster, replicating ``fsm``.
+
+    Constructing starts nothing: call ``bootstrap()`` (first start of a new
+    cluster only) and ``start()``; ``close()`` or a ``with`` block stops it.
+    Every method is thread-safe; see API.md for the whole contract.
+
+    Settings (keyword arguments, each checked at construction; the tuning
+    guide says more):
+""", *config.docstring_lines()])
 
 
 # Core.change() operations (core/requests.pxi ChangeOp).
