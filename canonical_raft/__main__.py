@@ -12,6 +12,8 @@ from typing import Optional
 COMMANDS = {
     "demo": ("canonical_raft.demo",
              "local cluster, replicated dict, SIGKILL of the leader, every write verified"),
+    "certs": ("canonical_raft.certs",
+              "make a cluster CA and node certificates for mutual TLS"),
     "bench": ("canonical_raft.bench",
               "throughput and latency of a local cluster, against libraft in C (and PySyncObj)"),
 }
