@@ -2,6 +2,7 @@
 
 from ._raft import libraft_version
 from ._version import __version__
+from .datadir import DataDirInUseError
 from .errors import (CantBootstrapError, CantChangeError, LeadershipLostError,
                      NoConnectionError, NotLeaderError, RaftError,
                      ShutdownError)
@@ -13,6 +14,6 @@ from .types import Role, Server, State
 __all__ = [
     "FSM", "Future", "Node", "Role", "Server", "State",
     "RaftError", "NotLeaderError", "LeadershipLostError", "ShutdownError",
-    "CantBootstrapError", "CantChangeError", "NoConnectionError",
+    "CantBootstrapError", "CantChangeError", "NoConnectionError", "DataDirInUseError",
     "libraft_version", "__version__",
 ]

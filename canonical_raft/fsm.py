@@ -51,6 +51,8 @@ class FSM:
 
 def check_fsm(fsm: object) -> StateMachine:
     """TypeError unless ``fsm`` has callable apply, snapshot and restore."""
+    if isinstance(fsm, type):
+        raise TypeError(f"fsm must be an instance: pass {fsm.__name__}(), not the class")
     missing = [name for name in ("apply", "snapshot", "restore")
                if not callable(getattr(fsm, name, None))]
     if missing:

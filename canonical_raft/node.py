@@ -11,7 +11,7 @@ import weakref
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from . import _raft, config
+from . import _raft, config, datadir
 from .errors import IOERR, SHUTDOWN, RaftError, ShutdownError
 from .fsm import StateMachine, check_fsm
 from .futures import Future
@@ -33,21 +33,6 @@ def _close_all_at_exit() -> None:
         node.close()
 
 
-def _prepare_data_dir(data_dir: str | os.PathLike[str]) -> str:
-    data_dir = os.fspath(data_dir)
-    if isinstance(data_dir, bytes):
-        data_dir = os.fsdecode(data_dir)
-    if not data_dir:
-        raise ValueError("data_dir must not be empty")
-    data_dir = os.path.abspath(data_dir)
-    os.makedirs(data_dir, mode=0o700, exist_ok=True)
-    if not os.path.isdir(data_dir):
-        raise NotADirectoryError(f"data_dir {data_dir!r} is not a directory")
-    if not os.access(data_dir, os.W_OK | os.X_OK):
-        raise PermissionError(f"data_dir {data_dir!r} is not writable")
-    return data_dir
-
-
 class Node:
     _core: _raft.Core
 
@@ -57,7 +42,8 @@ class Node:
         server = as_server((id, address))
         check_fsm(fsm)
         checked = config.validate(settings)
-        self._data_dir = _prepare_data_dir(data_dir)
+        self._data_dir = datadir.prepare(data_dir)
+        self._lock = datadir.DataDirLock(self._data_dir)
         self._id = server.id
         self._address = server.address
         self._core = _raft.Core(weakref.ref(self), server.id, server.address,
@@ -74,13 +60,20 @@ class Node:
     def bootstrap(self, servers: Iterable[Server | tuple[Any, ...]]) -> None:
         """Write the cluster's first configuration; new data dir only."""
         checked = self._servers(servers)
-        if not any(s.id == self._id for s in checked):
+        mine = [s for s in checked if s.id == self._id]
+        if not mine:
             raise ValueError(f"servers must include this node (id {self._id})")
+        if mine[0].address != self._address:
+            raise ValueError(f"servers give this node (id {self._id}) the address "
+                             f"{mine[0].address!r}, but it is {self._address!r}")
+        self._lock.acquire()
         self._core.bootstrap(checked)
 
     def recover(self, servers: Iterable[Server | tuple[Any, ...]]) -> None:
         """Force a new configuration after losing quorum (before start())."""
-        self._core.bootstrap(self._servers(servers), recover=True)
+        checked = self._servers(servers)
+        self._lock.acquire()
+        self._core.bootstrap(checked, recover=True)
 
     @staticmethod
     def _servers(servers: Iterable[Server | tuple[Any, ...]]) -> list[Server]:
@@ -94,19 +87,29 @@ class Node:
 
     def start(self) -> None:
         """Start the raft thread; raises if the data dir or address is unusable."""
+        self._lock.acquire()
         try:
             self._core.start()
         except RaftError as exc:
+            self._release_unless_running()
             # libraft reports a failed listen() as a bare "I/O error".
             problem = _listen_problem(self._address) if exc.code == IOERR else None
             if problem is not None:
                 raise problem from exc
             raise
+        except BaseException:
+            self._release_unless_running()
+            raise
+
+    def _release_unless_running(self) -> None:
+        if not self._core.started or self._core.closed:
+            self._lock.release()
 
     def close(self) -> None:
         """Stop the node; pending futures fail with ShutdownError. Idempotent."""
         if self._core is not None:
             self._core.close()
+            self._lock.release()
             _live_nodes.discard(self)
 
     def __enter__(self: _N) -> _N:

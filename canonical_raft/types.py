@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import socket
 from typing import Any, NamedTuple
 
 
@@ -40,7 +41,22 @@ def parse_address(address: str) -> str:
         raise ValueError(f"address must be 'host:port' with a port in 1..65535, got {address!r}")
     if len(address.encode()) > 255 or any(c.isspace() for c in address):
         raise ValueError(f"address {address!r} is too long or contains white space")
+    if ":" in host or host.startswith("["):
+        raise ValueError(f"address {address!r}: IPv6 is not supported (libraft 0.22's TCP "
+                         "transport is IPv4 only); use an IPv4 address or a host name")
+    if _is_unspecified(host):
+        raise ValueError(f"address {address!r} is not one that other nodes can reach: give "
+                         "this machine's own address (the node listens on it and the "
+                         "others connect to it)")
     return address
+
+
+def _is_unspecified(host: str) -> bool:
+    # inet_aton, as the resolver reads numbers: "0" and "0.0" are 0.0.0.0 too.
+    try:
+        return socket.inet_aton(host) == bytes(4)
+    except OSError:
+        return False        # a host name
 
 
 def as_server(item: Server | tuple[Any, ...]) -> Server:
