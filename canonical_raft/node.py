@@ -9,6 +9,7 @@ import socket
 import warnings
 import weakref
 from collections.abc import Callable, Iterable, Mapping
+from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from . import _raft
@@ -161,7 +162,7 @@ class Node:
         self._id = server.id
         self._address = server.address
         self._core = _raft.Core(weakref.ref(self), server.id, server.address,
-                                self._data_dir, fsm, **settings)
+                                self._data_dir, fsm, SimpleNamespace(**settings))
         # The hot paths go straight to the compiled core.
         self.apply = self._core.apply
         self.apply_many = self._core.apply_many
