@@ -60,8 +60,9 @@ class Core:
 
     _future_type: type[Future[Any]]
     _persisting: Any
-    key: int
-    """This node's number in the process: ``on_raft_thread(key)``."""
+    @property
+    def key(self) -> int:
+        """This node's number in the process (from 1): ``on_raft_thread(key)``."""
     def __init__(
         self,
         owner: Callable[[], object] | None,

@@ -232,7 +232,7 @@ cdef class Core:
             raft.raft_configuration_close(&conf)
         if rv != 0:
             raise _errors.error_for(rv, (errmsg.decode(errors="replace")
-                                 or raft.raft_strerror(rv).decode()))
+                                         or raft.raft_strerror(rv).decode()))
 
     def start(self):
         self._check_usable()
