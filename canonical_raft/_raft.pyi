@@ -30,6 +30,20 @@ def installs_deferred() -> int:
 def libraft_version() -> str:
     """libraft's version as a string, e.g. "0.22.1"."""
 
+ERROR_CODES: dict[str, int]
+"""libraft's error codes by name (raft.h: RAFT_NOMEM is ``"NOMEM"``)."""
+ROLES: dict[str, int]
+"""libraft's server roles by name: STANDBY, VOTER, SPARE."""
+STATES: dict[str, int]
+"""libraft's node states by name: UNAVAILABLE, FOLLOWER, CANDIDATE, LEADER."""
+CHANGES: dict[str, int]
+"""Core.change()'s ``op`` by name: ADD, ASSIGN, REMOVE."""
+
+def on_raft_thread(key: int | None = None) -> bool:
+    """True if the calling thread is the raft thread of the node whose Core
+    has this ``key`` (keys start at 1: 0 matches no node), or with None,
+    that of any node."""
+
 @disjoint_base
 class Wakeup:
     """A one-shot event for one waiting thread."""
@@ -46,6 +60,9 @@ class Core:
 
     _future_type: type[Future[Any]]
     _persisting: Any
+    @property
+    def key(self) -> int:
+        """This node's number in the process (from 1): ``on_raft_thread(key)``."""
     def __init__(
         self,
         owner: Callable[[], object] | None,
@@ -53,27 +70,16 @@ class Core:
         address: str,
         data_dir: str,
         fsm: Any,
-        *,
-        election_timeout: float,
-        heartbeat_timeout: float,
-        snapshot_threshold: int,
-        snapshot_trailing: int,
-        pre_vote: bool,
-        install_snapshot_timeout: float,
-        max_catch_up_rounds: int,
-        max_catch_up_round_duration: float,
-        max_inflight_entries: int,
-        segment_size: int,
-        snapshot_compression: bool,
-        tcp_nodelay: bool,
-        max_batch_bytes: int,
-        snapshot_log_bytes: int,
-    ) -> None: ...
+        config: Any,
+    ) -> None:
+        """``config``: any object with the settings as attributes
+        (election_timeout, heartbeat_timeout, snapshot_threshold, ...;
+        seconds as floats), validated already; read when the node starts."""
     # -- commands
     def apply(self, command: Buffer) -> Future[Any]: ...
     def apply_many(self, commands: Iterable[Buffer]) -> list[Future[Any]]: ...
     def barrier(self) -> Future[None]: ...
-    # -- cluster operations (node.py passes its _CHANGE_* codes as op)
+    # -- cluster operations (op: one of CHANGES)
     def change(
         self, op: int, target: int, role: int = 1, address: str | None = None
     ) -> Future[None]: ...
@@ -89,8 +95,6 @@ class Core:
     def closed(self) -> bool: ...
     # -- waiting and status
     def wait_for_leader(self, timeout: float | None = None) -> Server: ...
-    @property
-    def thread_ident(self) -> int: ...
     @property
     def state(self) -> State: ...
     @property

@@ -3,71 +3,76 @@
 libraft, a submission queue into it, and the FSM trampolines out of it.
 
 Private: the public API is canonical_raft.Node (node.py) around Core.
+This file is the shell: imports, the constants C defines, the process-wide
+counters, and the core's parts by job (core/*.pxi, data model first).
 """
 
 from cpython.buffer cimport PyObject_CheckBuffer, PyObject_GetBuffer, PyBuffer_Release, PyBUF_SIMPLE
 from cpython.bytes cimport PyBytes_FromStringAndSize, PyBytes_AS_STRING
+from cpython.exc cimport PyErr_CheckSignals
+from cpython.pystate cimport PyThreadState, PyGILState_STATE
+from cpython.pythread cimport (PyThread_type_lock, PyLockStatus, PY_LOCK_ACQUIRED,
+                               PY_LOCK_FAILURE, PyThread_allocate_lock, PyThread_free_lock,
+                               PyThread_acquire_lock, PyThread_release_lock)
 from cpython.ref cimport PyObject, Py_INCREF, Py_DECREF
 from libc.stdint cimport uint16_t, uint32_t, uint64_t
 from libc.stdlib cimport calloc, malloc, realloc, free
 from libc.string cimport memcpy, memset, strcpy, strlen
 
-from .includes.uv cimport *
-from .includes.raft cimport *
+from .includes cimport raft, uv
+from .includes.python cimport (PyGILState_Ensure, PyGILState_Release, PyGILState_Check,
+                               PyEval_SaveThread, PyEval_RestoreThread, Py_DecRef,
+                               PyThread_acquire_lock_timed)
+from .includes.compat cimport (CR_COUNT_ADD, CR_COUNT_GET, CR_LOAD, CR_STORE,
+                               cr_put64, cr_put32, cr_put16, cr_get64, cr_get32, cr_get16,
+                               cr_copy, cr_snapshot_index, cr_trace_level, cr_trace_message,
+                               cr_trace_file, cr_trace_line, cr_current_node,
+                               cr_set_current_node)
 
+from concurrent.futures import InvalidStateError
 import logging
 import os
+import threading
 import zlib
 from time import monotonic
 
-from .errors import error_for, RaftError, ShutdownError, NotLeaderError
-from .types import Server, Role, State
-from .futures import Future as _BaseFuture
-
-cdef extern from "Python.h":
-    ctypedef struct PyThreadState
-    ctypedef int PyGILState_STATE
-    PyGILState_STATE PyGILState_Ensure() nogil
-    void PyGILState_Release(PyGILState_STATE state) nogil
-    PyThreadState *PyEval_SaveThread() nogil
-    void PyEval_RestoreThread(PyThreadState *tstate) nogil
-    unsigned long PyThread_get_thread_ident() nogil
-    int PyErr_CheckSignals() except -1
-    void Py_DecRef(PyObject *o) nogil       # only where the GIL is held
-
-cdef extern from "pythread.h":
-    ctypedef void *PyThread_type_lock
-    ctypedef enum PyLockStatus:
-        PY_LOCK_FAILURE = 0
-        PY_LOCK_ACQUIRED = 1
-        PY_LOCK_INTR
-    PyThread_type_lock PyThread_allocate_lock()
-    void PyThread_free_lock(PyThread_type_lock lock)
-    int PyThread_acquire_lock(PyThread_type_lock lock, int waitflag) nogil
-    PyLockStatus PyThread_acquire_lock_timed(PyThread_type_lock lock,
-                                             long long microseconds,
-                                             int intr_flag) nogil
-    void PyThread_release_lock(PyThread_type_lock lock) nogil
-
-cdef extern from "includes/compat.h" nogil:
-    long long CR_COUNT_ADD(long long var, long long n)
-    long long CR_COUNT_GET(long long var)
-    int CR_LOAD(int var)
-    void CR_STORE(int var, int value)
-    void cr_put64(char *p, uint64_t v)
-    void cr_put32(char *p, uint32_t v)
-    void cr_put16(char *p, uint16_t v)
-    uint64_t cr_get64(const char *p)
-    uint32_t cr_get32(const char *p)
-    uint16_t cr_get16(const char *p)
-    void cr_copy(char *dst, const char *src, size_t size)
-    raft_index cr_snapshot_index(const raft *r)
-    int cr_trace_level(const void *info)
-    const char *cr_trace_message(const void *info)
-    const char *cr_trace_file(const void *info)
-    int cr_trace_line(const void *info)
-    void *cr_current_node()
-    void cr_set_current_node(void *s)
+# The constants raft.h defines, by name: errors.py and types.py build their
+# tables and enums from these instead of retyping the numbers. (Defined
+# before the package imports at the end of this file, which import them.)
+ERROR_CODES = {
+    "NOMEM": raft.RAFT_NOMEM,
+    "BADID": raft.RAFT_BADID,
+    "DUPLICATEID": raft.RAFT_DUPLICATEID,
+    "DUPLICATEADDRESS": raft.RAFT_DUPLICATEADDRESS,
+    "BADROLE": raft.RAFT_BADROLE,
+    "MALFORMED": raft.RAFT_MALFORMED,
+    "NOTLEADER": raft.RAFT_NOTLEADER,
+    "LEADERSHIPLOST": raft.RAFT_LEADERSHIPLOST,
+    "SHUTDOWN": raft.RAFT_SHUTDOWN,
+    "CANTBOOTSTRAP": raft.RAFT_CANTBOOTSTRAP,
+    "CANTCHANGE": raft.RAFT_CANTCHANGE,
+    "CORRUPT": raft.RAFT_CORRUPT,
+    "CANCELED": raft.RAFT_CANCELED,
+    "NAMETOOLONG": raft.RAFT_NAMETOOLONG,
+    "TOOBIG": raft.RAFT_TOOBIG,
+    "NOCONNECTION": raft.RAFT_NOCONNECTION,
+    "BUSY": raft.RAFT_BUSY,
+    "IOERR": raft.RAFT_IOERR,
+    "NOTFOUND": raft.RAFT_NOTFOUND,
+    "INVALID": raft.RAFT_INVALID,
+    "UNAUTHORIZED": raft.RAFT_UNAUTHORIZED,
+    "NOSPACE": raft.RAFT_NOSPACE,
+    "TOOMANY": raft.RAFT_TOOMANY,
+}
+ROLES = {"STANDBY": raft.RAFT_STANDBY, "VOTER": raft.RAFT_VOTER, "SPARE": raft.RAFT_SPARE}
+STATES = {
+    "UNAVAILABLE": raft.RAFT_UNAVAILABLE,
+    "FOLLOWER": raft.RAFT_FOLLOWER,
+    "CANDIDATE": raft.RAFT_CANDIDATE,
+    "LEADER": raft.RAFT_LEADER,
+}
+# Core.change()'s op (the binding's own: add, assign or remove a server).
+CHANGES = {"ADD": CHANGE_ADD, "ASSIGN": CHANGE_ASSIGN, "REMOVE": CHANGE_REMOVE}
 
 log = logging.getLogger("canonical_raft")
 
@@ -78,6 +83,8 @@ cdef long long live_nodes = 0
 cdef long long live_wakeups = 0
 # InstallSnapshot messages held back by io_guard.pxi (cumulative).
 cdef long long installs_deferred_count = 0
+# Core.key: the last one handed out (with the GIL).
+cdef unsigned long long last_key = 0
 
 # Bumped in a forked child: nodes created before the fork refuse to work.
 cdef int fork_generation = 0
@@ -110,18 +117,28 @@ def installs_deferred():
 def libraft_version():
     """libraft's version as a string, e.g. "0.22.1" (from the headers built
     against: libraft 0.22 exports no version function)."""
-    cdef int n = RAFT_VERSION_NUMBER
+    cdef int n = raft.RAFT_VERSION_NUMBER
     return f"{n // 10000}.{n // 100 % 100}.{n % 100}"
 
 
-include "core/requests.pxi"
-include "core/status.pxi"
-include "core/wakeup.pxi"
-include "core/fsm.pxi"
-include "core/transport.pxi"
-include "core/io_guard.pxi"
-include "core/loop.pxi"
-include "core/cluster.pxi"
-include "core/trace.pxi"
-include "core/offline.pxi"
-include "core/node.pxi"
+# The data model first, then the parts by job.
+include "core/state.pxi"        # NodeState: one node's native state
+include "core/request.pxi"      # Req: a request, and the one way it fails
+include "core/errors.pxi"       # the wording of every error
+include "core/gil.pxi"          # the raft thread's GIL, waking waiters
+include "core/entry.pxi"        # the entry and snapshot formats
+include "core/queue.pxi"        # the submission queue, end to end
+include "core/commands.pxi"     # libraft calls and their callbacks
+include "core/fsm.pxi"          # the FSM trampolines and their Python side
+include "core/status.pxi"       # the status mirror
+include "core/transport.pxi"    # TCP, with TCP_NODELAY
+include "core/io_guard.pxi"     # a libraft 0.22 workaround; persist() off-thread
+include "core/thread.pxi"       # the raft thread: setup, loop, close
+include "core/trace.pxi"        # libraft's tracer to logging
+include "core/offline.pxi"      # bootstrap and recover
+include "core/core.pxi"         # Core: the caller's side
+
+# Last: these modules may import this one back (for the constants above).
+from . import errors as _errors
+from . import futures as _futures
+from . import types as _types

@@ -6,6 +6,8 @@ import concurrent.futures
 import threading
 from typing import Any, Optional, TypeVar
 
+from ._raft import on_raft_thread
+
 # What this module relies on in concurrent.futures' private side, all of it
 # (tests/test_futures_internals.py fails if the running CPython changes it):
 # - the state names, compared with the base class's own objects;
@@ -47,12 +49,12 @@ class Future(concurrent.futures.Future[_T]):
       ``apply().result()``). Further waiters, ``wait()`` and callbacks use
       the Condition.
 
-    Each node makes a subclass whose ``_raft_thread`` is its raft thread's
-    ident, so that waiting on a pending future from that thread (inside an
-    FSM method or a callback), which would deadlock, raises RuntimeError.
+    Each node makes a subclass whose ``_node`` is its Core's key, so that
+    waiting on a pending future from that node's raft thread (inside an FSM
+    method or a callback), which would deadlock, raises RuntimeError.
     """
 
-    _raft_thread = -1
+    _node = 0               # no node's (set on a node's subclass)
     _Wakeup: Any = None     # set on a node's subclass
 
     def __init__(self) -> None:  # the base __init__ would make them all now
@@ -149,7 +151,7 @@ class Future(concurrent.futures.Future[_T]):
         return self._state in (CANCELLED, CANCELLED_AND_NOTIFIED)
 
     def _check_not_raft_thread(self) -> None:
-        if self._state not in _DONE and threading.get_ident() == self._raft_thread:
+        if self._state not in _DONE and on_raft_thread(self._node):
             raise RuntimeError(
                 "cannot wait for a pending future of a node from its own raft "
                 "thread (inside an FSM method or a callback): it would deadlock")

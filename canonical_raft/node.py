@@ -47,7 +47,7 @@ class Node:
         self._id = server.id
         self._address = server.address
         self._core = _raft.Core(weakref.ref(self), server.id, server.address,
-                                self._data_dir, fsm, **checked.as_dict())  # type: ignore[arg-type]
+                                self._data_dir, fsm, checked)
         # The hot paths: the instance attributes shadow the methods below
         # (same behaviour, documented there) and skip one Python call each.
         self.apply = self._core.apply  # type: ignore[method-assign]
@@ -123,7 +123,7 @@ class Node:
         if core is None or core.closed or not core.started:
             return          # nothing runs: nothing to warn about
         warnings.warn(f"unclosed {self!r}", ResourceWarning, source=self)
-        if core.thread_ident == _current_thread_ident():
+        if _raft.on_raft_thread(core.key):
             core.close_from_raft_thread()
         else:
             core.close()
@@ -274,8 +274,9 @@ Node.__doc__ = "\n".join([
 """, *config.docstring_lines()])
 
 
-# Core.change() operations (core/requests.pxi ChangeOp).
-_CHANGE_ADD, _CHANGE_ASSIGN, _CHANGE_REMOVE = 1, 2, 3
+# Core.change() operations, libraft-side numbers from the compiled core.
+_CHANGE_ADD, _CHANGE_ASSIGN, _CHANGE_REMOVE = (
+    _raft.CHANGES["ADD"], _raft.CHANGES["ASSIGN"], _raft.CHANGES["REMOVE"])
 
 
 def _role(role: int) -> Role:
@@ -308,7 +309,3 @@ def _listen_problem(address: str) -> OSError | None:
             return OSError(exc.errno, f"cannot listen on {address}: {exc.strerror}")
     return None
 
-
-def _current_thread_ident() -> int:
-    import threading
-    return threading.get_ident()

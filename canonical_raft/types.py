@@ -6,22 +6,24 @@ import enum
 import socket
 from typing import Any, NamedTuple
 
+from ._raft import ROLES, STATES
+
 
 class Role(enum.IntEnum):
-    """A server's role in the configuration (libraft's codes)."""
+    """A server's role in the configuration (libraft's codes, from raft.h)."""
 
-    STANDBY = 0  # replicates the log, does not vote
-    VOTER = 1  # replicates the log and votes
-    SPARE = 2  # neither replicates nor votes
+    STANDBY = ROLES["STANDBY"]  # replicates the log, does not vote
+    VOTER = ROLES["VOTER"]  # replicates the log and votes
+    SPARE = ROLES["SPARE"]  # neither replicates nor votes
 
 
 class State(enum.IntEnum):
-    """A node's raft state (libraft's codes)."""
+    """A node's raft state (libraft's codes, from raft.h)."""
 
-    UNAVAILABLE = 0
-    FOLLOWER = 1
-    CANDIDATE = 2
-    LEADER = 3
+    UNAVAILABLE = STATES["UNAVAILABLE"]
+    FOLLOWER = STATES["FOLLOWER"]
+    CANDIDATE = STATES["CANDIDATE"]
+    LEADER = STATES["LEADER"]
 
 
 class Server(NamedTuple):

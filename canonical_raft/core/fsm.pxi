@@ -1,28 +1,24 @@
-# The FSM trampolines: libraft calls these on the raft thread; they call the
-# user's Python FSM. They never return an error for a Python exception while
-# the node runs: libraft asserts on FSM errors from the network path, so an
-# exception is delivered to the future (apply), retried later (snapshot) or
-# stops the node (restore).
-#
-# Snapshot format: header (16 bytes): magic "CRSN" u32 | version u16 |
-# flags u16 (bit 0: zlib) | data length u64; then the data.
+# The FSM trampolines and their Python side: libraft calls these on the
+# raft thread; they call the user's Python FSM. They never return an error
+# for a Python exception while the node runs: libraft asserts on FSM errors
+# from the network path, so an exception is delivered to the future
+# (apply), retried later (snapshot) or stops the node (restore).
 
 cdef enum:
-    SNAPSHOT_MAGIC = 0x4E535243   # b"CRSN"
-    SNAPSHOT_VERSION = 1
-    SNAPSHOT_HEADER = 16
-    SNAPSHOT_ZLIB = 1
     SNAPSHOT_RETRY_NS = 1000000000   # wait after a failed snapshot
 
 
-cdef int fsm_apply(raft_fsm *fsm, const raft_buffer *buf, void **result) noexcept nogil:
+# -- apply ------------------------------------------------------------------------
+
+cdef int fsm_apply(raft.raft_fsm *fsm, const raft.raft_buffer *buf, void **result) noexcept nogil:
     cdef NodeState *s = <NodeState *>fsm.data
     # libraft sets last_applied after this call returns.
-    cdef raft_index index = raft_last_applied(&s.raft) + 1
+    cdef raft.raft_index index = raft.raft_last_applied(&s.raft) + 1
     cdef Req *req = NULL
+    cdef uint64_t tag
     result[0] = NULL
-    if buf.len >= ENTRY_HEADER:
-        req = inflight_find(s, index, cr_get64(<const char *>buf.base + 16))
+    if entry_tag(buf, &tag):
+        req = inflight_find(s, index, tag)
     hold_gil(s)
     apply_entry(s, req, <const char *>buf.base, buf.len, index)
     count_log_bytes(s, buf.len)
@@ -37,7 +33,7 @@ cdef inline void count_log_bytes(NodeState *s, size_t size) noexcept nogil:
     if (s.snapshot_log_bytes and s.log_bytes >= s.snapshot_log_bytes
             and not s.snapshot_hurried):
         s.snapshot_hurried = True
-        raft_set_snapshot_threshold(&s.raft, 1)     # at libraft's next check
+        raft.raft_set_snapshot_threshold(&s.raft, 1)     # at libraft's next check
 
 
 cdef inline void reset_log_bytes(NodeState *s) noexcept nogil:
@@ -45,54 +41,81 @@ cdef inline void reset_log_bytes(NodeState *s) noexcept nogil:
     s.log_bytes = 0
     if s.snapshot_hurried:
         s.snapshot_hurried = False
-        raft_set_snapshot_threshold(&s.raft, s.snapshot_threshold)
+        raft.raft_set_snapshot_threshold(&s.raft, s.snapshot_threshold)
 
 
 cdef void apply_entry(NodeState *s, Req *req, const char *p, size_t size,
-                      raft_index index) noexcept with gil:
-    cdef Core core = <Core>s.core
+                      raft.raft_index index) noexcept with gil:
     cdef uint32_t count = 0
     cdef uint32_t i
-    cdef size_t off = ENTRY_HEADER
+    cdef size_t off
+    cdef const char *data
     cdef uint64_t length
-    if (size < ENTRY_HEADER or cr_get32(p) != ENTRY_MAGIC
-            or cr_get16(p + 4) != ENTRY_VERSION):
-        core._entry_error(req, index, "not a canonical_raft entry")
+    cdef const char *error = entry_open(p, size, &count, &off)
+    if error != NULL:
+        entry_failed(s, req, index, error)
         return
-    count = cr_get32(p + 8)
     if req != NULL and req.n != count:
         req = NULL
     for i in range(count):
-        if size - off < 8:
-            core._entry_error(req, index, "truncated entry")
+        error = entry_next(p, size, &off, &data, &length)
+        if error != NULL:
+            entry_failed(s, req, index, error)
             return
-        length = cr_get64(p + off)
-        off += 8
-        if length > size - off:
-            core._entry_error(req, index, "command longer than its entry")
-            return
-        core._apply_command(
-            PyBytes_FromStringAndSize(p + off, length),
-            <object>req.futures[i] if req != NULL else None, index)
-        off += pad8(length)
+        apply_command(s, PyBytes_FromStringAndSize(data, length),
+                      <object>req.futures[i] if req != NULL else None, index)
     if req != NULL:
         req_release_futures(req)
 
 
-cdef int fsm_snapshot(raft_fsm *fsm, raft_buffer **bufs, unsigned *n_bufs) noexcept nogil:
+cdef void apply_command(NodeState *s, bytes command, object fut,
+                        raft.raft_index index) noexcept:
+    if s.fatal:
+        if fut is not None:
+            fail_future(s, fut, raft_error(raft.RAFT_SHUTDOWN, WHY_FSM_UNKNOWN))
+        return
+    try:
+        result = (<Core>s.core).fsm.apply(command)
+    except BaseException as exc:
+        if fut is not None:
+            fail_future(s, fut, exc)
+        else:
+            log.debug("node %d: FSM.apply raised at index %d: %r", s.id, index, exc)
+        return
+    if fut is not None:
+        resolve_future(s, fut, result)
+
+
+cdef void entry_failed(NodeState *s, Req *req, raft.raft_index index,
+                       const char *error) noexcept:
+    """An entry that is not ours to read: log it, fail its futures (the
+    request itself ends in on_applied, libraft still holds it)."""
+    why = error.decode()
+    log.error("node %d: cannot apply entry %d: %s", s.id, index, why)
+    cdef unsigned i
+    if req != NULL:
+        for i in range(req.n):
+            fail_future(s, <object>req.futures[i],
+                        _errors.RaftError(f"entry {index}: {why}", raft.RAFT_MALFORMED))
+        req_release_futures(req)
+
+
+# -- snapshot -------------------------------------------------------------------
+
+cdef int fsm_snapshot(raft.raft_fsm *fsm, raft.raft_buffer **bufs, unsigned *n_bufs) noexcept nogil:
     cdef NodeState *s = <NodeState *>fsm.data
-    if s.fatal or uv_hrtime() < s.snapshot_retry_at:
-        return RAFT_BUSY
+    if s.fatal or uv.uv_hrtime() < s.snapshot_retry_at:
+        return raft.RAFT_BUSY
     reset_log_bytes(s)
     hold_gil(s)
-    cdef raft_buffer *array = <raft_buffer *>raft_malloc(sizeof(raft_buffer))
+    cdef raft.raft_buffer *array = <raft.raft_buffer *>raft.raft_malloc(sizeof(raft.raft_buffer))
     if array == NULL:
-        return RAFT_NOMEM
+        return raft.RAFT_NOMEM
     cdef int rv = take_snapshot(s, array)
     if rv < 0:
-        raft_free(array)
-        s.snapshot_retry_at = uv_hrtime() + SNAPSHOT_RETRY_NS
-        return RAFT_CANCELED
+        raft.raft_free(array)
+        s.snapshot_retry_at = uv.uv_hrtime() + SNAPSHOT_RETRY_NS
+        return raft.RAFT_CANCELED
     # libraft writes it next, through io_guard.pxi, which first runs
     # persist() on the thread pool when rv says so.
     s.snapshot_armed = True
@@ -102,16 +125,18 @@ cdef int fsm_snapshot(raft_fsm *fsm, raft_buffer **bufs, unsigned *n_bufs) noexc
     return 0
 
 
-cdef int take_snapshot(NodeState *s, raft_buffer *buf) noexcept with gil:
+cdef int take_snapshot(NodeState *s, raft.raft_buffer *buf) noexcept with gil:
     """Call FSM.snapshot() into buf: 0 done, 1 persist() still to run (buf
     holds an empty placeholder), -1 failed (logged)."""
     cdef Core core = <Core>s.core
     try:
-        snapshot = core._snapshot_begin()
-        if snapshot is None:
-            frame_snapshot(s, b"", buf)
+        snapshot = core.fsm.snapshot()
+        if snapshot is None or getattr(snapshot, "persist", None) is not None:
+            # An object whose persist() must run next, off the raft thread.
+            core._persisting = snapshot
+            frame_snapshot(b"", s.snapshot_compression, buf)
             return 1
-        frame_snapshot(s, snapshot, buf)
+        frame_snapshot(snapshot, s.snapshot_compression, buf)
         return 0
     except BaseException as exc:
         log.error("node %d: FSM.snapshot() failed, will retry: %r", s.id, exc,
@@ -119,55 +144,61 @@ cdef int take_snapshot(NodeState *s, raft_buffer *buf) noexcept with gil:
         return -1
 
 
-cdef int frame_snapshot(NodeState *s, data, raft_buffer *buf) except -1:
-    """The snapshot file: header, then data (zlib'd if so configured)."""
-    cdef int flags = 0
-    data = bytes(data)
-    if s.snapshot_compression:
-        data = zlib.compress(data, 1)
-        flags |= SNAPSHOT_ZLIB
-    cdef size_t size = len(<bytes>data)
-    cdef char *p = <char *>raft_malloc(SNAPSHOT_HEADER + size)
-    if p == NULL:
-        raise MemoryError()
-    cr_put32(p, SNAPSHOT_MAGIC)
-    cr_put16(p + 4, SNAPSHOT_VERSION)
-    cr_put16(p + 6, flags)
-    cr_put64(p + 8, size)
-    memcpy(p + SNAPSHOT_HEADER, PyBytes_AS_STRING(data), size)
-    buf.base = p
-    buf.len = SNAPSHOT_HEADER + size
-    return 0
+cdef object persist_snapshot(NodeState *s):
+    """On libuv's pool (io_guard.pxi): run persist() of the pending
+    snapshot object; release() always."""
+    cdef Core core = <Core>s.core
+    snapshot = core._persisting
+    core._persisting = None
+    try:
+        return snapshot.persist()
+    finally:
+        release = getattr(snapshot, "release", None)
+        if release is not None:
+            release()
 
 
-cdef int fsm_restore(raft_fsm *fsm, raft_buffer *buf) noexcept nogil:
+cdef void release_snapshot(NodeState *s) noexcept with gil:
+    """The persist() job could not be queued: release the snapshot."""
+    cdef Core core = <Core>s.core
+    snapshot = core._persisting
+    core._persisting = None
+    try:
+        release = getattr(snapshot, "release", None)
+        if release is not None:
+            release()
+    except BaseException as exc:
+        log.error("node %d: snapshot release() failed: %r", s.id, exc)
+
+
+# -- restore --------------------------------------------------------------------
+
+cdef int fsm_restore(raft.raft_fsm *fsm, raft.raft_buffer *buf) noexcept nogil:
     cdef NodeState *s = <NodeState *>fsm.data
     reset_log_bytes(s)
     hold_gil(s)
     if restore_snapshot(s, <const char *>buf.base, buf.len) != 0:
         if s.in_start:
-            return RAFT_CORRUPT      # raft_start fails; start() raises
+            return raft.RAFT_CORRUPT      # raft_start fails; start() raises
         # Installing from the leader: libraft cannot take an error here, so
         # accept the buffer and stop the node from the loop instead.
         s.fatal = True
-        uv_async_send(&s.wakeup)
-    raft_free(buf.base)              # success: the buffer is ours to free
+        uv.uv_async_send(&s.wakeup)
+    raft.raft_free(buf.base)              # success: the buffer is ours to free
     return 0
 
 
 cdef int restore_snapshot(NodeState *s, const char *p, size_t size) noexcept with gil:
     cdef Core core = <Core>s.core
-    cdef uint64_t length
     try:
-        if (size < SNAPSHOT_HEADER or cr_get32(p) != SNAPSHOT_MAGIC
-                or cr_get16(p + 4) != SNAPSHOT_VERSION):
-            raise RaftError("snapshot is not in canonical_raft's format", RAFT_CORRUPT)
-        length = cr_get64(p + 8)
-        if length != size - SNAPSHOT_HEADER:
-            raise RaftError("snapshot length does not match its header", RAFT_CORRUPT)
-        core._restore_bytes(PyBytes_FromStringAndSize(p + SNAPSHOT_HEADER, length),
-                            cr_get16(p + 6))
+        core.fsm.restore(read_snapshot(p, size))
         return 0
     except BaseException as exc:
-        core._restore_failed(exc)
+        message = f"FSM.restore raised {exc!r}"
+        set_error(s, message.encode(errors="replace"))
+        if s.in_start:
+            core._start_error = exc
+        else:
+            log.error("node %d: %s; stopping the node, its state is unknown",
+                      s.id, message, exc_info=exc)
         return -1

@@ -19,24 +19,24 @@
 
 cdef struct Deferred:
     Deferred *next
-    raft_message message       # a shallow copy; its buffers are owned by it
+    raft.raft_message message  # a shallow copy; its buffers are owned by it
     char *server_address       # our copy: the connection may go away
 
 
 cdef struct PutGuard:
-    raft_io_snapshot_put put   # what libuv's io sees
-    raft_io_snapshot_put *orig # libraft's request
+    raft.raft_io_snapshot_put put     # what libuv's io sees
+    raft.raft_io_snapshot_put *orig   # libraft's request
     NodeState *node
-    raft_io *io                # the put's arguments, kept while persisting
+    raft.raft_io *io                  # the put's arguments, kept while persisting
     unsigned trailing
-    raft_snapshot *snapshot
-    uv_work_t work
-    raft_buffer persisted
+    raft.raft_snapshot *snapshot
+    uv.uv_work_t work
+    raft.raft_buffer persisted
     int persist_status
 
 
-cdef inline NodeState *io_node(raft_io *io) noexcept nogil:
-    return <NodeState *>(<raft *>io.data).data
+cdef inline NodeState *io_node(raft.raft_io *io) noexcept nogil:
+    return <NodeState *>(<raft.raft *>io.data).data
 
 
 cdef void io_guard_install(NodeState *s) noexcept nogil:
@@ -46,19 +46,19 @@ cdef void io_guard_install(NodeState *s) noexcept nogil:
     s.io.snapshot_put = guard_snapshot_put
 
 
-cdef int guard_start(raft_io *io, unsigned msecs, raft_io_tick_cb tick,
-                     raft_io_recv_cb recv) noexcept nogil:
+cdef int guard_start(raft.raft_io *io, unsigned msecs, raft.raft_io_tick_cb tick,
+                     raft.raft_io_recv_cb recv) noexcept nogil:
     cdef NodeState *s = io_node(io)
     s.io_recv = recv
     return s.io_start(io, msecs, tick, guard_recv)
 
 
-cdef void guard_recv(raft_io *io, raft_message *message) noexcept nogil:
+cdef void guard_recv(raft.raft_io *io, raft.raft_message *message) noexcept nogil:
     cdef NodeState *s = io_node(io)
     cdef Deferred *d
-    if message.type == RAFT_APPEND_ENTRIES or message.type == RAFT_INSTALL_SNAPSHOT:
-        s.leader_contact = uv_hrtime()      # only leaders send these
-    if message.type == RAFT_INSTALL_SNAPSHOT and s.snapshot_writing:
+    if message.type == raft.RAFT_APPEND_ENTRIES or message.type == raft.RAFT_INSTALL_SNAPSHOT:
+        s.leader_contact = uv.uv_hrtime()   # only leaders send these
+    if message.type == raft.RAFT_INSTALL_SNAPSHOT and s.snapshot_writing:
         d = <Deferred *>calloc(1, sizeof(Deferred))
         if d != NULL and message.server_address != NULL:
             d.server_address = <char *>malloc(strlen(message.server_address) + 1)
@@ -76,39 +76,39 @@ cdef void guard_recv(raft_io *io, raft_message *message) noexcept nogil:
             return
         free(d)
         # Out of memory: drop it (the leader retries), never crash.
-        raft_configuration_close(&message.install_snapshot.conf)
-        raft_free(message.install_snapshot.data.base)
+        raft.raft_configuration_close(&message.install_snapshot.conf)
+        raft.raft_free(message.install_snapshot.data.base)
         return
     s.io_recv(io, message)
     publish_if_changed(s)
 
 
-cdef int guard_snapshot_put(raft_io *io, unsigned trailing, raft_io_snapshot_put *req,
-                            const raft_snapshot *snapshot,
-                            raft_io_snapshot_put_cb cb) noexcept nogil:
+cdef int guard_snapshot_put(raft.raft_io *io, unsigned trailing, raft.raft_io_snapshot_put *req,
+                            const raft.raft_snapshot *snapshot,
+                            raft.raft_io_snapshot_put_cb cb) noexcept nogil:
     cdef NodeState *s = io_node(io)
     if not s.snapshot_armed:      # installing one from the leader
         return s.io_snapshot_put(io, trailing, req, snapshot, cb)
     s.snapshot_armed = False       # writing the one fsm_snapshot just took
     cdef PutGuard *g = <PutGuard *>calloc(1, sizeof(PutGuard))
     if g == NULL:
-        return RAFT_NOMEM
+        return raft.RAFT_NOMEM
     req.cb = cb
     g.orig = req
     g.node = s
     g.put.data = g
     g.io = io
     g.trailing = trailing
-    g.snapshot = <raft_snapshot *>snapshot
+    g.snapshot = <raft.raft_snapshot *>snapshot
     cdef int rv
     if s.snapshot_persist:
         s.snapshot_persist = False
         g.work.data = g
-        rv = uv_queue_work(&s.loop, &g.work, persist_work, persist_done)
+        rv = uv.uv_queue_work(&s.loop, &g.work, persist_work, persist_done)
         if rv != 0:
             free(g)
-            persist_abandon(s)
-            return RAFT_IOERR
+            release_snapshot(s)   # fsm.pxi
+            return raft.RAFT_IOERR
         s.persisting = True
         s.snapshot_writing = True
         return 0
@@ -120,9 +120,9 @@ cdef int guard_snapshot_put(raft_io *io, unsigned trailing, raft_io_snapshot_put
     return 0
 
 
-cdef void guard_put_done(raft_io_snapshot_put *put, int status) noexcept nogil:
+cdef void guard_put_done(raft.raft_io_snapshot_put *put, int status) noexcept nogil:
     cdef PutGuard *g = <PutGuard *>put.data
-    cdef raft_io_snapshot_put *orig = g.orig
+    cdef raft.raft_io_snapshot_put *orig = g.orig
     cdef NodeState *s = g.node
     free(g)
     # Cleared first: libraft's callback may start writing the next snapshot.
@@ -131,16 +131,15 @@ cdef void guard_put_done(raft_io_snapshot_put *put, int status) noexcept nogil:
     deliver_deferred(s)
 
 
-cdef void persist_work(uv_work_t *work) noexcept nogil:
+cdef void persist_work(uv.uv_work_t *work) noexcept nogil:
     """On a libuv pool thread: run persist(), frame its bytes."""
     cdef PutGuard *g = <PutGuard *>work.data
     g.persist_status = run_persist(g.node, &g.persisted)
 
 
-cdef int run_persist(NodeState *s, raft_buffer *out) noexcept with gil:
-    cdef Core core = <Core>s.core
+cdef int run_persist(NodeState *s, raft.raft_buffer *out) noexcept with gil:
     try:
-        frame_snapshot(s, core._snapshot_persist(), out)
+        frame_snapshot(persist_snapshot(s), s.snapshot_compression, out)
         return 0
     except BaseException as exc:
         log.error("node %d: snapshot persist() failed, will retry: %r",
@@ -148,36 +147,23 @@ cdef int run_persist(NodeState *s, raft_buffer *out) noexcept with gil:
         return -1
 
 
-cdef void persist_abandon(NodeState *s) noexcept with gil:
-    """The persist() job could not be queued: release the snapshot."""
-    cdef Core core = <Core>s.core
-    snapshot = core._persisting
-    core._persisting = None
-    try:
-        release = getattr(snapshot, "release", None)
-        if release is not None:
-            release()
-    except BaseException as exc:
-        log.error("node %d: snapshot release() failed: %r", s.id, exc)
-
-
-cdef void persist_done(uv_work_t *work, int status) noexcept nogil:
+cdef void persist_done(uv.uv_work_t *work, int status) noexcept nogil:
     """Back on the loop: write the persisted snapshot, or tell libraft the
     snapshot failed (it then retries later, like a failed FSM.snapshot())."""
     cdef PutGuard *g = <PutGuard *>work.data
     cdef NodeState *s = g.node
-    cdef raft_io_snapshot_put *orig = g.orig
+    cdef raft.raft_io_snapshot_put *orig = g.orig
     cdef int rv = -1
     s.persisting = False
     if status == 0 and g.persist_status == 0:
-        raft_free(g.snapshot.bufs[0].base)     # the placeholder
+        raft.raft_free(g.snapshot.bufs[0].base)     # the placeholder
         g.snapshot.bufs[0] = g.persisted
         rv = s.io_snapshot_put(g.io, g.trailing, &g.put, g.snapshot, guard_put_done)
     if rv != 0:
         free(g)
-        s.snapshot_retry_at = uv_hrtime() + SNAPSHOT_RETRY_NS
+        s.snapshot_retry_at = uv.uv_hrtime() + SNAPSHOT_RETRY_NS
         s.snapshot_writing = False
-        orig.cb(orig, RAFT_CANCELED)
+        orig.cb(orig, raft.RAFT_CANCELED)
         deliver_deferred(s)
     if s.close_pending:
         s.close_pending = False
@@ -202,8 +188,8 @@ cdef void drop_deferred(NodeState *s) noexcept nogil:
     while s.deferred_head != NULL:
         d = s.deferred_head
         s.deferred_head = d.next
-        raft_configuration_close(&d.message.install_snapshot.conf)
-        raft_free(d.message.install_snapshot.data.base)
+        raft.raft_configuration_close(&d.message.install_snapshot.conf)
+        raft.raft_free(d.message.install_snapshot.data.base)
         free(d.server_address)
         free(d)
     s.deferred_tail = NULL

@@ -7,67 +7,67 @@ cdef enum OfflineOp:
 
 
 cdef struct Offline:
-    uv_loop_t loop
-    raft_uv_transport transport
-    raft_io io
-    raft_fsm fsm
-    raft raft
+    uv.uv_loop_t loop
+    raft.raft_uv_transport transport
+    raft.raft_io io
+    raft.raft_fsm fsm
+    raft.raft raft
 
 
-cdef int offline_fsm_apply(raft_fsm *fsm, const raft_buffer *buf, void **result) noexcept nogil:
-    return RAFT_INVALID
+cdef int offline_fsm_apply(raft.raft_fsm *fsm, const raft.raft_buffer *buf, void **result) noexcept nogil:
+    return raft.RAFT_INVALID
 
-cdef int offline_fsm_snapshot(raft_fsm *fsm, raft_buffer **bufs, unsigned *n) noexcept nogil:
-    return RAFT_INVALID
+cdef int offline_fsm_snapshot(raft.raft_fsm *fsm, raft.raft_buffer **bufs, unsigned *n) noexcept nogil:
+    return raft.RAFT_INVALID
 
-cdef int offline_fsm_restore(raft_fsm *fsm, raft_buffer *buf) noexcept nogil:
-    return RAFT_INVALID
+cdef int offline_fsm_restore(raft.raft_fsm *fsm, raft.raft_buffer *buf) noexcept nogil:
+    return raft.RAFT_INVALID
 
 
-cdef void offline_closed(raft *r) noexcept nogil:
+cdef void offline_closed(raft.raft *r) noexcept nogil:
     cdef Offline *o = <Offline *>r.data
-    raft_uv_close(&o.io)
-    raft_uv_tcp_close(&o.transport)
+    raft.raft_uv_close(&o.io)
+    raft.raft_uv_tcp_close(&o.transport)
 
 
-cdef int run_offline(int op, const char *data_dir, raft_id id, const char *address,
-                     const raft_configuration *conf, char *errmsg) noexcept nogil:
+cdef int run_offline(int op, const char *data_dir, raft.raft_id id, const char *address,
+                     const raft.raft_configuration *conf, char *errmsg) noexcept nogil:
     """Bootstrap or recover the log in data_dir; errmsg gets libraft's text."""
     cdef Offline *o = <Offline *>calloc(1, sizeof(Offline))
     if o == NULL:
-        return RAFT_NOMEM
-    cdef int rv = uv_loop_init(&o.loop)
+        return raft.RAFT_NOMEM
+    cdef int rv = uv.uv_loop_init(&o.loop)
     if rv != 0:
-        cr_copy(errmsg, uv_strerror(rv), ERROR_MAX)
+        cr_copy(errmsg, uv.uv_strerror(rv), ERROR_MAX)
         free(o)
-        return RAFT_IOERR
+        return raft.RAFT_IOERR
     o.transport.version = 1
-    rv = raft_uv_tcp_init(&o.transport, &o.loop)
+    rv = raft.raft_uv_tcp_init(&o.transport, &o.loop)
     if rv == 0:
-        rv = raft_uv_init(&o.io, &o.loop, data_dir, &o.transport)
+        rv = raft.raft_uv_init(&o.io, &o.loop, data_dir, &o.transport)
         if rv != 0:
             cr_copy(errmsg, o.io.errmsg, ERROR_MAX)
-            raft_uv_tcp_close(&o.transport)
+            raft.raft_uv_tcp_close(&o.transport)
     if rv == 0:
         o.fsm.version = 1
         o.fsm.apply = offline_fsm_apply
         o.fsm.snapshot = offline_fsm_snapshot
         o.fsm.restore = offline_fsm_restore
-        rv = raft_init(&o.raft, &o.io, &o.fsm, id, address)
+        rv = raft.raft_init(&o.raft, &o.io, &o.fsm, id, address)
         if rv != 0:
-            cr_copy(errmsg, raft_errmsg(&o.raft), ERROR_MAX)
-            raft_uv_close(&o.io)
-            raft_uv_tcp_close(&o.transport)
+            cr_copy(errmsg, raft.raft_errmsg(&o.raft), ERROR_MAX)
+            raft.raft_uv_close(&o.io)
+            raft.raft_uv_tcp_close(&o.transport)
         else:
             o.raft.data = o
             if op == OP_BOOTSTRAP:
-                rv = raft_bootstrap(&o.raft, conf)
+                rv = raft.raft_bootstrap(&o.raft, conf)
             else:
-                rv = raft_recover(&o.raft, conf)
+                rv = raft.raft_recover(&o.raft, conf)
             if rv != 0:
-                cr_copy(errmsg, raft_errmsg(&o.raft), ERROR_MAX)
-            raft_close(&o.raft, offline_closed)
-    uv_run(&o.loop, UV_RUN_DEFAULT)
-    uv_loop_close(&o.loop)
+                cr_copy(errmsg, raft.raft_errmsg(&o.raft), ERROR_MAX)
+            raft.raft_close(&o.raft, offline_closed)
+    uv.uv_run(&o.loop, uv.UV_RUN_DEFAULT)
+    uv.uv_loop_close(&o.loop)
     free(o)
     return rv

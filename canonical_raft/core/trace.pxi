@@ -15,14 +15,14 @@ cdef void tracer_configure(NodeState *s) noexcept nogil:
         s.tracer.version = 2
         s.tracer.emit = trace_emit
         s.raft.tracer = &s.tracer
-        raft_uv_set_tracer(&s.io, &s.tracer)
+        raft.raft_uv_set_tracer(&s.io, &s.tracer)
     elif not s.trace_stderr:
         s.raft.tracer = NULL
-        raft_uv_set_tracer(&s.io, NULL)
+        raft.raft_uv_set_tracer(&s.io, NULL)
 
 
-cdef void trace_emit(raft_tracer *t, int type, const void *info) noexcept nogil:
-    if type != RAFT_TRACER_DIAGNOSTIC:
+cdef void trace_emit(raft.raft_tracer *t, int type, const void *info) noexcept nogil:
+    if type != raft.RAFT_TRACER_DIAGNOSTIC:
         return
     # libraft formats into a static buffer: copy it before taking the GIL.
     cdef char message[1024]

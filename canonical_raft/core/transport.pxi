@@ -6,8 +6,8 @@
 # NodeState.tcp is libraft's TCP transport inside it.
 
 cdef struct Connect:
-    raft_uv_connect inner
-    raft_uv_connect *outer
+    raft.raft_uv_connect inner
+    raft.raft_uv_connect *outer
     NodeState *node
 
 
@@ -15,14 +15,14 @@ cdef inline void copy_errmsg(NodeState *s) noexcept nogil:
     cr_copy(s.transport.errmsg, s.tcp.errmsg, sizeof(s.transport.errmsg))
 
 
-cdef inline void set_nodelay(NodeState *s, uv_stream_t *stream) noexcept nogil:
+cdef inline void set_nodelay(NodeState *s, uv.uv_stream_t *stream) noexcept nogil:
     if s.tcp_nodelay and stream != NULL:
-        uv_tcp_nodelay(<uv_tcp_t *>stream, 1)
+        uv.uv_tcp_nodelay(<uv.uv_tcp_t *>stream, 1)
 
 
 cdef int transport_init(NodeState *s) noexcept nogil:
     s.tcp.version = 1
-    cdef int rv = raft_uv_tcp_init(&s.tcp, &s.loop)
+    cdef int rv = raft.raft_uv_tcp_init(&s.tcp, &s.loop)
     if rv != 0:
         return rv
     s.tcp.data = s
@@ -35,7 +35,7 @@ cdef int transport_init(NodeState *s) noexcept nogil:
     return 0
 
 
-cdef int tr_init(raft_uv_transport *t, raft_id id, const char *address) noexcept nogil:
+cdef int tr_init(raft.raft_uv_transport *t, raft.raft_id id, const char *address) noexcept nogil:
     cdef NodeState *s = <NodeState *>t.impl
     cdef int rv = s.tcp.init(&s.tcp, id, address)
     if rv != 0:
@@ -43,7 +43,7 @@ cdef int tr_init(raft_uv_transport *t, raft_id id, const char *address) noexcept
     return rv
 
 
-cdef int tr_listen(raft_uv_transport *t, raft_uv_accept_cb cb) noexcept nogil:
+cdef int tr_listen(raft.raft_uv_transport *t, raft.raft_uv_accept_cb cb) noexcept nogil:
     cdef NodeState *s = <NodeState *>t.impl
     s.accept_cb = cb
     cdef int rv = s.tcp.listen(&s.tcp, tr_accepted)
@@ -52,19 +52,19 @@ cdef int tr_listen(raft_uv_transport *t, raft_uv_accept_cb cb) noexcept nogil:
     return rv
 
 
-cdef void tr_accepted(raft_uv_transport *tcp, raft_id id, const char *address,
-                      uv_stream_t *stream) noexcept nogil:
+cdef void tr_accepted(raft.raft_uv_transport *tcp, raft.raft_id id, const char *address,
+                      uv.uv_stream_t *stream) noexcept nogil:
     cdef NodeState *s = <NodeState *>tcp.data
     set_nodelay(s, stream)
     s.accept_cb(&s.transport, id, address, stream)
 
 
-cdef int tr_connect(raft_uv_transport *t, raft_uv_connect *req, raft_id id,
-                    const char *address, raft_uv_connect_cb cb) noexcept nogil:
+cdef int tr_connect(raft.raft_uv_transport *t, raft.raft_uv_connect *req, raft.raft_id id,
+                    const char *address, raft.raft_uv_connect_cb cb) noexcept nogil:
     cdef NodeState *s = <NodeState *>t.impl
     cdef Connect *c = <Connect *>calloc(1, sizeof(Connect))
     if c == NULL:
-        return RAFT_NOMEM
+        return raft.RAFT_NOMEM
     req.cb = cb
     c.outer = req
     c.node = s
@@ -76,9 +76,9 @@ cdef int tr_connect(raft_uv_transport *t, raft_uv_connect *req, raft_id id,
     return rv
 
 
-cdef void tr_connected(raft_uv_connect *inner, uv_stream_t *stream, int status) noexcept nogil:
+cdef void tr_connected(raft.raft_uv_connect *inner, uv.uv_stream_t *stream, int status) noexcept nogil:
     cdef Connect *c = <Connect *>inner.data
-    cdef raft_uv_connect *outer = c.outer
+    cdef raft.raft_uv_connect *outer = c.outer
     cdef NodeState *s = c.node
     free(c)
     if status == 0:
@@ -86,12 +86,12 @@ cdef void tr_connected(raft_uv_connect *inner, uv_stream_t *stream, int status) 
     outer.cb(outer, stream, status)
 
 
-cdef void tr_close(raft_uv_transport *t, raft_uv_transport_close_cb cb) noexcept nogil:
+cdef void tr_close(raft.raft_uv_transport *t, raft.raft_uv_transport_close_cb cb) noexcept nogil:
     cdef NodeState *s = <NodeState *>t.impl
     s.transport_closed_cb = cb
     s.tcp.close(&s.tcp, tr_closed)
 
 
-cdef void tr_closed(raft_uv_transport *tcp) noexcept nogil:
+cdef void tr_closed(raft.raft_uv_transport *tcp) noexcept nogil:
     cdef NodeState *s = <NodeState *>tcp.data
     s.transport_closed_cb(&s.transport)

@@ -1,5 +1,6 @@
 # Declarations from <raft.h> and <raft/uv.h> (libraft >= 0.22, legacy v0 API):
-# only what the binding uses.
+# only what the binding uses (cimported qualified: `from .includes cimport
+# raft`, then `raft.raft_apply(...)`; struct raft is `raft.raft`).
 
 from .uv cimport uv_loop_t, uv_stream_t
 
@@ -46,7 +47,6 @@ cdef extern from "raft.h" nogil:
     ctypedef unsigned long long raft_id
     ctypedef unsigned long long raft_term
     ctypedef unsigned long long raft_index
-    ctypedef unsigned long long raft_time
 
     const char *raft_strerror(int errnum)
 
@@ -74,8 +74,6 @@ cdef extern from "raft.h" nogil:
         int (*apply)(raft_fsm *fsm, const raft_buffer *buf, void **result) noexcept
         int (*snapshot)(raft_fsm *fsm, raft_buffer **bufs, unsigned *n_bufs) noexcept
         int (*restore)(raft_fsm *fsm, raft_buffer *buf) noexcept
-        int (*snapshot_finalize)(raft_fsm *fsm, raft_buffer **bufs, unsigned *n_bufs) noexcept
-        int (*snapshot_async)(raft_fsm *fsm, raft_buffer **bufs, unsigned *n_bufs) noexcept
 
     enum:
         RAFT_APPEND_ENTRIES
@@ -91,9 +89,7 @@ cdef extern from "raft.h" nogil:
         raft_install_snapshot install_snapshot
 
     struct raft_snapshot:
-        raft_index index
         raft_buffer *bufs
-        unsigned n_bufs
 
     struct raft_io_snapshot_put
     ctypedef void (*raft_io_snapshot_put_cb)(raft_io_snapshot_put *req, int status) noexcept nogil
@@ -105,7 +101,6 @@ cdef extern from "raft.h" nogil:
     ctypedef void (*raft_io_tick_cb)(raft_io *io) noexcept nogil
     ctypedef void (*raft_io_recv_cb)(raft_io *io, raft_message *msg) noexcept nogil
     struct raft_io:
-        short version
         unsigned short capacity     # KiB of log space prepared on disk
         void *data
         char errmsg[256]
@@ -134,12 +129,10 @@ cdef extern from "raft.h" nogil:
 
     struct raft_barrier_req "raft_barrier":
         void *data
-        raft_index index
     ctypedef void (*raft_barrier_cb)(raft_barrier_req *req, int status) noexcept
 
     struct raft_change_req "raft_change":
         void *data
-        raft_index index
     ctypedef void (*raft_change_cb)(raft_change_req *req, int status) noexcept
 
     struct raft_transfer_req "raft_transfer":
@@ -179,7 +172,6 @@ cdef extern from "raft.h" nogil:
     raft_index raft_last_applied(raft *r)
     raft_index raft_last_index(raft *r)
     int raft_state(raft *r)
-    int raft_role(raft *r)
     void raft_leader(raft *r, raft_id *id, const char **address)
     const char *raft_errmsg(raft *r)
 
@@ -229,7 +221,6 @@ cdef extern from "raft/uv.h" nogil:
     void raft_uv_close(raft_io *io)
     void raft_uv_set_segment_size(raft_io *io, size_t size)
     void raft_uv_set_tracer(raft_io *io, raft_tracer *tracer)
-    int raft_uv_set_snapshot_compression(raft_io *io, bint compressed)
     int raft_uv_tcp_init(raft_uv_transport *t, uv_loop_t *loop)
     void raft_uv_tcp_close(raft_uv_transport *t)
 

@@ -1,19 +1,17 @@
-# Declarations from <uv.h>: only what the raft thread uses.
+# Declarations from <uv.h>: only what the binding uses (cimported
+# qualified: `from .includes cimport uv`, then `uv.uv_close(...)`).
 
 cdef extern from "uv.h" nogil:
     ctypedef struct uv_loop_t:
-        void *data
+        pass
 
     ctypedef struct uv_handle_t:
-        void *data
+        pass
 
     ctypedef struct uv_async_t:
         void *data
 
     ctypedef struct uv_prepare_t:
-        void *data
-
-    ctypedef struct uv_timer_t:
         void *data
 
     ctypedef struct uv_work_t:
@@ -25,10 +23,10 @@ cdef extern from "uv.h" nogil:
                       uv_after_work_cb after_work_cb)
 
     ctypedef struct uv_stream_t:
-        void *data
+        pass
 
     ctypedef struct uv_tcp_t:
-        void *data
+        pass
 
     int uv_tcp_nodelay(uv_tcp_t *handle, int enable)
 
@@ -40,13 +38,10 @@ cdef extern from "uv.h" nogil:
 
     ctypedef enum uv_run_mode:
         UV_RUN_DEFAULT
-        UV_RUN_ONCE
-        UV_RUN_NOWAIT
 
     ctypedef void (*uv_close_cb)(uv_handle_t *handle) noexcept
     ctypedef void (*uv_async_cb)(uv_async_t *handle) noexcept
     ctypedef void (*uv_prepare_cb)(uv_prepare_t *handle) noexcept
-    ctypedef void (*uv_timer_cb)(uv_timer_t *handle) noexcept
     ctypedef void (*uv_thread_cb)(void *arg) noexcept
 
     const char *uv_strerror(int err)
@@ -54,10 +49,8 @@ cdef extern from "uv.h" nogil:
     int uv_loop_init(uv_loop_t *loop)
     int uv_loop_close(uv_loop_t *loop)
     int uv_run(uv_loop_t *loop, uv_run_mode mode)
-    void uv_stop(uv_loop_t *loop)
 
     void uv_close(uv_handle_t *handle, uv_close_cb close_cb)
-    int uv_is_closing(const uv_handle_t *handle)
 
     int uv_async_init(uv_loop_t *loop, uv_async_t *handle, uv_async_cb cb)
     int uv_async_send(uv_async_t *handle)
@@ -65,14 +58,8 @@ cdef extern from "uv.h" nogil:
     int uv_prepare_init(uv_loop_t *loop, uv_prepare_t *handle)
     int uv_prepare_start(uv_prepare_t *handle, uv_prepare_cb cb)
 
-    int uv_timer_init(uv_loop_t *loop, uv_timer_t *handle)
-    int uv_timer_start(uv_timer_t *handle, uv_timer_cb cb,
-                       unsigned long long timeout, unsigned long long repeat)
-    int uv_timer_stop(uv_timer_t *handle)
-
     int uv_thread_create(uv_thread_t *tid, uv_thread_cb entry, void *arg)
     int uv_thread_join(uv_thread_t *tid)
-    uv_thread_t uv_thread_self()
 
     int uv_mutex_init(uv_mutex_t *handle)
     void uv_mutex_destroy(uv_mutex_t *handle)
@@ -82,7 +69,6 @@ cdef extern from "uv.h" nogil:
     int uv_cond_init(uv_cond_t *cond)
     void uv_cond_destroy(uv_cond_t *cond)
     void uv_cond_broadcast(uv_cond_t *cond)
-    void uv_cond_wait(uv_cond_t *cond, uv_mutex_t *mutex)
     int uv_cond_timedwait(uv_cond_t *cond, uv_mutex_t *mutex,
                           unsigned long long timeout)
 

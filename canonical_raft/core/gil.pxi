@@ -1,17 +1,57 @@
-# Waking a thread blocked in Future.result() without handing it a GIL that
-# the raft thread still holds.
+# The raft thread's hold on the GIL, and waking the threads that wait on
+# its futures.
 #
-# The raft thread resolves futures with the GIL and keeps it until the end
-# of its loop iteration (status.pxi). A waiter woken at once would run, find
-# the GIL taken, and sleep again until on_prepare lets it go: two extra
-# context switches per blocking apply().result(). So a future's one direct
-# waiter sleeps on a Wakeup instead of a Condition, and when the raft
-# thread sets it, the lock is released only after the raft thread has
-# dropped the GIL (drop_gil). Anywhere else (another thread, or the raft
-# thread inside a plain `with gil` section) it is released at once.
+# The GIL is taken lazily, at the first Python work of a loop iteration
+# (hold_gil), kept for the rest of it, and let go in on_prepare, the last
+# callback before the loop blocks (drop_gil).
+#
+# Waking a thread blocked in Future.result() must not hand it a GIL that
+# the raft thread still holds: a waiter woken at once would run, find the
+# GIL taken, and sleep again until on_prepare lets it go: two extra context
+# switches per blocking apply().result(). So a future's one direct waiter
+# sleeps on a Wakeup instead of a Condition, and when the raft thread sets
+# it, the lock is released only after the raft thread has dropped the GIL
+# (drop_gil). Anywhere else (another thread, or the raft thread inside a
+# plain `with gil` section) it is released at once.
 
 cdef enum:
     TIMEOUT_MAX = 1000000000    # seconds; longer is forever (and fits the C call)
+
+
+cdef inline NodeState *current_node() noexcept nogil:
+    """The node whose raft thread is calling, or NULL on any other thread:
+    the one answer to "am I on a raft thread?" (thread_main sets it for the
+    thread's whole life, so a reused thread ident cannot fool it)."""
+    return <NodeState *>cr_current_node()
+
+
+cdef inline void hold_gil(NodeState *s) noexcept nogil:
+    """Take the GIL for the rest of this loop iteration (see on_prepare)."""
+    if not s.gil_held:
+        PyEval_RestoreThread(s.tstate)
+        s.gil_held = True
+        if s.n_wakeups:
+            forget_wakeups(s)
+
+
+cdef inline void drop_gil(NodeState *s) noexcept nogil:
+    """Let the GIL go, then wake the waiters of the futures resolved while
+    it was held: they find it free."""
+    cdef unsigned i
+    if s.gil_held:
+        s.gil_held = False
+        s.tstate = PyEval_SaveThread()
+        for i in range(s.n_wakeups):
+            PyThread_release_lock(s.wakeups[i].lock)
+
+
+cdef void forget_wakeups(NodeState *s) noexcept nogil:
+    """Drop the references to the waiters drop_gil released (with the
+    GIL: the next hold_gil, or the end of the thread)."""
+    cdef unsigned i
+    for i in range(s.n_wakeups):
+        Py_DecRef(s.wakeups[i].obj)
+    s.n_wakeups = 0
 
 
 cdef class Wakeup:
@@ -65,7 +105,7 @@ cdef class Wakeup:
         if self.is_set:
             return
         self.is_set = True
-        cdef NodeState *s = <NodeState *>cr_current_node()
+        cdef NodeState *s = current_node()
         if s == NULL or not s.gil_held or not defer_wakeup(s, self):
             PyThread_release_lock(self.lock)
 

@@ -1,0 +1,165 @@
+# The two formats the binding puts on disk, for good: a log entry and a
+# snapshot. Nothing else reads or writes these bytes (little-endian
+# throughout).
+#
+# Entry:    header (24 bytes): magic "CRFT" u32 | version u16 | flags u16 |
+#                              command count u32 | reserved u32 | tag u64
+#           per command:       length u64 | bytes | zero padding to 8
+#
+# libraft's uv backend wants every entry length a multiple of 8, which the
+# padding gives. The tag lets the node that submitted an entry recognise it
+# when it is applied (index alone is not proof after a leader change).
+#
+# Snapshot: header (16 bytes): magic "CRSN" u32 | version u16 |
+#                              flags u16 (bit 0: zlib) | data length u64
+#           then the data.
+
+cdef enum:
+    ENTRY_MAGIC = 0x54465243      # b"CRFT"
+    ENTRY_VERSION = 1
+    ENTRY_AT_MAGIC = 0            # the header's fields, by offset
+    ENTRY_AT_VERSION = 4
+    ENTRY_AT_FLAGS = 6
+    ENTRY_AT_COUNT = 8
+    ENTRY_AT_RESERVED = 12
+    ENTRY_AT_TAG = 16
+    ENTRY_HEADER = 24
+    COMMAND_HEADER = 8            # a command's length, before its bytes
+
+    SNAPSHOT_MAGIC = 0x4E535243   # b"CRSN"
+    SNAPSHOT_VERSION = 1
+    SNAPSHOT_AT_MAGIC = 0
+    SNAPSHOT_AT_VERSION = 4
+    SNAPSHOT_AT_FLAGS = 6
+    SNAPSHOT_AT_LENGTH = 8
+    SNAPSHOT_HEADER = 16
+    SNAPSHOT_ZLIB = 1             # flags: the data is zlib'd
+
+
+cdef inline size_t pad8(size_t n) noexcept nogil:
+    return (n + 7) & ~(<size_t>7)
+
+
+cdef inline size_t command_size(size_t n) noexcept nogil:
+    """What a command of n bytes takes in an entry."""
+    return COMMAND_HEADER + pad8(n)
+
+
+cdef inline size_t entry_commands_size(const raft.raft_buffer *buf) noexcept nogil:
+    """The bytes of an entry's commands (all but its header)."""
+    return buf.len - ENTRY_HEADER
+
+
+# -- writing entries --------------------------------------------------------
+
+cdef char *entry_begin(raft.raft_buffer *buf, uint32_t count, size_t size) noexcept nogil:
+    """An entry of `size` bytes (ENTRY_HEADER plus the command_size() of
+    each of its `count` commands) in buf, raft_malloc'd, its header
+    written; where its commands go, or NULL if memory is short."""
+    cdef char *p = <char *>raft.raft_malloc(size)
+    if p == NULL:
+        return NULL
+    cr_put32(p + ENTRY_AT_MAGIC, ENTRY_MAGIC)
+    cr_put16(p + ENTRY_AT_VERSION, ENTRY_VERSION)
+    cr_put16(p + ENTRY_AT_FLAGS, 0)
+    cr_put32(p + ENTRY_AT_COUNT, count)
+    cr_put32(p + ENTRY_AT_RESERVED, 0)
+    cr_put64(p + ENTRY_AT_TAG, 0)
+    buf.base = p
+    buf.len = size
+    return p + ENTRY_HEADER
+
+
+cdef inline char *entry_put_command(char *p, const char *data, size_t size) noexcept nogil:
+    """Write one command at p; where the next one goes."""
+    cr_put64(p, size)
+    if size:
+        memcpy(p + COMMAND_HEADER, data, size)
+    memset(p + COMMAND_HEADER + size, 0, pad8(size) - size)
+    return p + command_size(size)
+
+
+cdef inline char *entry_put_commands_of(char *p, const raft.raft_buffer *entry) noexcept nogil:
+    """Copy the commands of another entry at p; where the next one goes."""
+    cdef size_t part = entry_commands_size(entry)
+    memcpy(p, <const char *>entry.base + ENTRY_HEADER, part)
+    return p + part
+
+
+cdef inline void entry_set_tag(raft.raft_buffer *buf, uint64_t tag) noexcept nogil:
+    cr_put64(<char *>buf.base + ENTRY_AT_TAG, tag)
+
+
+# -- reading entries --------------------------------------------------------
+
+cdef inline bint entry_tag(const raft.raft_buffer *buf, uint64_t *tag) noexcept nogil:
+    """The tag of an entry; False if it is too short to have one."""
+    if buf.len < ENTRY_HEADER:
+        return False
+    tag[0] = cr_get64(<const char *>buf.base + ENTRY_AT_TAG)
+    return True
+
+
+cdef const char *entry_open(const char *p, size_t size, uint32_t *count,
+                            size_t *off) noexcept nogil:
+    """Check an entry's header: NULL, its command count and the offset of
+    its first command; or why it is not an entry."""
+    if (size < ENTRY_HEADER or cr_get32(p + ENTRY_AT_MAGIC) != ENTRY_MAGIC
+            or cr_get16(p + ENTRY_AT_VERSION) != ENTRY_VERSION):
+        return "not a canonical_raft entry"
+    count[0] = cr_get32(p + ENTRY_AT_COUNT)
+    off[0] = ENTRY_HEADER
+    return NULL
+
+
+cdef const char *entry_next(const char *p, size_t size, size_t *off,
+                            const char **data, uint64_t *length) noexcept nogil:
+    """The command at *off, and *off moved past it; or why there is none.
+    Every length is checked against the entry's size."""
+    if off[0] > size or size - off[0] < COMMAND_HEADER:
+        return "truncated entry"
+    length[0] = cr_get64(p + off[0])
+    off[0] += COMMAND_HEADER
+    if length[0] > size - off[0]:
+        return "command longer than its entry"
+    data[0] = p + off[0]
+    off[0] += pad8(length[0])
+    return NULL
+
+
+# -- snapshots ----------------------------------------------------------------
+
+cdef int frame_snapshot(data, bint compress, raft.raft_buffer *buf) except -1:
+    """The snapshot file: header, then data (zlib'd if compress)."""
+    cdef int flags = 0
+    data = bytes(data)
+    if compress:
+        data = zlib.compress(data, 1)
+        flags |= SNAPSHOT_ZLIB
+    cdef size_t size = len(<bytes>data)
+    cdef char *p = <char *>raft.raft_malloc(SNAPSHOT_HEADER + size)
+    if p == NULL:
+        raise MemoryError()
+    cr_put32(p + SNAPSHOT_AT_MAGIC, SNAPSHOT_MAGIC)
+    cr_put16(p + SNAPSHOT_AT_VERSION, SNAPSHOT_VERSION)
+    cr_put16(p + SNAPSHOT_AT_FLAGS, flags)
+    cr_put64(p + SNAPSHOT_AT_LENGTH, size)
+    memcpy(p + SNAPSHOT_HEADER, PyBytes_AS_STRING(data), size)
+    buf.base = p
+    buf.len = SNAPSHOT_HEADER + size
+    return 0
+
+
+cdef bytes read_snapshot(const char *p, size_t size):
+    """The data of a snapshot file (decompressed); RaftError if it is not
+    one of ours."""
+    if (size < SNAPSHOT_HEADER or cr_get32(p + SNAPSHOT_AT_MAGIC) != SNAPSHOT_MAGIC
+            or cr_get16(p + SNAPSHOT_AT_VERSION) != SNAPSHOT_VERSION):
+        raise raft_error(raft.RAFT_CORRUPT, WHY_NOT_A_SNAPSHOT)
+    cdef uint64_t length = cr_get64(p + SNAPSHOT_AT_LENGTH)
+    if length != size - SNAPSHOT_HEADER:
+        raise raft_error(raft.RAFT_CORRUPT, WHY_SNAPSHOT_LENGTH)
+    data = PyBytes_FromStringAndSize(p + SNAPSHOT_HEADER, length)
+    if cr_get16(p + SNAPSHOT_AT_FLAGS) & SNAPSHOT_ZLIB:
+        data = zlib.decompress(data)
+    return data

@@ -1,0 +1,119 @@
+# The data model, part 1: the native state of one node (read this first).
+#
+# One NodeState per Core, calloc'd by Core.__cinit__ and freed by its
+# __dealloc__ (the raft thread holds a reference to the Core while it runs).
+# Who may touch what is written beside each group of fields: the raft
+# thread alone, or anyone under `lock`.
+
+cdef enum Phase:
+    PHASE_NEW = 0        # constructed, thread not started
+    PHASE_STARTING = 1   # thread running raft_start
+    PHASE_RUNNING = 2
+    PHASE_CLOSING = 3    # raft_close called, loop winding down
+    PHASE_CLOSED = 4     # thread finished (or never started)
+    PHASE_FAILED = 5     # start failed; thread finishing
+
+cdef enum:
+    ADDRESS_MAX = 256
+    ERROR_MAX = 512
+
+
+cdef struct WakeupRef:        # gil.pxi: a waiter to release after drop_gil
+    PyObject *obj              # the Wakeup (a reference)
+    PyThread_type_lock lock    # its lock
+
+
+cdef struct NodeState:
+    PyObject *core             # the Core (the thread holds a reference)
+    unsigned long long key     # this node's number in the process (on_raft_thread)
+    raft.raft_id id
+    char address[ADDRESS_MAX]
+    char *data_dir
+
+    # knobs the running node reads (thread.pxi's configure() sets them
+    # before raft_start; the rest go straight to libraft there)
+    unsigned snapshot_threshold
+    size_t max_batch_bytes     # commands packed into one log entry, at most
+    size_t snapshot_log_bytes  # snapshot once the log since the last holds this
+    bint snapshot_compression
+    bint tcp_nodelay
+    bint trace                 # route libraft's tracer to logging
+    bint trace_stderr          # LIBRAFT_TRACE is set: keep libraft's own
+
+    # libuv and libraft, touched by the raft thread only
+    uv.uv_loop_t loop
+    uv.uv_async_t wakeup
+    uv.uv_prepare_t prepare
+    raft.raft_uv_transport transport    # ours, around tcp (transport.pxi)
+    raft.raft_uv_transport tcp
+    raft.raft_uv_accept_cb accept_cb
+    raft.raft_uv_transport_close_cb transport_closed_cb
+    raft.raft_io io
+    raft.raft_io_start_fn io_start            # io_guard.pxi: the wrapped methods
+    raft.raft_io_snapshot_put_fn io_snapshot_put
+    raft.raft_io_recv_cb io_recv
+    bint snapshot_armed                  # fsm_snapshot succeeded, put next
+    bint snapshot_writing                # our own snapshot is being written
+    bint snapshot_persist                # ... after persist() on the pool
+    bint persisting                      # persist() is running
+    bint close_pending                   # close once persist() is done
+    Deferred *deferred_head
+    Deferred *deferred_tail
+    raft.raft_fsm fsm
+    raft.raft raft
+    uv.uv_thread_t thread
+    bint thread_joinable
+
+    # the raft thread's Python thread state and whether it holds the GIL
+    PyThreadState *tstate
+    bint gil_held
+    WakeupRef *wakeups         # waiters to release once the GIL is dropped
+    unsigned n_wakeups
+    unsigned cap_wakeups
+
+    # raft-thread only
+    int phase
+    bint in_start              # inside raft_start: restore errors go to start()
+    bint notify_pending        # published a change on_prepare must announce
+    unsigned short capacity_threshold    # KiB: libraft refuses entries below
+    unsigned long long disk_low_since    # uv_hrtime() the log space ran low
+    bint disk_full                       # reported (error set, warning logged)
+    bint fatal                 # the FSM state is unknown: stop the node
+    size_t log_bytes           # bytes of entries applied since the last snapshot
+    bint snapshot_hurried      # log_bytes passed the cap: threshold lowered
+    Req *inflight_head
+    Req *inflight_tail
+    unsigned inflight_count
+    Req *change_inflight       # commands.pxi: one configuration change at a time
+    bint transfer_inflight
+    unsigned long long leader_contact     # uv_hrtime() of the last message from a leader
+    raft.raft_tracer tracer    # to logging, when canonical_raft.libraft logs
+    uint64_t next_tag
+    unsigned long long snapshot_retry_at   # uv_hrtime() after a failed snapshot
+
+    # guarded by lock: the submission queue (queue.pxi) ...
+    uv.uv_mutex_t lock
+    uv.uv_cond_t changed       # phase, leader or state changed
+    Req *queue_head
+    Req *queue_tail
+    unsigned queued
+    bint accepting             # the wakeup handle is open and not closing
+    bint close_requested
+
+    # ... and the status mirror (status.pxi)
+    int m_phase
+    int m_state                # also read without the lock, as a hint
+    raft.raft_term m_term
+    raft.raft_id m_leader_id
+    char m_leader_address[ADDRESS_MAX]
+    raft.raft_index m_commit_index
+    raft.raft_index m_last_applied
+    raft.raft_index m_last_index
+    raft.raft_index m_snapshot_index
+    unsigned m_pending                   # requests queued or in libraft
+    unsigned m_log_capacity              # KiB of log space prepared on disk
+    unsigned long long m_leader_contact  # uv_hrtime(), 0 if none
+    raft.raft_configuration m_configuration
+    raft.raft_index m_conf_committed
+    raft.raft_index m_conf_uncommitted
+    char m_error[ERROR_MAX]
