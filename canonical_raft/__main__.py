@@ -12,8 +12,8 @@ from typing import Optional
 COMMANDS = {
     "demo": ("canonical_raft.demo",
              "local cluster, replicated dict, SIGKILL of the leader, every write verified"),
-    "bench": ("canonical_raft.bench",
-              "throughput and latency of a local cluster, against libraft in C (and PySyncObj)"),
+    "bench": ("canonical_raft.perf",
+              "writes/s and latency of a local cluster on this machine's disk (binding only)"),
 }
 
 
