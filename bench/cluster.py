@@ -67,7 +67,7 @@ class Cluster:
         self.nodes = []
         ports = free_ports(n)
         ids = range(1, n + 1)
-        spec = ",".join(f"{i}=127.0.0.1:{p}" for i, p in zip(ids, ports))
+        spec = procs.format_servers({i: f"127.0.0.1:{p}" for i, p in zip(ids, ports)})
         try:
             for i, port in zip(ids, ports):
                 self.nodes.append(NodeProc(impl, i, f"127.0.0.1:{port}", spec,

@@ -88,6 +88,18 @@ class LoadStats:
                 lat.append(t1 - t0)
         self.finish(out)
 
+    def settle(self, future, t0, t1, fatal):
+        """Record one done future submitted at t0 and seen done at t1: its
+        latency if it is inside the measured period, or its error. True if
+        that error stops the load (``fatal``: no longer leader, closed)."""
+        exc = _future_error(future)
+        if exc is not None:
+            self.error(exc)
+            return isinstance(exc, fatal)
+        if self.start <= t1 <= self.end:
+            self.lat.append(t1 - t0)
+        return False
+
     def error(self, exc):
         self.errors += 1
         if not self.first_error:
@@ -164,7 +176,7 @@ class BindingNode:
         callbacks: they would run on the raft thread and make every future
         build its Condition. Latency is submit -> seen done here."""
         apply, apply_many, now = self.node.apply, self.node.apply_many, time.perf_counter_ns
-        start, end, lat = st.start, st.end, st.lat
+        start, end, settle = st.start, st.end, st.settle
         pending = collections.deque()
         append, popleft = pending.append, pending.popleft
         bad = (self.raft.NotLeaderError, self.raft.ShutdownError)
@@ -195,12 +207,8 @@ class BindingNode:
             t1 = now()
             while pending and pending[0][1].done():
                 t0, future = popleft()
-                exc = _future_error(future)
-                if exc is not None:
-                    st.error(exc)
-                    stop = stop or isinstance(exc, bad)
-                elif start <= t1 <= end:
-                    lat.append(t1 - t0)
+                if settle(future, t0, t1, bad):
+                    stop = True
         st.finish(out)
         deadline = time.monotonic() + DRAIN_TIMEOUT
         while pending and time.monotonic() < deadline:
@@ -220,7 +228,7 @@ class BindingNode:
         between threads (at window 1: no hand-over to a blocked caller and
         back). The main thread only marks the measured period and waits."""
         apply, now = self.node.apply, time.perf_counter_ns
-        start, end, lat = st.start, st.end, st.lat
+        start, end, settle = st.start, st.end, st.settle
         bad = (self.raft.NotLeaderError, self.raft.ShutdownError)
         lock = threading.Lock()
         idle = threading.Event()
@@ -235,12 +243,8 @@ class BindingNode:
         def done(future, t0):
             nonlocal live, stop
             t1 = now()
-            exc = _future_error(future)
-            if exc is not None:
-                st.error(exc)
-                stop = stop or isinstance(exc, bad)
-            elif start <= t1 <= end:
-                lat.append(t1 - t0)
+            if settle(future, t0, t1, bad):
+                stop = True
             if t1 < end and not stop:
                 submit()
                 return

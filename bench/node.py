@@ -37,7 +37,7 @@ def main(argv=None):
     parser.add_argument("--api", choices=API_CHOICES, default="apply")
     args = parser.parse_args(argv)
     channel = procs.Child(f"node {args.node}")
-    servers = [(int(i), a) for i, a in (item.split("=", 1) for item in args.cluster.split(","))]
+    servers = procs.parse_servers(args.cluster)
     knobs = {name: parse_value(value)
              for name, _, value in (item.partition("=") for item in args.knob)}
     try:
@@ -46,16 +46,11 @@ def main(argv=None):
         channel.failed(exc)
         channel.flush()
         return 1
-    try:
-        channel.ready(impl=node.impl)
-        channel.serve({
-            "status": node.status,
-            "load": lambda size, window, warmup, duration:
-                node.load(size, window, warmup, duration, channel),
-        })
-    finally:
-        node.close()
-        channel.flush()
+    channel.serve_node(node.close, {
+        "status": node.status,
+        "load": lambda size, window, warmup, duration:
+            node.load(size, window, warmup, duration, channel),
+    }, impl=node.impl)
     return 0
 
 

@@ -259,23 +259,20 @@ def _node_main(argv: list[str]) -> int:
 
     import canonical_raft as raft
 
-    servers = [raft.Server(int(i), address)
-               for i, address in (item.split("=", 1) for item in args.cluster.split(","))]
+    servers = [raft.Server(*server) for server in procs.parse_servers(args.cluster)]
     address = next(s.address for s in servers if s.id == args.node)
     fsm = DictFSM()
     node = raft.Node(args.node, address, args.data_dir, fsm)
     try:
         node.bootstrap(servers)
         node.start()
-        channel.ready()
-        # Ends on "close" or when the parent goes away (EOF on stdin).
-        channel.serve(NodeServer(node, fsm, channel).handlers())
     except Exception as exc:
         channel.failed(exc)
-        return 1
-    finally:
         node.close()
         channel.flush()
+        return 1
+    # Ends on "close" or when the parent goes away (EOF on stdin).
+    channel.serve_node(node.close, NodeServer(node, fsm, channel).handlers())
     return 0
 
 
@@ -356,7 +353,7 @@ class Cluster:
     def start(self) -> None:
         ports = free_ports(self.args.nodes)
         ids = range(1, self.args.nodes + 1)
-        cluster = ",".join(f"{i}=127.0.0.1:{port}" for i, port in zip(ids, ports))
+        cluster = procs.format_servers({i: f"127.0.0.1:{port}" for i, port in zip(ids, ports)})
         for i, port in zip(ids, ports):
             data_dir = os.path.join(self.workdir, f"node{i}")
             log_path = os.path.join(self.workdir, f"node{i}.log")

@@ -166,7 +166,7 @@ class Cluster:
         if self.unsafe_reads:
             cmd += ["--unsafe-reads"]
         if bootstrap:
-            cmd += ["--bootstrap", ",".join(f"{i}={self.address(i)}" for i in bootstrap)]
+            cmd += ["--bootstrap", procs.format_servers({i: self.address(i) for i in bootstrap})]
         with self.lock:
             old = self.nodes.get(id)
             incarnation = (old.incarnation + 1) if old else 1

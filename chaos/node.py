@@ -108,11 +108,7 @@ class Server:
         self.started = False
         self.fsm = KV(on_restore=self._restored)
         self.node = raft.Node(args.id, args.address, args.data_dir, self.fsm,
-                              election_timeout=args.election_timeout,
-                              heartbeat_timeout=args.heartbeat_timeout,
-                              snapshot_threshold=args.snapshot_threshold,
-                              snapshot_trailing=args.snapshot_trailing,
-                              **json.loads(args.tuning))
+                              **procs.node_settings(args), **json.loads(args.tuning))
         self.node.on_state_change(self._state_changed)
 
     # -- callbacks (raft thread) ------------------------------------------------
@@ -232,11 +228,7 @@ class Server:
 
     def serve(self):
         if self.args.bootstrap:
-            servers = []
-            for item in self.args.bootstrap.split(","):
-                i, address = item.split("=", 1)
-                servers.append(raft.Server(int(i), address))
-            self.node.bootstrap(servers)
+            self.node.bootstrap([raft.Server(*s) for s in procs.parse_servers(self.args.bootstrap)])
         self.node.start()
         self.started = True
         self.channel.ready(id=self.args.id, t=time.monotonic())
@@ -251,15 +243,9 @@ class Server:
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(prog="python -m chaos.node")
-    p.add_argument("--id", type=int, required=True)
-    p.add_argument("--address", required=True)
-    p.add_argument("--data-dir", required=True)
-    p.add_argument("--bootstrap", default="")
-    p.add_argument("--election-timeout", type=float, default=1.0)
-    p.add_argument("--heartbeat-timeout", type=float, default=0.1)
-    p.add_argument("--snapshot-threshold", type=int, default=512)
-    p.add_argument("--snapshot-trailing", type=int, default=64)
+    p = procs.node_arguments(argparse.ArgumentParser(prog="python -m chaos.node"),
+                             election_timeout=1.0, heartbeat_timeout=0.1,
+                             snapshot_threshold=512, snapshot_trailing=64)
     p.add_argument("--tuning", default="{}", help="other Node() knobs, as a JSON object")
     p.add_argument("--unsafe-reads", action="store_true",
                    help="harness self-test: reads skip the barrier (not linearizable)")

@@ -67,34 +67,20 @@ def handlers(node, fsm):
 
 
 def main():
-    p = argparse.ArgumentParser()
-    p.add_argument("--id", type=int, required=True)
-    p.add_argument("--address", required=True)
-    p.add_argument("--data-dir", required=True)
-    p.add_argument("--bootstrap", default="")
-    p.add_argument("--election-timeout", type=float, default=0.5)
-    p.add_argument("--heartbeat-timeout", type=float, default=0.05)
-    p.add_argument("--snapshot-threshold", type=int, default=64)
-    p.add_argument("--snapshot-trailing", type=int, default=16)
+    p = procs.node_arguments(argparse.ArgumentParser(), election_timeout=0.5, heartbeat_timeout=0.05,
+                             snapshot_threshold=64, snapshot_trailing=16)
     args = p.parse_args()
     channel = procs.Child(f"node {args.id}")
-
     fsm = Log()
-    node = raft.Node(args.id, args.address, args.data_dir, fsm,
-                     election_timeout=args.election_timeout,
-                     heartbeat_timeout=args.heartbeat_timeout,
-                     snapshot_threshold=args.snapshot_threshold,
-                     snapshot_trailing=args.snapshot_trailing)
+    node = raft.Node(args.id, args.address, args.data_dir, fsm, **procs.node_settings(args))
     try:
         if args.bootstrap:
-            node.bootstrap([raft.Server(int(id), address) for id, address in
-                            (item.split("=", 1) for item in args.bootstrap.split(","))])
+            node.bootstrap([raft.Server(*s) for s in procs.parse_servers(args.bootstrap)])
         node.start()
-        channel.ready(id=args.id)
-        channel.serve(handlers(node, fsm))
-    finally:
+    except BaseException:
         node.close()
-        channel.flush()
+        raise
+    channel.serve_node(node.close, handlers(node, fsm), id=args.id)
     return 0
 
 

@@ -43,7 +43,7 @@ def proc_cluster(tmp_path):
     def factory(n=3):
         ports = free_ports(n)
         addrs = {i + 1: f"127.0.0.1:{ports[i]}" for i in range(n)}
-        boot = ",".join(f"{i}={a}" for i, a in addrs.items())
+        boot = procs.format_servers(addrs)
         nodes = {}
 
         def spawn(i, bootstrap=True):

@@ -25,6 +25,7 @@ SIGKILL by pid, each step bounded, then reap). Every wait is bounded.
 
 from __future__ import annotations
 
+import argparse
 import faulthandler
 import itertools
 import json
@@ -44,7 +45,8 @@ from types import FrameType
 from typing import IO, Any, Callable, Optional, Union
 
 __all__ = ["Message", "Handler", "ProcessError", "ProcessGone", "ReplyTimeout", "RemoteError",
-           "Child", "Process", "child_env", "python_argv", "stop_all"]
+           "Child", "Process", "child_env", "python_argv", "stop_all",
+           "format_servers", "parse_servers", "node_arguments", "node_settings"]
 
 #: One decoded JSON object: a reply's or an event's fields, a request's args.
 Message = dict[str, Any]
@@ -79,6 +81,43 @@ class RemoteError(ProcessError):
 
 def _dumps(msg: Mapping[str, Any]) -> str:
     return json.dumps(msg, separators=(",", ":")) + "\n"
+
+
+# -- a node process's command line ---------------------------------------------
+
+
+def format_servers(servers: Mapping[int, str]) -> str:
+    """A cluster on a command line: ``1=127.0.0.1:9001,2=...`` (id -> address)."""
+    return ",".join(f"{i}={address}" for i, address in servers.items())
+
+
+def parse_servers(text: str) -> list[tuple[int, str]]:
+    """The (id, address) pairs of :func:`format_servers`'s text ('' is none)."""
+    return [(int(i), address) for i, address in
+            (item.split("=", 1) for item in text.split(",") if item)]
+
+
+#: The node settings :func:`node_arguments` puts on the command line.
+_NODE_SETTINGS = {"election_timeout": float, "heartbeat_timeout": float,
+                  "snapshot_threshold": int, "snapshot_trailing": int}
+
+
+def node_arguments(parser: argparse.ArgumentParser, **defaults: float) -> argparse.ArgumentParser:
+    """The options of a node process: --id, --address, --data-dir, --bootstrap
+    (a :func:`format_servers` text, to bootstrap a new cluster) and the
+    settings of ``defaults`` (election_timeout=..., snapshot_threshold=...)."""
+    parser.add_argument("--id", type=int, required=True)
+    parser.add_argument("--address", required=True)
+    parser.add_argument("--data-dir", required=True)
+    parser.add_argument("--bootstrap", default="", help="id=host:port,... of a new cluster")
+    for name, default in defaults.items():
+        parser.add_argument("--" + name.replace("_", "-"), type=_NODE_SETTINGS[name], default=default)
+    return parser
+
+
+def node_settings(args: argparse.Namespace) -> dict[str, Any]:
+    """The settings :func:`node_arguments` parsed, as Node keywords."""
+    return {name: getattr(args, name) for name in _NODE_SETTINGS if hasattr(args, name)}
 
 
 # -- the child ----------------------------------------------------------------
@@ -185,6 +224,17 @@ class Child:
                 self._answer(request_id, result)
             if cmd == "close":
                 return
+
+    def serve_node(self, close: Callable[[], object], handlers: Mapping[str, Handler],
+                   **ready: Any) -> None:
+        """Announce ready, serve until close or EOF, then ``close()`` (the
+        node) and flush, whatever happened."""
+        try:
+            self.ready(**ready)
+            self.serve(handlers)
+        finally:
+            close()
+            self.flush()
 
     def flush(self, timeout: float = 10.0) -> None:
         """Write out everything queued (bounded); nothing is sent after it."""
