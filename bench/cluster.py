@@ -33,7 +33,8 @@ class NodeProc(procs.Process):
                 args += ["--api", options["api"]]
             argv = procs.python_argv("bench.node", *args)
         super().__init__(argv, name=f"{impl} node {node_id}", log_path=log_path,
-                         env=procs.child_env(ROOT), cwd=ROOT, on_event=self._event)
+                         env=procs.child_env(ROOT), cwd=ROOT, on_event=self._event,
+                         new_session=False)
 
     def _event(self, proc, name, msg):
         if name in ("measure_start", "measure_end") and self.on_mark is not None:

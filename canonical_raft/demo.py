@@ -312,7 +312,8 @@ class NodeProcess(procs.Process):
         self.address = address
         super().__init__(procs.python_argv("canonical_raft.demo", "--node", str(node_id),
                                            "--data-dir", data_dir, "--cluster", cluster),
-                         name=f"node {node_id}", log_path=log_path, on_event=on_event)
+                         name=f"node {node_id}", log_path=log_path, on_event=on_event,
+                         new_session=False)
 
 
 def _percentile(sorted_values: list[int], p: float) -> float:

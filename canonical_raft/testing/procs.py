@@ -277,13 +277,17 @@ class Process:
     ``on_event(process, name, data)`` runs on the reader thread for every
     event but ``ready``; ``on_exit(process)`` runs there once the process
     has exited (every pending request has failed with ProcessGone by then).
+    ``new_session``: the child gets its own session (and, with the kernel's
+    autogroup scheduling, its own CPU share), so that signals to the
+    parent's process group never reach it; the demo and the benchmark keep
+    their nodes in the parent's session, as measured before.
     """
 
     def __init__(self, argv: Sequence[str], *, name: str, log_path: Union[str, os.PathLike[str]],
                  env: Optional[Mapping[str, str]] = None,
                  cwd: Optional[Union[str, os.PathLike[str]]] = None,
                  on_event: Optional[EventHandler] = None,
-                 on_exit: Optional[ExitHandler] = None) -> None:
+                 on_exit: Optional[ExitHandler] = None, new_session: bool = True) -> None:
         self.name = name
         self.argv = list(argv)
         self.log_path = str(log_path)
@@ -304,7 +308,7 @@ class Process:
         try:
             self.proc = subprocess.Popen(self.argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                          stderr=self._log, env=dict(env or child_env()),
-                                         cwd=cwd, start_new_session=True)
+                                         cwd=cwd, start_new_session=new_session)
         except BaseException:
             self._log.close()
             raise
