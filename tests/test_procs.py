@@ -111,6 +111,17 @@ def test_events_reach_the_parent_in_order(spawn):
 
 
 @pytest.mark.timeout(60)
+def test_a_failing_event_handler_does_not_stop_the_replies(spawn):
+    def on_event(proc, name, data):
+        raise RuntimeError("a bug in the parent's handler")
+
+    p = spawn(on_event=on_event)
+    p.wait_ready(30)
+    assert p.call("emit", name="tick", n=2) == {"sent": 2}
+    assert p.call("echo", still="here") == {"still": "here"}
+
+
+@pytest.mark.timeout(60)
 def test_a_child_that_dies_fails_its_pending_requests(spawn):
     exits = []
     p = spawn()

@@ -60,6 +60,7 @@ CLOSE_TIMEOUT = 10.0  # "close" -> exited, before SIGTERM
 TERM_TIMEOUT = 5.0    # SIGTERM -> exited, before SIGKILL
 KILL_TIMEOUT = 10.0   # SIGKILL -> reaped
 
+_log = logging.getLogger(__name__)
 _PACKAGE_PARENT = str(Path(__file__).resolve().parent.parent.parent)
 
 
@@ -344,7 +345,10 @@ class Process:
                     self.ready.set_exception(ProcessGone(
                         f"{self.name} failed to start: {msg.get('error')}"))
                 if self._on_event is not None:
-                    self._on_event(self, name, msg)
+                    try:
+                        self._on_event(self, name, msg)
+                    except Exception:  # a bug there must not stop the replies
+                        _log.exception("%s: on_event(%r) raised", self.name, name)
         except (OSError, ValueError):
             pass
         finally:
