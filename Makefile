@@ -46,10 +46,10 @@ debug: $(STAMP_PY)
 demo: build
 	$(PY) -m canonical_raft demo
 
-test: build
+test: build bench-c
 	$(PY) -m pytest -q tests
 
-test-debug: debug
+test-debug: debug bench-c
 	$(PY) -m pytest -q tests
 	$(MAKE) --no-print-directory build
 
@@ -68,7 +68,8 @@ clean:
 distclean: clean
 	rm -rf $(VENV)
 
-# Benchmarks (bench/README.md): the binding against libraft in C, same run.
+# Benchmarks (bench/README.md, run from the checkout: python -m bench): the
+# binding against libraft in C, same run.
 .PHONY: bench bench-c
 BENCH_C := bench/c/raft_bench
 
@@ -81,8 +82,11 @@ bench/c/wake_rtt: bench/c/wake_rtt.c
 
 bench-c: $(BENCH_C) bench/c/wake_rtt
 
+# PySyncObj (for --peers) from bench/requirements.txt; the benchmark itself
+# never compiles or installs anything.
 bench: build bench-c
-	$(PY) -m canonical_raft bench $(BENCH_ARGS)
+	$(PY) -m pip install -q -r bench/requirements.txt
+	$(PY) -m bench $(BENCH_ARGS)
 
 # HTML documentation (docs/, mkdocs.yml) into site/.
 .PHONY: docs typecheck
@@ -91,10 +95,9 @@ docs: $(STAMP_PY)
 	$(PY) -m mkdocs build --strict -d site
 
 # mypy --strict on the package and the examples, stubtest on the compiled core.
-# (bench.py, a command-line benchmark, is not annotated yet.)
 typecheck: build
 	$(PY) -m pip install -q "mypy>=1.18"
-	$(PY) -m mypy --strict canonical_raft --exclude 'canonical_raft/bench\.py$$'
+	$(PY) -m mypy --strict canonical_raft
 	$(PY) -m mypy --strict examples
 	$(PY) -m mypy.stubtest canonical_raft._raft --allowlist stubtest-allowlist.txt
 

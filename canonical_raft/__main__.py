@@ -14,8 +14,8 @@ COMMANDS = {
              "local cluster, replicated dict, SIGKILL of the leader, every write verified"),
     "certs": ("canonical_raft.certs",
               "make a cluster CA and node certificates for mutual TLS"),
-    "bench": ("canonical_raft.bench",
-              "throughput and latency of a local cluster, against libraft in C (and PySyncObj)"),
+    "bench": ("canonical_raft.perf",
+              "writes/s and latency of a local cluster on this machine's disk (binding only)"),
 }
 
 

@@ -2,8 +2,8 @@
 
 Node's validation, its docstring, the tuning page's table
 (docs/howto/tuning.md, checked by tests/test_config.py) and the benchmark's
-settings line are all derived from SETTINGS. Adding a knob is one Setting
-here plus one line in the compiled core's configure().
+settings (bench/settings.py) are all derived from SETTINGS. Adding a knob is
+one Setting here plus one line in the compiled core's configure().
 """
 
 from __future__ import annotations
@@ -197,11 +197,6 @@ def markdown_table() -> str:
     rows = ["| argument | default | what it does |", "|---|---|---|"]
     rows += [f"| `{s.name}` | `{s.shown()}` | {s.doc} |" for s in SETTINGS]
     return "\n".join(rows) + "\n"
-
-
-def settings_line(values: Mapping[str, object]) -> str:
-    """One line naming every setting and its value (the benchmark's header)."""
-    return " ".join(f"{s.name}={values.get(s.name, s.default)}" for s in SETTINGS)
 
 
 if __name__ == "__main__":

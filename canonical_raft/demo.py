@@ -9,7 +9,7 @@ every survivor, and the survivors must be identical.
 
 The parent never links to a raft node itself: it drives the node processes
 (``python -m canonical_raft.demo --node ...``) with one JSON object per line
-over their stdin and stdout.
+over their stdin and stdout (``canonical_raft.testing.procs``).
 """
 
 from __future__ import annotations
@@ -18,21 +18,18 @@ import argparse
 import collections
 import functools
 import hashlib
-import itertools
 import json
 import os
 import signal
-import subprocess
 import sys
 import tempfile
 import threading
 import time
 from concurrent.futures import Future
-from concurrent.futures import TimeoutError as FutureTimeout
 from types import FrameType
-from typing import IO, TYPE_CHECKING, Any, Callable, Iterable, Optional
+from typing import IO, TYPE_CHECKING, Any, Optional
 
-from .testing import free_ports
+from .testing import free_ports, procs
 
 if TYPE_CHECKING:
     from . import Node
@@ -56,10 +53,6 @@ MIN_AFTER_FAILOVER = 1.0  # seconds of load on the new leader, at least
 
 class DemoError(Exception):
     """The demo cannot go on (no leader, a node not answering, ...)."""
-
-
-class NodeGone(DemoError):
-    """The node process has exited (or was killed)."""
 
 
 # -- shared by both sides ---------------------------------------------------
@@ -114,20 +107,6 @@ class _DictSnapshot:
         return json.dumps(self.data, separators=(",", ":")).encode()
 
 
-class Channel:
-    """One JSON object per line to the parent, from any thread."""
-
-    def __init__(self, stream: IO[str]) -> None:
-        self._stream = stream
-        self._lock = threading.Lock()
-
-    def send(self, **msg: Any) -> None:
-        line = json.dumps(msg, separators=(",", ":")) + "\n"
-        with self._lock:
-            self._stream.write(line)
-            self._stream.flush()
-
-
 class Load:
     """Keeps ``window`` writes in flight; reports the acknowledged ones every ACK_PERIOD.
 
@@ -136,7 +115,7 @@ class Load:
     write that was acknowledged and can check it on the survivors.
     """
 
-    def __init__(self, node: Node, channel: Channel, session: int, size: int, window: int) -> None:
+    def __init__(self, node: Node, channel: procs.Child, session: int, size: int, window: int) -> None:
         self.node = node
         self.channel = channel
         self.session = session
@@ -187,7 +166,7 @@ class Load:
             reason, pending = f"load crashed: {exc!r}", -1
         self._report()
         failed = collections.Counter(self._failed)
-        self.channel.send(event="load_stopped", session=self.session, reason=reason,
+        self.channel.event("load_stopped", session=self.session, reason=reason,
                           submitted=self.submitted, acked=self.acked,
                           pending=pending, failed=dict(failed))
 
@@ -214,38 +193,23 @@ class Load:
         batch = [self._done.popleft() for _ in range(len(self._done))]
         if batch:
             self.acked += len(batch)
-            self.channel.send(event="acks", session=self.session,
+            self.channel.event("acks", session=self.session,
                               seqs=[seq for seq, _ in batch],
                               lat_us=[round(lat * 1e6) for _, lat in batch])
 
 
 class NodeServer:
-    """The node process: one raft node and the parent's requests, one at a time."""
+    """The node process's handlers: one raft node and the parent's requests."""
 
-    def __init__(self, node: Node, fsm: DictFSM, channel: Channel) -> None:
+    def __init__(self, node: Node, fsm: DictFSM, channel: procs.Child) -> None:
         self.node = node
         self.fsm = fsm
         self.channel = channel
         self.load: Optional[Load] = None
 
-    def serve(self, lines: Iterable[str]) -> None:
-        for line in lines:
-            try:
-                request = json.loads(line)
-            except ValueError:
-                continue
-            op = request.pop("op", None)
-            re = request.pop("re", None)
-            handler = getattr(self, f"do_{op}", None)
-            try:
-                if handler is None:
-                    raise ValueError(f"unknown request {op!r}")
-                reply = handler(**request) or {}
-            except Exception as exc:
-                reply = {"error": f"{type(exc).__name__}: {exc}"}
-            self.channel.send(re=re, **reply)
-            if op == "close":
-                return
+    def handlers(self) -> dict[str, procs.Handler]:
+        return {"status": self.do_status, "load": self.do_load, "stop": self.do_stop,
+                "barrier": self.do_barrier, "dump": self.do_dump, "close": self.do_close}
 
     def do_status(self) -> Message:
         stats = self.node.stats()
@@ -291,36 +255,24 @@ def _node_main(argv: list[str]) -> int:
     parser.add_argument("--data-dir", required=True)
     parser.add_argument("--cluster", required=True, help="id=host:port,id=host:port,...")
     args = parser.parse_args(argv)
-
-    # The parent owns Ctrl-C: it stops us in order, and cleans up after us.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    # Keep the protocol on a private copy of stdout, so that anything else
-    # printing to fd 1 (C code included) lands in the log instead.
-    channel = Channel(os.fdopen(os.dup(1), "w"))
-    os.dup2(2, 1)
-
-    import logging
-    logging.basicConfig(level=logging.WARNING, stream=sys.stderr,
-                        format=f"node {args.node} %(asctime)s %(name)s %(levelname)s %(message)s")
+    channel = procs.Child(f"node {args.node}")
 
     import canonical_raft as raft
 
-    servers = [raft.Server(int(i), address)
-               for i, address in (item.split("=", 1) for item in args.cluster.split(","))]
+    servers = [raft.Server(*server) for server in procs.parse_servers(args.cluster)]
     address = next(s.address for s in servers if s.id == args.node)
     fsm = DictFSM()
     node = raft.Node(args.node, address, args.data_dir, fsm)
     try:
         node.bootstrap(servers)
         node.start()
-        channel.send(event="ready", pid=os.getpid())
-        # Ends on "close" or when the parent goes away (EOF on stdin).
-        NodeServer(node, fsm, channel).serve(sys.stdin)
     except Exception as exc:
-        channel.send(event="error", error=f"{type(exc).__name__}: {exc}")
-        return 1
-    finally:
+        channel.failed(exc)
         node.close()
+        channel.flush()
+        return 1
+    # Ends on "close" or when the parent goes away (EOF on stdin).
+    channel.serve_node(node.close, NodeServer(node, fsm, channel).handlers())
     return 0
 
 
@@ -351,141 +303,17 @@ class Console:
         self.stream.flush()
 
 
-class NodeProcess:
-    """A node process and its request/reply channel."""
+class NodeProcess(procs.Process):
+    """A demo node process: its id and address."""
 
     def __init__(self, node_id: int, address: str, data_dir: str, cluster: str, log_path: str,
-                 on_event: Callable[[NodeProcess, Message], None]) -> None:
+                 on_event: procs.EventHandler) -> None:
         self.id = node_id
         self.address = address
-        self.log_path = log_path
-        self.killed = False
-        self.ready: Future[Message] = Future()
-        self._on_event = on_event
-        self._pending: dict[int, Future[Message]] = {}
-        self._numbers = itertools.count(1)
-        self._lock = threading.Lock()
-        self._log = open(log_path, "wb")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "canonical_raft.demo", "--node", str(node_id),
-             "--data-dir", data_dir, "--cluster", cluster],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._log,
-            env=_child_env(), start_new_session=False)
-        self.pid = self.proc.pid
-        self._reader = threading.Thread(target=self._read, name=f"node-{node_id}-reader", daemon=True)
-        self._reader.start()
-
-    @property
-    def alive(self) -> bool:
-        return not self.killed and self.proc.poll() is None
-
-    def _read(self) -> None:
-        assert self.proc.stdout is not None
-        for line in self.proc.stdout:
-            try:
-                msg = json.loads(line)
-            except ValueError:
-                continue
-            if "re" in msg:
-                with self._lock:
-                    future = self._pending.pop(msg.pop("re"), None)
-                if future is not None and not future.done():
-                    future.set_result(msg)
-            elif msg.get("event") == "ready":
-                self.ready.set_result(msg)
-            elif msg.get("event") == "error" and not self.ready.done():
-                self.ready.set_exception(DemoError(f"node {self.id}: {msg['error']}"))
-            else:
-                self._on_event(self, msg)
-        # EOF: the process is gone; nobody will answer any more.
-        gone = NodeGone(f"node {self.id} (pid {self.pid}) has exited")
-        with self._lock:
-            pending, self._pending = self._pending, {}
-        for future in [self.ready, *pending.values()]:
-            if not future.done():
-                future.set_exception(gone)
-
-    def _send(self, request: Message) -> None:
-        assert self.proc.stdin is not None
-        try:
-            self.proc.stdin.write(json.dumps(request).encode() + b"\n")
-            self.proc.stdin.flush()
-        except (OSError, ValueError):
-            raise NodeGone(f"node {self.id} (pid {self.pid}) has exited") from None
-
-    def call(self, op: str, timeout: float = CALL_TIMEOUT, **args: Any) -> Message:
-        """Send one request and wait (bounded) for its reply."""
-        future: Future[Message] = Future()
-        number = next(self._numbers)
-        with self._lock:
-            self._pending[number] = future
-        self._send({"op": op, "re": number, **args})
-        try:
-            reply = future.result(timeout)
-        except FutureTimeout:
-            with self._lock:
-                self._pending.pop(number, None)
-            raise DemoError(f"node {self.id}: no reply to {op!r} within {timeout:.0f} s") from None
-        if "error" in reply:
-            raise DemoError(f"node {self.id}: {op}: {reply['error']}")
-        return reply
-
-    def kill(self) -> None:
-        """SIGKILL: no goodbye, no flush; what it acknowledged must survive anyway."""
-        os.kill(self.pid, signal.SIGKILL)
-        self.killed = True
-        self.proc.wait(CLOSE_TIMEOUT)
-
-    def ask_to_close(self) -> None:
-        if self.proc.poll() is None:
-            try:
-                self._send({"op": "close", "re": next(self._numbers)})
-            except NodeGone:
-                pass
-
-    def reap(self, timeout: float) -> None:
-        """Wait for the process to exit; terminate, then kill it, if it does not."""
-        reap_process(self.proc, timeout, self._reader, self._log)
-
-    def log_tail(self, lines: int = 15) -> list[str]:
-        try:
-            with open(self.log_path, "rb") as f:
-                return f.read().decode(errors="replace").splitlines()[-lines:]
-        except OSError:
-            return []
-
-
-def reap_process(proc: subprocess.Popen[bytes], timeout: float,
-                 reader: threading.Thread, log: Optional[IO[bytes]]) -> None:
-    """Wait for a node process to exit, then SIGTERM, then SIGKILL it (by
-    pid, each step bounded), join the thread reading its stdout (it ends at
-    EOF, now that the process is gone) and close its pipes and log."""
-    actions: list[Optional[Callable[[], None]]] = [None, proc.terminate, proc.kill]
-    for action in actions:
-        if action is not None and proc.poll() is None:
-            action()
-        try:
-            proc.wait(timeout)
-            break
-        except subprocess.TimeoutExpired:
-            timeout = 3.0
-    reader.join(2.0)
-    for stream in (proc.stdin, proc.stdout, log):
-        try:
-            if stream is not None:
-                stream.close()
-        except OSError:
-            pass
-
-
-def _child_env() -> dict[str, str]:
-    # The node processes must import this very package, wherever it lives.
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [root, env.get("PYTHONPATH")]))
-    return env
-
-
+        super().__init__(procs.python_argv("canonical_raft.demo", "--node", str(node_id),
+                                           "--data-dir", data_dir, "--cluster", cluster),
+                         name=f"node {node_id}", log_path=log_path, on_event=on_event,
+                         new_session=False)
 
 
 def _percentile(sorted_values: list[int], p: float) -> float:
@@ -526,7 +354,7 @@ class Cluster:
     def start(self) -> None:
         ports = free_ports(self.args.nodes)
         ids = range(1, self.args.nodes + 1)
-        cluster = ",".join(f"{i}=127.0.0.1:{port}" for i, port in zip(ids, ports))
+        cluster = procs.format_servers({i: f"127.0.0.1:{port}" for i, port in zip(ids, ports)})
         for i, port in zip(ids, ports):
             data_dir = os.path.join(self.workdir, f"node{i}")
             log_path = os.path.join(self.workdir, f"node{i}.log")
@@ -534,19 +362,12 @@ class Cluster:
                                           log_path, self._on_event))
         deadline = time.monotonic() + START_TIMEOUT
         for node in self.nodes:
-            try:
-                node.ready.result(max(0.0, deadline - time.monotonic()))
-            except FutureTimeout:
-                raise DemoError(f"node {node.id} did not start within {START_TIMEOUT:.0f} s") from None
+            node.wait_ready(max(0.0, deadline - time.monotonic()))
             self.console.say(f"  node {node.id}  pid {node.pid:<7}  {node.address}  {node.log_path}")
 
     def close(self) -> None:
         """Stop every node process (by pid), politely first; bounded."""
-        for node in self.nodes:
-            node.ask_to_close()
-        deadline = time.monotonic() + CLOSE_TIMEOUT
-        for node in self.nodes:
-            node.reap(max(0.5, deadline - time.monotonic()))
+        procs.stop_all(self.nodes, CLOSE_TIMEOUT)
 
     def show_logs(self) -> None:
         for node in self.nodes:
@@ -562,8 +383,7 @@ class Cluster:
 
     # -- events from the node processes (reader threads)
 
-    def _on_event(self, node: NodeProcess, msg: Message) -> None:
-        event = msg.get("event")
+    def _on_event(self, node: procs.Process, event: str, msg: Message) -> None:
         if event == "acks":
             with self._lock:
                 self.acked[msg["session"]].extend(msg["seqs"])
@@ -579,7 +399,7 @@ class Cluster:
     def status(self, node: NodeProcess, timeout: float = 5.0) -> Optional[Message]:
         try:
             return node.call("status", timeout=timeout)
-        except DemoError:
+        except procs.ProcessError:
             return None
 
     def find_leader(self, timeout: float = ELECTION_TIMEOUT) -> tuple[NodeProcess, Message]:
@@ -612,7 +432,7 @@ class Cluster:
             self.session += 1
             try:
                 node.call("load", session=self.session, size=self.args.size, window=self.args.window)
-            except DemoError:
+            except procs.ProcessError:
                 # Lost leadership between status and load: look again, bounded.
                 if time.monotonic() >= deadline:
                     raise
@@ -711,7 +531,7 @@ def _run_cleanly(args: argparse.Namespace) -> int:
             with Cluster(args, workdir, console) as cluster:
                 try:
                     ok = _run(cluster, args, console)
-                except DemoError as exc:
+                except (DemoError, procs.ProcessError) as exc:
                     console.say(f"FAILED: {exc}")
                     cluster.show_logs()
                     ok = False
@@ -783,27 +603,15 @@ def _run(cluster: Cluster, args: argparse.Namespace, console: Console) -> bool:
 # -- the command line -------------------------------------------------------
 
 
-def _at_least(minimum: float, kind: Callable[[str], float] = int) -> Callable[[str], float]:
-    def check(text: str) -> float:
-        try:
-            value = kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-        if value < minimum:
-            raise argparse.ArgumentTypeError(f"must be >= {minimum}, got {text}")
-        return value
-    return check
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     """The demo's options, for ``python -m canonical_raft demo``."""
-    parser.add_argument("--nodes", type=_at_least(3), default=3,
+    parser.add_argument("--nodes", type=procs.at_least(3), default=3,
                         help="node processes (>= 3, so that one can die; default 3)")
-    parser.add_argument("--duration", type=_at_least(1.0, float), default=10.0,
+    parser.add_argument("--duration", type=procs.at_least(1.0, float), default=10.0,
                         help="seconds of writes (default 10); the leader dies at 40%%")
-    parser.add_argument("--size", type=_at_least(0), default=16,
+    parser.add_argument("--size", type=procs.at_least(0), default=16,
                         help="bytes of value per write (default 16)")
-    parser.add_argument("--window", type=_at_least(1), default=64,
+    parser.add_argument("--window", type=procs.at_least(1), default=64,
                         help="writes in flight on the leader (default 64)")
     parser.set_defaults(run=run)
     return parser

@@ -1,21 +1,22 @@
 """The node processes of one scenario, and how the harness talks to them.
 
 Each node is a `python -m chaos.node` child (inside its network namespace
-when the network is `net.Netns`), driven over its stdin/stdout. Every child
+when the network is `net.Netns`), driven over its stdin/stdout with
+canonical_raft.testing.procs. Every child
 is stopped by its PID when the cluster closes: a "close" request first,
 then SIGTERM, then SIGKILL; a paused child is continued first.
 """
 
-import itertools
 import json
 import os
 import signal
 import socket
-import subprocess
 import sys
 import threading
 import time
 from pathlib import Path
+
+from canonical_raft.testing import procs
 
 ROOT = Path(__file__).resolve().parent.parent
 # Every node process a harness starts is listed here (pid and data dir), so
@@ -26,222 +27,39 @@ START_TIMEOUT = 30.0
 CLOSE_TIMEOUT = 15.0
 
 
-class NodeGone(Exception):
-    """The node process exited (or was killed) before replying."""
+# What a request can end in, besides a reply (nemesis, runner and workload catch these).
+NodeGone = procs.ProcessGone        # the process exited (or was killed) before replying
+NodeTimeout = procs.ReplyTimeout    # no reply in time; one may still come
 
 
-class NodeTimeout(Exception):
-    """No reply in time; one may still come."""
-
-
-class Pending:
-    """A request sent to a node; its reply arrives on the reader thread."""
-
-    __slots__ = ("seq", "event", "reply", "gone", "late", "lock")
-
-    def __init__(self, seq):
-        self.seq = seq
-        self.event = threading.Event()
-        self.reply = None
-        self.gone = False
-        self.late = None
-        self.lock = threading.Lock()
-
-    def resolve(self, reply, gone=False):
-        with self.lock:
-            self.reply, self.gone = reply, gone
-            self.event.set()
-            late = self.late
-        if late is not None:
-            late(self)
-
-    def wait(self, timeout):
-        if not self.event.wait(timeout):
-            raise NodeTimeout(f"no reply to request {self.seq} within {timeout:.1f}s")
-        if self.gone:
-            raise NodeGone("the node process exited")
-        return self.reply
-
-    def on_late(self, fn):
-        """Call fn(self) when the reply (or the node's exit) comes, even if
-        it already has."""
-        with self.lock:
-            done = self.event.is_set()
-            if not done:
-                self.late = fn
-        if done:
-            fn(self)
-
-
-class NodeProc:
+class NodeProc(procs.Process):
     """One incarnation of a node process."""
 
     def __init__(self, cluster, id, incarnation, cmd, log_path):
         self.cluster = cluster
         self.id = id
         self.incarnation = incarnation
-        self.log_path = log_path
-        self.log = open(log_path, "ab")
-        self.log.write(f"--- incarnation {incarnation}: {' '.join(cmd)}\n".encode())
-        self.log.flush()
-        env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH")) if p)
-        env["PYTHONFAULTHANDLER"] = "1"
-        env.pop("PYTHONWARNINGS", None)
-        self.p = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                  stderr=self.log, env=env, cwd=str(ROOT),
-                                  start_new_session=True)
-        self.pid = self.p.pid
-        self.seq = itertools.count(1)
-        self.pending = {}
-        self.lock = threading.Lock()
-        self.wlock = threading.Lock()
-        self.started = threading.Event()
-        self.start_error = None
-        self.paused = False
-        self.signals_sent = set()        # signals we sent on purpose
-        self.closing = False
         self.port_conflict = False       # failed to start: another process had the port
-        self.exited = threading.Event()
-        self.reader = threading.Thread(target=self._read, daemon=True,
-                                       name=f"read-n{id}.{incarnation}")
-        self.reader.start()
-
-    # -- the pipes ---------------------------------------------------------------
-
-    def _read(self):
-        try:
-            for line in self.p.stdout:
-                try:
-                    msg = json.loads(line)
-                except ValueError:
-                    continue
-                seq = msg.get("seq")
-                if seq is not None:
-                    with self.lock:
-                        pend = self.pending.pop(seq, None)
-                    if pend is not None:
-                        pend.resolve(msg)
-                    continue
-                ev = msg.get("event")
-                if ev == "started":
-                    self.started.set()
-                elif ev == "error":
-                    self.start_error = msg
-                self.cluster._event(self, msg)
-        except (OSError, ValueError):
-            pass
-        finally:
-            try:
-                self.p.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                pass
-            self.exited.set()
-            self.started.set()
-            with self.lock:
-                pending, self.pending = self.pending, {}
-            for pend in pending.values():
-                pend.resolve(None, gone=True)
-            self.cluster._exited(self)
-
-    def submit(self, op, **kw):
-        """Send a request; returns its Pending (never blocks for long: a
-        paused node's pipe can fill, so the write happens on a thread)."""
-        pend = Pending(next(self.seq))
-        with self.lock:
-            if self.exited.is_set():
-                pend.resolve(None, gone=True)
-                return pend
-            self.pending[pend.seq] = pend
-        line = (json.dumps(dict(kw, op=op, seq=pend.seq), separators=(",", ":")) + "\n").encode()
-        if not self._write(line, block=not self.paused):
-            threading.Thread(target=self._write, args=(line,), daemon=True).start()
-        return pend
-
-    def _write(self, line, block=True):
-        if not block:
-            return False
-        with self.wlock:
-            try:
-                self.p.stdin.write(line)
-                self.p.stdin.flush()
-            except (OSError, ValueError):
-                pass            # the reader notices the exit
-        return True
+        super().__init__(cmd, name=f"node {id}.{incarnation}", log_path=log_path,
+                         env=procs.child_env(ROOT), cwd=ROOT,
+                         on_event=cluster._event, on_exit=cluster._exited)
 
     def request(self, op, timeout=10.0, **kw):
-        return self.submit(op, **kw).wait(timeout)
-
-    # -- life and death --------------------------------------------------------
+        return self.call(op, timeout, **kw)
 
     def wait_started(self, timeout=START_TIMEOUT):
-        if not self.started.wait(timeout):
-            raise RuntimeError(f"node {self.id} did not start within {timeout}s")
-        if self.exited.is_set() or self.start_error:
-            raise RuntimeError(f"node {self.id} failed to start: rc={self.p.poll()} "
-                               f"{self.start_error or ''}")
-
-    @property
-    def alive(self):
-        return self.p.poll() is None and not self.exited.is_set()
-
-    def signal(self, sig):
-        if self.p.poll() is None:
-            self.signals_sent.add(sig)
-            self.p.send_signal(sig)       # by PID
-
-    def kill(self):
-        self.signal(signal.SIGKILL)
         try:
-            self.p.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            pass
-        self.exited.wait(10)
-
-    def pause(self):
-        self.paused = True
-        self.signal(signal.SIGSTOP)
-
-    def resume(self):
-        if self.paused:
-            self.signal(signal.SIGCONT)
-            self.paused = False
+            self.wait_ready(timeout)
+        except procs.ProcessError as exc:
+            raise RuntimeError(f"node {self.id} failed to start: rc={self.returncode} {exc}") from None
 
     def stop(self, timeout=CLOSE_TIMEOUT):
-        """Close gracefully; SIGTERM then SIGKILL if it does not go."""
-        self.closing = True
-        if self.paused:
-            self.resume()
-        if self.p.poll() is None:
-            try:
-                self.submit("close")
-                self.p.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                self.signal(signal.SIGTERM)
-                try:
-                    self.p.wait(timeout=5)
-                except subprocess.TimeoutExpired:
-                    self.signal(signal.SIGKILL)
-                    self.p.wait(timeout=10)
-        self.exited.wait(10)
-        self.reader.join(5)
-        for stream in (self.p.stdin, self.p.stdout):
-            try:
-                stream.close()
-            except (OSError, ValueError):
-                pass
-        try:
-            self.log.close()
-        except OSError:
-            pass
-
-    @property
-    def returncode(self):
-        return self.p.poll()
+        """Close gracefully; SIGTERM then SIGKILL if it does not go (by pid)."""
+        super().stop(timeout)
 
     def unexpected_exit(self):
         """Why this process's exit was not one we caused, or None."""
-        rc = self.p.poll()
+        rc = self.returncode
         if rc is None or rc == 0 or self.port_conflict:
             return None
         if rc < 0 and -rc in self.signals_sent:
@@ -348,7 +166,7 @@ class Cluster:
         if self.unsafe_reads:
             cmd += ["--unsafe-reads"]
         if bootstrap:
-            cmd += ["--bootstrap", ",".join(f"{i}={self.address(i)}" for i in bootstrap)]
+            cmd += ["--bootstrap", procs.format_servers({i: self.address(i) for i in bootstrap})]
         with self.lock:
             old = self.nodes.get(id)
             incarnation = (old.incarnation + 1) if old else 1
@@ -399,7 +217,8 @@ class Cluster:
             except OSError:
                 return True
 
-    def _event(self, proc, msg):
+    def _event(self, proc, name, msg):
+        msg = dict(msg, event=name)
         with self.lock:
             self.events.append((proc.id, proc.incarnation, msg))
             if msg.get("event") == "state" and msg.get("state") == "LEADER":
@@ -438,7 +257,7 @@ class Cluster:
         deadline = time.monotonic() + timeout
         for i, pend in pends.items():
             try:
-                out[i] = pend.wait(max(0.01, deadline - time.monotonic()))
+                out[i] = self.nodes[i].wait(pend, max(0.01, deadline - time.monotonic()))
             except (NodeTimeout, NodeGone):
                 pass
         return out

@@ -3,16 +3,16 @@
     python -m chaos.node --id 1 --address HOST:PORT --data-dir DIR \
         [--bootstrap 1=HOST:PORT,2=...] [--election-timeout S] ...
 
-The harness drives it over its stdin and stdout, one JSON object per line
-(pipes work across network namespaces, unlike a TCP control port). Every
-request carries a "seq" that its reply repeats; replies come in completion
-order, not request order. Events (no "seq") are sent as they happen:
+The harness drives it with canonical_raft.testing.procs over its stdin and
+stdout (pipes work across network namespaces, unlike a TCP control port);
+replies come in completion order, not request order. Events, as they happen:
 
-    {"event": "started", "pid": P, "t": T}
-    {"event": "state", "state": "LEADER", "term": 3, "leader": 1, "t": T}
-    {"event": "restore", "count": N, "at_start": false, "t": T}
+    ready {"pid": P, "id": I, "t": T}
+    state {"state": "LEADER", "term": 3, "leader": 1, "t": T}
+    restore {"count": N, "at_start": false, "t": T}
+    node_error {"error": E, "t": T}     closed {"t": T}
 
-Requests ("op"):
+Commands (a failure is a reply too: {"ok": false, "error": NAME, ...}):
 
     write   k v id [pad]    -> {"ok": true} | {"ok": false, "error": NAME, "leader": ID}
                                (pad: that many bytes of ballast in the log entry)
@@ -27,17 +27,18 @@ Times are time.monotonic() (one clock for every process of the machine).
 """
 
 import argparse
+import functools
 import hashlib
 import json
 import logging
 import os
-import queue
-import signal
 import sys
 import threading
 import time
+from concurrent.futures import Future
 
 import canonical_raft as raft
+from canonical_raft.testing import procs
 
 DIGEST_EVERY = 16        # the digest history keeps every 16th command count
 
@@ -99,60 +100,26 @@ class KV(raft.FSM):
 
 
 class Server:
-    def __init__(self, args):
+    """The node and its handlers (the commands above)."""
+
+    def __init__(self, args, channel):
         self.args = args
-        self.out = queue.Queue()
-        # The protocol gets a private copy of stdout; fd 1 goes to the log,
-        # so that nothing else printed (C code included) corrupts it.
-        self.stream = os.fdopen(os.dup(1), "w")
-        os.dup2(2, 1)
-        self.writer = threading.Thread(target=self._write, name="writer", daemon=True)
-        self.writer.start()
+        self.channel = channel
         self.started = False
         self.fsm = KV(on_restore=self._restored)
         self.node = raft.Node(args.id, args.address, args.data_dir, self.fsm,
-                              election_timeout=args.election_timeout,
-                              heartbeat_timeout=args.heartbeat_timeout,
-                              snapshot_threshold=args.snapshot_threshold,
-                              snapshot_trailing=args.snapshot_trailing,
-                              **json.loads(args.tuning))
+                              **procs.node_settings(args), **json.loads(args.tuning))
         self.node.on_state_change(self._state_changed)
-
-    # -- output ---------------------------------------------------------------
-
-    def send(self, msg):
-        self.out.put(msg)
-
-    def _write(self):
-        while True:
-            msg = self.out.get()
-            if msg is None:
-                break
-            try:
-                self.stream.write(json.dumps(msg, separators=(",", ":")) + "\n")
-                if self.out.empty():
-                    self.stream.flush()
-            except (OSError, ValueError):
-                return          # the harness went away
-
-    def flush(self):
-        self.out.put(None)
-        self.writer.join(10)
-        try:
-            self.stream.flush()
-        except (OSError, ValueError):
-            pass
 
     # -- callbacks (raft thread) ------------------------------------------------
 
     def _state_changed(self, node):
         stats = node.stats()
-        self.send({"event": "state", "state": stats["state"].name, "term": stats["term"],
-                   "leader": stats["leader_id"] or None, "t": time.monotonic()})
+        self.channel.event("state", state=stats["state"].name, term=stats["term"],
+                           leader=stats["leader_id"] or None, t=time.monotonic())
 
     def _restored(self, count):
-        self.send({"event": "restore", "count": count, "at_start": not self.started,
-                   "t": time.monotonic()})
+        self.channel.event("restore", count=count, at_start=not self.started, t=time.monotonic())
 
     # -- requests -----------------------------------------------------------------
 
@@ -162,7 +129,10 @@ class Server:
         return {"ok": False, "error": type(exc).__name__, "message": str(exc)[:200],
                 "leader": leader.id if leader is not None else None}
 
-    def _reply_when_done(self, seq, fut, value=lambda result: {}):
+    def _later(self, fut, value=lambda result: {}):
+        """The reply once ``fut`` is done: value(result) with ok, or the error."""
+        reply = Future()
+
         def done(f):
             exc = f.exception()
             if exc is not None:
@@ -172,63 +142,62 @@ class Server:
                     msg = dict(value(f.result()), ok=True)
                 except Exception as e:     # never let a callback raise on the raft thread
                     msg = self._error(e)
-            msg["seq"] = seq
             msg["t"] = time.monotonic()
-            self.send(msg)
+            reply.set_result(msg)
         fut.add_done_callback(done)
+        return reply
 
     def _command(self, c, pad=0):
         if pad:
             c["p"] = "x" * pad         # ballast: only makes the log entry bigger
         return json.dumps(c, separators=(",", ":")).encode()
 
-    def handle(self, req):
-        seq, op = req.get("seq"), req.get("op")
-        if op == "write":
-            fut = self.node.apply(self._command({"id": req["id"], "f": "w", "k": req["k"],
-                                                 "v": req["v"]}, req.get("pad", 0)))
-            self._reply_when_done(seq, fut)
-        elif op == "cas":
-            fut = self.node.apply(self._command({"id": req["id"], "f": "cas", "k": req["k"],
-                                                 "e": req["e"], "n": req["n"]},
-                                                req.get("pad", 0)))
-            self._reply_when_done(seq, fut, lambda out: {"out": out})
-        elif op == "noop":
-            fut = self.node.apply(self._command({"id": req.get("id"), "f": "noop"}))
-            self._reply_when_done(seq, fut)
-        elif op == "read" and self.args.unsafe_reads:
+    def write(self, id, k, v, pad=0):
+        return self._later(self.node.apply(self._command({"id": id, "f": "w", "k": k, "v": v}, pad)))
+
+    def cas(self, id, k, e, n, pad=0):
+        fut = self.node.apply(self._command({"id": id, "f": "cas", "k": k, "e": e, "n": n}, pad))
+        return self._later(fut, lambda out: {"out": out})
+
+    def noop(self, id=None):
+        return self._later(self.node.apply(self._command({"id": id, "f": "noop"})))
+
+    def read(self, k):
+        if self.args.unsafe_reads:
             # Harness self-test only: the local value, no barrier (stale on
             # followers and on deposed leaders).
-            self.send({"seq": seq, "ok": True, "value": self.fsm.data.get(req["k"]),
-                       "t": time.monotonic()})
-        elif op == "read":
-            key = req["k"]
-            # Runs on the raft thread the moment the barrier is applied:
-            # the value is the state at that point, which is in the read's
-            # interval.
-            self._reply_when_done(seq, self.node.barrier(),
-                                  lambda _: {"value": self.fsm.data.get(key)})
-        elif op == "status":
-            self.send(dict(self.status(), seq=seq, ok=True))
-        elif op == "final":
-            fsm = self.fsm
-            self.send({"seq": seq, "ok": True, "count": fsm.count, "digest": fsm.digest_short(),
-                       "ids": list(fsm.ids), "data": dict(fsm.data),
-                       "history": {str(k): v for k, v in fsm.history.items()},
-                       "status": self.status()})
-        elif op == "add":
-            role = raft.Role[req.get("role", "VOTER")]
-            self._reply_when_done(seq, self.node.add(req["id"], req["address"], role))
-        elif op == "remove":
-            self._reply_when_done(seq, self.node.remove(req["id"]))
-        elif op == "transfer":
-            self._reply_when_done(seq, self.node.transfer(req.get("id", 0)),
-                                  lambda s: {"leader": s.id if s else None})
-        elif op == "close":
-            return False
-        else:
-            self.send({"seq": seq, "ok": False, "error": "BadRequest", "message": repr(op)})
-        return True
+            return {"ok": True, "value": self.fsm.data.get(k), "t": time.monotonic()}
+        # Runs on the raft thread the moment the barrier is applied: the
+        # value is the state at that point, which is in the read's interval.
+        return self._later(self.node.barrier(), lambda _: {"value": self.fsm.data.get(k)})
+
+    def final(self):
+        fsm = self.fsm
+        return {"ok": True, "count": fsm.count, "digest": fsm.digest_short(),
+                "ids": list(fsm.ids), "data": dict(fsm.data),
+                "history": {str(k): v for k, v in fsm.history.items()},
+                "status": self.status()}
+
+    def add(self, id, address, role="VOTER"):
+        return self._later(self.node.add(id, address, raft.Role[role]))
+
+    def remove(self, id):
+        return self._later(self.node.remove(id))
+
+    def transfer(self, id=0):
+        return self._later(self.node.transfer(id), lambda s: {"leader": s.id if s else None})
+
+    def handlers(self):
+        """Every command; a handler that raises replies with the error, like a failed future."""
+        def safe(fn, **args):
+            try:
+                return fn(**args)
+            except Exception as exc:
+                return self._error(exc)
+        commands = {"write": self.write, "cas": self.cas, "noop": self.noop, "read": self.read,
+                    "status": lambda: dict(self.status(), ok=True), "final": self.final,
+                    "add": self.add, "remove": self.remove, "transfer": self.transfer}
+        return {name: functools.partial(safe, fn) for name, fn in commands.items()}
 
     def _watch_errors(self):
         """Log each new value of stats()["error"] (a full disk, say)."""
@@ -243,7 +212,7 @@ class Server:
             if error != last:
                 if error:
                     log.warning("node error: %s", error)
-                    self.send({"event": "node_error", "error": error, "t": time.monotonic()})
+                    self.channel.event("node_error", error=error, t=time.monotonic())
                 last = error
 
     def status(self):
@@ -259,70 +228,36 @@ class Server:
 
     def serve(self):
         if self.args.bootstrap:
-            servers = []
-            for item in self.args.bootstrap.split(","):
-                i, address = item.split("=", 1)
-                servers.append(raft.Server(int(i), address))
-            self.node.bootstrap(servers)
+            self.node.bootstrap([raft.Server(*s) for s in procs.parse_servers(self.args.bootstrap)])
         self.node.start()
         self.started = True
-        self.send({"event": "started", "pid": os.getpid(), "id": self.args.id,
-                   "t": time.monotonic()})
+        self.channel.ready(id=self.args.id, t=time.monotonic())
         threading.Thread(target=self._watch_errors, daemon=True, name="errors").start()
         try:
-            for line in sys.stdin:
-                if not line.strip():
-                    continue
-                try:
-                    req = json.loads(line)
-                except ValueError:
-                    continue
-                try:
-                    if not self.handle(req):
-                        break
-                except Exception as exc:
-                    self.send(dict(self._error(exc), seq=req.get("seq")))
+            self.channel.serve(self.handlers())
         finally:
             # "close", SIGTERM, or stdin closed (the harness is gone): stop cleanly.
             self.node.close()
-            self.send({"event": "closed", "t": time.monotonic()})
-            self.flush()
-
-
-def _terminate(signum, frame):
-    raise SystemExit(0)
+            self.channel.event("closed", t=time.monotonic())
+            self.channel.flush()
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(prog="python -m chaos.node")
-    p.add_argument("--id", type=int, required=True)
-    p.add_argument("--address", required=True)
-    p.add_argument("--data-dir", required=True)
-    p.add_argument("--bootstrap", default="")
-    p.add_argument("--election-timeout", type=float, default=1.0)
-    p.add_argument("--heartbeat-timeout", type=float, default=0.1)
-    p.add_argument("--snapshot-threshold", type=int, default=512)
-    p.add_argument("--snapshot-trailing", type=int, default=64)
+    p = procs.node_arguments(argparse.ArgumentParser(prog="python -m chaos.node"),
+                             election_timeout=1.0, heartbeat_timeout=0.1,
+                             snapshot_threshold=512, snapshot_trailing=64)
     p.add_argument("--tuning", default="{}", help="other Node() knobs, as a JSON object")
     p.add_argument("--unsafe-reads", action="store_true",
                    help="harness self-test: reads skip the barrier (not linearizable)")
     args = p.parse_args(argv)
-
-    # The harness owns Ctrl-C; SIGTERM means close cleanly.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, _terminate)
-
-    import faulthandler
-    faulthandler.enable()
-    logging.basicConfig(level=logging.WARNING, stream=sys.stderr,
-                        format=f"node {args.id} %(asctime)s %(name)s %(levelname)s %(message)s")
-    server = Server(args)
+    channel = procs.Child(f"node {args.id}")   # the harness owns Ctrl-C; SIGTERM closes cleanly
+    server = Server(args, channel)
     try:
         server.serve()
     except raft.RaftError as exc:
         # A start failure (say, the disk is full): say so, exit non-zero.
-        server.send({"event": "error", "error": type(exc).__name__, "message": str(exc)})
-        server.flush()
+        channel.failed(exc)
+        channel.flush()
         server.node.close()
         return 3
     return 0

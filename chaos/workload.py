@@ -183,11 +183,11 @@ class Workload:
             return None
         pend = node.submit(op, k=key, **kw)
         try:
-            reply = pend.wait(self.op_timeout)
+            reply = node.wait(pend, self.op_timeout)
         except NodeTimeout:
             # Keep listening: a late reply still tells us what happened.
             self.history.complete(rec, UNKNOWN, error="timeout")
-            pend.on_late(lambda p: self._late(rec, p, out_of))
+            pend.add_done_callback(lambda p: self._late(rec, p, out_of))
             return None
         except NodeGone:
             self.history.complete(rec, UNKNOWN, error="node died")
@@ -203,11 +203,12 @@ class Workload:
         return self._next_target(status, reply, target)
 
     def _late(self, rec, pend, out_of):
-        if pend.gone or pend.reply is None:
+        if pend.exception() is not None:    # gone (or a protocol error): still unknown
             return
-        status, error = _outcome(pend.reply)
+        reply = pend.result()
+        status, error = _outcome(reply)
         if status == OK:
-            self.history.complete(rec, OK, out_of(pend.reply), pend.reply.get("t"))
+            self.history.complete(rec, OK, out_of(reply), reply.get("t"))
         else:
             self.history.complete(rec, status, error=f"late {error}")
 

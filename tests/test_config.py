@@ -67,12 +67,6 @@ def test_config_is_read_only():
         checked.segment_size = 5
 
 
-def test_settings_line_names_every_setting():
-    line = config.settings_line({"max_batch_bytes": 0})
-    assert "max_batch_bytes=0" in line
-    assert all(f"{s.name}=" in line for s in config.SETTINGS)
-
-
 def test_shown_units():
     assert config.BY_NAME["segment_size"].shown() == "16 MiB"
     assert config.BY_NAME["max_batch_bytes"].shown(0) == "0"

@@ -1,106 +1,53 @@
 """A 3-process cluster on loopback; SIGKILL the leader; acknowledged writes survive."""
 
-import itertools
-import json
-import queue
-import signal
-import subprocess
 import sys
-import threading
 import time
+from pathlib import Path
 
 import pytest
 
-from helpers import TESTS_DIR, free_ports, subprocess_env, wait_for
+from canonical_raft.testing import free_ports, procs, wait_until
 
 pytestmark = pytest.mark.timeout(120)
 
+TESTS_DIR = Path(__file__).resolve().parent
 NODE_PROC = str(TESTS_DIR / "node_proc.py")
 
 
-class Proc:
-    """A node_proc.py child driven by JSON lines."""
+class Proc(procs.Process):
+    """A node_proc.py child."""
 
-    def __init__(self, procs, id, address, data_dir, bootstrap, log_path):
+    def __init__(self, id, address, data_dir, bootstrap, log_path):
         self.id = id
-        self.log = open(log_path, "ab")
-        cmd = [sys.executable, NODE_PROC, "--id", str(id), "--address", address,
-               "--data-dir", str(data_dir)]
+        argv = [sys.executable, NODE_PROC, "--id", str(id), "--address", address,
+                "--data-dir", str(data_dir)]
         if bootstrap:
-            cmd += ["--bootstrap", bootstrap]
-        self.p = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                  stderr=self.log, env=subprocess_env(), start_new_session=True)
-        procs.append(self.p)
-        self.lines = queue.Queue()
-        self.seq = itertools.count(1)
-        self.reader = threading.Thread(target=self._read, daemon=True)
-        self.reader.start()
-        started = self._next(30)
-        assert started.get("event") == "started", started
-        self.pid = started["pid"]
-        assert self.pid == self.p.pid
-
-    def _read(self):
-        for line in self.p.stdout:
-            self.lines.put(json.loads(line))
-        self.lines.put(None)
-
-    def _next(self, timeout):
+            argv += ["--bootstrap", bootstrap]
+        super().__init__(argv, name=f"node {id}", log_path=log_path, env=procs.child_env(TESTS_DIR))
         try:
-            msg = self.lines.get(timeout=timeout)
-        except queue.Empty:
-            raise AssertionError(f"node {self.id}: no reply within {timeout}s") from None
-        if msg is None:
-            raise AssertionError(f"node {self.id} exited (rc={self.p.poll()})")
-        return msg
+            started = self.wait_ready(30)
+        except BaseException:
+            self.stop()
+            raise
+        assert started["id"] == id, started
+        assert started["pid"] == self.pid
 
-    def send(self, op, **kw):
-        seq = next(self.seq)
-        self.p.stdin.write((json.dumps(dict(kw, op=op, seq=seq)) + "\n").encode())
-        self.p.stdin.flush()
-        return seq
-
-    def call(self, op, timeout=30, **kw):
-        seq = self.send(op, **kw)
-        deadline = time.monotonic() + timeout
-        while True:
-            msg = self._next(max(0.01, deadline - time.monotonic()))
-            if msg.get("seq") == seq:
-                return msg
-
-    def alive(self):
-        return self.p.poll() is None
-
-    def kill(self):
-        self.p.send_signal(signal.SIGKILL)  # by PID
-        self.p.wait(timeout=10)
-
-    def close(self):
-        if self.alive():
-            try:
-                self.call("close", timeout=15)
-            except (AssertionError, BrokenPipeError, OSError):
-                pass
-            try:
-                self.p.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.p.kill()
-                self.p.wait(timeout=10)
-        self.log.close()
+    def call(self, cmd, timeout=30, **kw):
+        return super().call(cmd, timeout, **kw)
 
 
 @pytest.fixture
-def proc_cluster(procs, tmp_path):
+def proc_cluster(tmp_path):
     made = []
 
     def factory(n=3):
         ports = free_ports(n)
         addrs = {i + 1: f"127.0.0.1:{ports[i]}" for i in range(n)}
-        boot = ",".join(f"{i}={a}" for i, a in addrs.items())
+        boot = procs.format_servers(addrs)
         nodes = {}
 
         def spawn(i, bootstrap=True):
-            p = Proc(procs, i, addrs[i], tmp_path / f"n{i}", boot if bootstrap else "",
+            p = Proc(i, addrs[i], tmp_path / f"n{i}", boot if bootstrap else "",
                      tmp_path / f"n{i}.log")
             made.append(p)
             nodes[i] = p
@@ -110,9 +57,10 @@ def proc_cluster(procs, tmp_path):
             spawn(i)
         return nodes, spawn, tmp_path
 
-    yield factory
-    for p in made:
-        p.close()
+    try:
+        yield factory
+    finally:
+        procs.stop_all(made, 15)   # every process, by pid: close, SIGTERM, SIGKILL
 
 
 def find_leader(nodes, ids, timeout=30, exclude=None):
@@ -128,7 +76,7 @@ def find_leader(nodes, ids, timeout=30, exclude=None):
             return None
         return lead if statuses[lead]["is_leader"] else None
 
-    return wait_for(agreed, timeout, interval=0.05, message=f"a leader agreed on by {ids}")
+    return wait_until(agreed, timeout, interval=0.05, message=f"a leader agreed on by {ids}")
 
 
 def apply_on_leader(nodes, ids, commands, timeout=30):
@@ -156,9 +104,9 @@ def test_sigkill_leader_keeps_acknowledged_writes(proc_cluster):
         assert [r["result"] for r in res] == list(range(len(acked) + 1, len(acked) + 21))
         acked += commands
     # some writes in flight when the leader dies: their outcome is unknown
-    nodes[lead].send("apply", commands=[f"inflight-{j}" for j in range(50)])
+    nodes[lead].submit("apply", commands=[f"inflight-{j}" for j in range(50)])
     nodes[lead].kill()
-    assert not nodes[lead].alive()
+    assert not nodes[lead].alive
 
     survivors = [i for i in ids if i != lead]
     new_lead, results = apply_on_leader(nodes, survivors, ["after-kill"], timeout=40)
@@ -169,7 +117,7 @@ def test_sigkill_leader_keeps_acknowledged_writes(proc_cluster):
         lists = [nodes[i].call("items")["items"] for i in survivors]
         return lists if lists[0] == lists[1] and "after-kill" in lists[0] else None
 
-    items = wait_for(converged, 30, interval=0.1, message="the survivors to converge")[0]
+    items = wait_until(converged, 30, interval=0.1, message="the survivors to converge")[0]
     # every acknowledged write is there, once, in acknowledgement order
     positions = [items.index(w) for w in acked]
     assert positions == sorted(positions)
@@ -186,7 +134,7 @@ def test_sigkill_leader_keeps_acknowledged_writes(proc_cluster):
         lists = [nodes[i].call("items")["items"] for i in ids]
         return lists if all(x == lists[0] for x in lists) and "after-restart" in lists[0] else None
 
-    final = wait_for(all_three, 30, interval=0.1, message="the restarted node to catch up")[0]
+    final = wait_until(all_three, 30, interval=0.1, message="the restarted node to catch up")[0]
     assert final[:len(items)] == items
 
 
@@ -202,5 +150,5 @@ def test_sigkill_follower_and_restart(proc_cluster):
     assert all(r["ok"] for r in res), "2 of 3 still make a quorum"
     spawn(follower, bootstrap=False)
     expected = [f"a{j}" for j in range(30)] + [f"b{j}" for j in range(30)]
-    wait_for(lambda: nodes[follower].call("items")["items"] == expected, 30, interval=0.1,
+    wait_until(lambda: nodes[follower].call("items")["items"] == expected, 30, interval=0.1,
              message="the restarted follower to catch up")

@@ -1,19 +1,22 @@
 /*
  * raft_bench: one libraft node (libuv backend) for canonical_raft's benchmark.
  *
- * The C reference point for `python -m canonical_raft bench`: the same
- * cluster, the same load and the same state machine, driving libraft
- * directly. One process per node; the harness starts three of them and
- * talks to each over stdin/stdout with the protocol that the Python node
- * processes speak (canonical_raft/bench.py):
+ * The C reference point for `python -m bench`: the same cluster, the same
+ * load and the same state machine, driving libraft directly. One process
+ * per node; the harness starts three of them and talks to each over
+ * stdin/stdout with the protocol every node process speaks
+ * (canonical_raft/testing/procs.py; requests are flat enough for
+ * json_field() below):
  *
  *   stdout, once started:   {"event":"ready","pid":P,"impl":"c",...}
- *   stdin "status"          -> {"re":"status","state":"LEADER",...}
- *   stdin "load SIZE WINDOW WARMUP DURATION"  (leader only; seconds)
+ *   {"id":N,"cmd":"status"} -> {"id":N,"reply":{"state":"LEADER",...}}
+ *   {"id":N,"cmd":"load","args":{"size":S,"window":W,"warmup":T,"duration":D}}
+ *                              (leader only; seconds)
  *       -> {"event":"measure_start"}  when the warm-up ends
  *       -> {"event":"measure_end"}    at the end of the measured period
- *       -> {"re":"load","ops":N,"p50_us":...}  once the in-flight drained
- *   stdin "close" or EOF    -> {"re":"close"}, then the process exits
+ *       -> {"id":N,"reply":{"ops":N,"p50_us":...}}  once the in-flight drained
+ *       (or {"id":N,"error":"..."})
+ *   {"id":N,"cmd":"close"} or EOF  -> {"id":N,"reply":{}}, then the process exits
  *
  * The load keeps WINDOW raft_apply requests in flight, one command (one
  * buffer, one log entry) per raft_apply, and submits the next one from the
@@ -146,6 +149,8 @@ struct node
     size_t line_len;
     uv_signal_t sigterm;
     bool closing;
+    long long load_id;  /* the request id of the running load's reply */
+    long long close_id; /* the request id of "close" (-1: EOF) */
     bool in_closed;
 
     /* the FSM's state */
@@ -372,11 +377,11 @@ static void load_finish(struct node *n)
         snprintf(max, sizeof max, "%.1f", percentile_us(l->lat, l->n_lat, 100));
         snprintf(mean, sizeof mean, "%.1f", sum / (double)l->n_lat / 1000.0);
     }
-    emit("{\"re\":\"load\",\"ops\":%" PRIu64 ",\"seconds\":%.6f,\"ops_per_s\":%.1f,"
+    emit("{\"id\":%lld,\"reply\":{\"ops\":%" PRIu64 ",\"seconds\":%.6f,\"ops_per_s\":%.1f,"
          "\"p50_us\":%s,\"p99_us\":%s,\"max_us\":%s,\"mean_us\":%s,"
          "\"errors\":%" PRIu64 ",\"first_error\":\"%s\",\"pending\":%u,"
-         "\"submitted\":%" PRIu64 ",\"entries_per_command\":1}",
-         l->ops, seconds, seconds > 0 ? (double)l->ops / seconds : 0.0, p50, p99, max, mean,
+         "\"submitted\":%" PRIu64 ",\"entries_per_command\":1}}",
+         n->load_id, l->ops, seconds, seconds > 0 ? (double)l->ops / seconds : 0.0, p50, p99, max, mean,
          l->errors, l->first_error ? raft_strerror(l->first_error) : "", l->inflight,
          l->submitted);
     free(l->lat);
@@ -476,20 +481,21 @@ static void on_load_timer(uv_timer_t *timer)
     }
 }
 
-static void load_start(struct node *n, size_t size, unsigned window, double warmup, double duration)
+static void load_start(struct node *n, long long id, size_t size, unsigned window, double warmup,
+                       double duration)
 {
     struct load *l = &n->load;
     if (l->active) {
-        emit("{\"re\":\"load\",\"error\":\"a load is already running\"}");
+        emit("{\"id\":%lld,\"error\":\"a load is already running\"}", id);
         return;
     }
     if (raft_state(&n->raft) != RAFT_LEADER) {
-        emit("{\"re\":\"load\",\"error\":\"node %llu is not the leader\"}",
+        emit("{\"id\":%lld,\"error\":\"node %llu is not the leader\"}", id,
              (unsigned long long)n->id);
         return;
     }
     if (window == 0 || duration <= 0 || warmup < 0) {
-        emit("{\"re\":\"load\",\"error\":\"bad load arguments\"}");
+        emit("{\"id\":%lld,\"error\":\"bad load arguments\"}", id);
         return;
     }
     size_t len = (size + 7) & ~(size_t)7;
@@ -499,9 +505,10 @@ static void load_start(struct node *n, size_t size, unsigned window, double warm
     if (l->payload == NULL || l->reqs == NULL) {
         free(l->payload);
         free(l->reqs);
-        emit("{\"re\":\"load\",\"error\":\"out of memory\"}");
+        emit("{\"id\":%lld,\"error\":\"out of memory\"}", id);
         return;
     }
+    n->load_id = id;
     for (size_t i = 0; i < (len ? len : 8); i++) {
         l->payload[i] = (char)('a' + i % 26);
     }
@@ -521,11 +528,11 @@ static void load_start(struct node *n, size_t size, unsigned window, double warm
 }
 
 /* ---------------------------------------------------------------------- */
-/* Control: one command per line on stdin                                 */
+/* Control: one JSON request per line on stdin                            */
 
 static void begin_close(struct node *n);
 
-static void reply_status(struct node *n)
+static void reply_status(struct node *n, long long id)
 {
     raft_id leader_id = 0;
     const char *leader_address = NULL;
@@ -537,35 +544,55 @@ static void reply_status(struct node *n)
         case RAFT_LEADER: name = "LEADER"; break;
         default: name = "UNAVAILABLE"; break;
     }
-    emit("{\"re\":\"status\",\"state\":\"%s\",\"leader\":%llu,\"term\":%llu,"
-         "\"commit_index\":%llu,\"last_applied\":%llu,\"last_index\":%llu,\"count\":%llu}",
-         name, (unsigned long long)leader_id, (unsigned long long)raft_current_term(&n->raft),
+    emit("{\"id\":%lld,\"reply\":{\"state\":\"%s\",\"leader\":%llu,\"term\":%llu,"
+         "\"commit_index\":%llu,\"last_applied\":%llu,\"last_index\":%llu,\"count\":%llu}}",
+         id, name, (unsigned long long)leader_id, (unsigned long long)raft_current_term(&n->raft),
          (unsigned long long)raft_commit_index(&n->raft),
          (unsigned long long)raft_last_applied(&n->raft),
          (unsigned long long)raft_last_index(&n->raft), (unsigned long long)n->count);
 }
 
+/* The number after "key": in a request line; false if it is not there.
+ * The parent writes compact JSON and no key repeats, so a search is enough. */
+static bool json_number(const char *line, const char *key, double *out)
+{
+    char pattern[40];
+    snprintf(pattern, sizeof pattern, "\"%s\":", key);
+    const char *p = strstr(line, pattern);
+    char *end;
+    if (p == NULL) {
+        return false;
+    }
+    p += strlen(pattern);
+    *out = strtod(p, &end);
+    return end != p;
+}
+
 static void handle_line(struct node *n, char *line)
 {
     char op[32] = "";
-    if (sscanf(line, "%31s", op) != 1) {
+    const char *cmd = strstr(line, "\"cmd\":\"");
+    double id = -1, size, window, warmup, duration;
+    if (cmd == NULL || sscanf(cmd, "\"cmd\":\"%31[^\"]\"", op) != 1) {
         return;
     }
+    json_number(line, "id", &id);
     if (strcmp(op, "status") == 0) {
-        reply_status(n);
+        reply_status(n, (long long)id);
     } else if (strcmp(op, "load") == 0) {
-        unsigned long long size;
-        unsigned window;
-        double warmup, duration;
-        if (sscanf(line, "%*s %llu %u %lf %lf", &size, &window, &warmup, &duration) != 4) {
-            emit("{\"re\":\"load\",\"error\":\"usage: load SIZE WINDOW WARMUP DURATION\"}");
+        if (!json_number(line, "size", &size) || !json_number(line, "window", &window)
+            || !json_number(line, "warmup", &warmup) || !json_number(line, "duration", &duration)
+            || size < 0 || window < 0) {
+            emit("{\"id\":%lld,\"error\":\"load wants size, window, warmup, duration\"}",
+                 (long long)id);
             return;
         }
-        load_start(n, (size_t)size, window, warmup, duration);
+        load_start(n, (long long)id, (size_t)size, (unsigned)window, warmup, duration);
     } else if (strcmp(op, "close") == 0) {
+        n->close_id = (long long)id;
         begin_close(n);
     } else {
-        emit("{\"re\":\"%s\",\"error\":\"unknown request\"}", op);
+        emit("{\"id\":%lld,\"error\":\"unknown command %s\"}", (long long)id, op);
     }
 }
 
@@ -739,6 +766,7 @@ int main(int argc, char **argv)
 {
     static struct node node; /* zeroed; lives for the whole process */
     struct node *n = &node;
+    n->close_id = -1;
     const char *cluster = NULL;
     signal(SIGINT, SIG_IGN); /* the harness owns Ctrl-C and stops us in order */
     signal(SIGPIPE, SIG_IGN);
@@ -851,6 +879,8 @@ int main(int argc, char **argv)
 
     uv_run(&n->loop, UV_RUN_DEFAULT);
     rv = uv_loop_close(&n->loop);
-    emit("{\"re\":\"close\"}");
+    if (n->close_id >= 0) {
+        emit("{\"id\":%lld,\"reply\":{}}", n->close_id);
+    }
     return rv == 0 ? 0 : 3;
 }

@@ -1,0 +1,9 @@
+"""The comparative benchmark, run from a checkout: ``make bench`` or ``python -m bench``.
+
+Not installed with canonical_raft. Modules, one job each: common (names,
+timeouts, the command), loads (the binding leader's load and the FSM),
+pysyncobj_node (the same on PySyncObj), node (the Python node process),
+cdriver (the C driver's command line), procfs (CPU, RSS, file systems),
+cluster (node processes and one measured row), settings (each side's knobs),
+report (medians and the table), run (the whole run), __main__ (options).
+"""
