@@ -13,6 +13,12 @@ pytestmark = pytest.mark.timeout(90)
 SNAP = dict(snapshot_threshold=8, snapshot_trailing=4)
 
 
+def caught_up(c, node):
+    """Once the restarted ``node`` leads again, a barrier: its whole log is applied."""
+    c.leader()
+    return node.barrier().result(timeout=20)
+
+
 def test_snapshot_then_restart_whole_cluster(cluster):
     c = cluster(3, fsm_factory=Recorder, **SNAP)
     leader = c.leader()
@@ -61,8 +67,7 @@ def test_single_node_restart_comes_back_with_state(cluster):
     node = c.restart(1, fsm)
     assert fsm.restores == 1
     assert 0 < fsm.value <= total
-    c.leader()
-    assert node.barrier().result(timeout=20) is None
+    assert caught_up(c, node) is None
     assert fsm.value == total
     assert node.apply(b"1").result(timeout=20) == total + 1
 
@@ -76,8 +81,7 @@ def test_restart_without_snapshot_replays_log(cluster):
     fsm = Counter()
     node = c.restart(1, fsm)
     assert fsm.restores == 0
-    c.leader()
-    node.barrier().result(timeout=20)
+    caught_up(c, node)
     assert fsm.value == 20
 
 
@@ -135,8 +139,7 @@ def test_snapshot_with_persist_object(cluster):
     new = PersistingCounter()
     node = c.restart(1, new)
     assert new.restores == 1 and new.value > 0
-    c.leader()
-    node.barrier().result(timeout=20)
+    caught_up(c, node)
     assert new.value == 40
 
 
@@ -182,8 +185,7 @@ def test_failing_snapshot_is_retried_and_node_keeps_running(cluster):
     new = Counter()
     node = c.restart(1, new)
     assert new.restores == 1
-    c.leader()
-    node.barrier().result(timeout=20)
+    caught_up(c, node)
     assert new.value == 61
 
 
@@ -208,8 +210,7 @@ def test_start_raises_what_restore_raised(cluster):
     fsm = Counter()
     node = c.restart(1, fsm)
     assert fsm.restores == 1
-    c.leader()
-    node.barrier().result(timeout=20)
+    caught_up(c, node)
     assert fsm.value == 30
 
 
@@ -250,8 +251,7 @@ def test_snapshot_may_return_any_bytes_like(cluster):
     fsm = BytesLikeSnapshots()
     node = c.restart(1, fsm)
     assert fsm.restores == 1 and fsm.restored_types == [bytes]
-    c.leader()
-    node.barrier().result(timeout=20)
+    caught_up(c, node)
     assert fsm.value == 30
 
 
