@@ -1,4 +1,5 @@
-"""Helpers for testing code built on canonical_raft: in-process clusters.
+"""Helpers for testing code built on canonical_raft: in-process clusters,
+and the waits and free ports that go with them.
 
 ``LocalCluster`` runs ``n`` nodes in the calling process, on free ports of
 127.0.0.1, each with its own data directory under ``tmp_path``::
@@ -272,7 +273,7 @@ class LocalCluster(Generic[S]):
             self._started = False
             self._close_created()
             for server in self.servers:
-                shutil.rmtree(self._data_dir(server.id), ignore_errors=True)
+                shutil.rmtree(self.data_dir(server.id), ignore_errors=True)
         self.close()
         raise RuntimeError(f"could not start {n} nodes in {_START_ATTEMPTS} attempts: "
                            f"other processes took their ports") from last_error
@@ -292,17 +293,14 @@ class LocalCluster(Generic[S]):
             node.start()
         self._starting = None
 
-    def _data_dir(self, id: int) -> Path:
-        return self.base_dir / f"node{id}"
-
     def data_dir(self, id: int) -> Path:
         """The data directory of node ``id``: ``tmp_path / f"node{id}"``."""
-        return self._data_dir(id)
+        return self.base_dir / f"node{id}"
 
     def _new_node(self, id: int, fsm: Optional[S], node_kwargs: dict[str, Any]) -> Node:
         if fsm is None:
             fsm = self.fsm_factory()
-        node = Node(id, self.servers[id - 1].address, self._data_dir(id), fsm,
+        node = Node(id, self.servers[id - 1].address, self.data_dir(id), fsm,
                     **{**self.node_kwargs, **node_kwargs})
         with self._lock:
             self._created.append(node)
@@ -362,7 +360,7 @@ class LocalCluster(Generic[S]):
         if 1 <= id <= len(self.servers):
             raise ValueError(f"node {id} is in the cluster already (ids 1..{len(self.servers)})")
         self._check_open()
-        node = Node(id, free_address(self.host), self._data_dir(id),
+        node = Node(id, free_address(self.host), self.data_dir(id),
                     self.fsm_factory() if fsm is None else fsm,
                     **{**self.node_kwargs, **node_kwargs})
         with self._lock:
