@@ -39,8 +39,9 @@ def raft_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RaftClust
     ``raft_cluster(n=3, fsm_factory=RecordingFSM, **node_kwargs)`` returns a
     started :class:`canonical_raft.testing.LocalCluster` of ``n`` nodes on
     127.0.0.1, each with a new state machine from ``fsm_factory`` and its
-    data in a fresh temporary directory. Call it more than once for more
-    clusters.
+    data in a fresh temporary directory (``LocalCluster``'s own keywords,
+    ``start``, ``timeout`` and ``host``, are passed on too). Call it more
+    than once for more clusters.
     """
     made: list[LocalCluster[Any]] = []
 

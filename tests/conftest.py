@@ -1,4 +1,5 @@
-"""Fixtures: in-process clusters and single nodes that are always closed at teardown."""
+"""Fixtures: in-process clusters (canonical_raft.testing.LocalCluster) and
+single nodes that are always closed at teardown; the suite's FSMs are in fsms.py."""
 
 import faulthandler
 import subprocess
@@ -11,7 +12,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import canonical_raft as raft  # noqa: E402
 from canonical_raft import testing  # noqa: E402
-from helpers import FAST, Cluster, Counter, free_address, wait_for  # noqa: E402,F401
+from canonical_raft.testing import FAST_TIMINGS, free_address, wait_until  # noqa: E402
+from fsms import Counter  # noqa: E402
+
+# The raft_cluster fixture, which ``cluster`` below builds on (from a source
+# tree the plugin's pytest11 entry point is not installed).
+pytest_plugins = ["canonical_raft.pytest_plugin"]
 
 if not faulthandler.is_enabled():
     faulthandler.enable()
@@ -59,24 +65,20 @@ def _deadlock_watchdog(request):
 
 
 @pytest.fixture
-def cluster(tmp_path):
+def cluster(raft_cluster):
     """Factory: ``cluster(n=3, fsm_factory=Counter, start=True, **node_kwargs)``.
 
-    Creates n nodes on 127.0.0.1 with free ports, bootstraps all of them with the
-    same server list and starts them (unless start=False). Every node is closed
-    at teardown.
+    A ``canonical_raft.testing.LocalCluster`` of n nodes on 127.0.0.1 (see
+    docs/testing.md), bootstrapped and started unless start=False, whose
+    waits (leader(), wait_converged(), ...) default to 20 s; every node is
+    closed at teardown.
     """
-    made = []
 
-    def factory(n=3, fsm_factory=Counter, start=True, **node_kwargs):
-        c = Cluster(tmp_path / f"cluster{len(made)}", n, fsm_factory, **node_kwargs)
-        made.append(c)
-        if start:
-            c.bootstrap_start()
-        return c
+    def factory(n=3, fsm_factory=Counter, **kwargs):
+        kwargs.setdefault("timeout", 20.0)
+        return raft_cluster(n, fsm_factory, **kwargs)
 
-    yield factory
-    testing._close_each((c.close_all for c in made), BaseException)
+    return factory
 
 
 @pytest.fixture
@@ -88,8 +90,7 @@ def make_node(tmp_path):
     nodes = []
 
     def factory(fsm=None, id=1, address=None, data_dir=None, **kwargs):
-        opts = dict(FAST)
-        opts.update(kwargs)
+        opts = {**FAST_TIMINGS, **kwargs}
         address = address or free_address()
         data_dir = data_dir or (tmp_path / f"node{len(nodes)}")
         node = raft.Node(id, address, str(data_dir), Counter() if fsm is None else fsm, **opts)
@@ -108,7 +109,7 @@ def leader_node(make_node):
     node.bootstrap([(node.id, node.address)])
     node.start()
     node.wait_for_leader(timeout=20)
-    wait_for(lambda: node.is_leader, 20, message="the single node to be leader")
+    wait_until(lambda: node.is_leader, 20, message="the single node to be leader")
     return node, fsm
 
 

@@ -6,7 +6,7 @@ import asyncio
 import pytest
 
 import canonical_raft as raft
-from helpers import free_address
+from canonical_raft.testing import free_address
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -57,7 +57,7 @@ def test_cancelling_the_awaiting_side_leaves_the_node_alone(cluster):
 
 def test_wait_for_leader_async_times_out_and_refuses_a_closed_node(cluster):
     c = cluster(3, start=False)
-    node = c.create(1)
+    node = c.node(1)
     # Two of its three voters never start: no leader, ever.
     node.bootstrap([raft.Server(1, node.address), raft.Server(2, free_address()),
                     raft.Server(3, free_address())])

@@ -7,7 +7,8 @@ import threading
 import pytest
 
 import canonical_raft as raft
-from helpers import Counter, Recorder, wait_for
+from canonical_raft.testing import free_ports, wait_until
+from fsms import Counter, Recorder
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -20,9 +21,10 @@ def test_apply_returns_fsm_result_and_replicates(cluster):
     assert fut.result(timeout=20) == 5
     assert leader.apply(b"-2").result(timeout=20) == 3
     assert leader.apply(b"10").result(timeout=20) == 13
-    assert c.wait_converged(lambda f: f.value, expected=13) == 13
+    c.wait_converged(key=lambda f: f.value, expected=13)
+    assert [f.value for f in c.fsms] == [13, 13, 13]
     # each node applied exactly three commands, on its own raft thread
-    wait_for(lambda: all(f.applies == 3 for f in c.fsms), 10)
+    wait_until(lambda: all(f.applies == 3 for f in c.fsms), 10)
     main = threading.get_ident()
     for f in c.fsms:
         assert len(f.threads) == 1 and main not in f.threads
@@ -36,7 +38,8 @@ def test_every_fsm_ends_identical(cluster):
     futures = [leader.apply(cmd) for cmd in sent]
     results = [f.result(timeout=30) for f in futures]
     assert results == list(range(1, 201))
-    assert c.wait_converged(lambda f: f.commands, expected=sent) == sent
+    c.wait_converged(key=lambda f: f.commands, expected=sent)
+    assert all(f.commands == sent for f in c.fsms)
 
 
 def test_apply_many_results_in_order(cluster):
@@ -50,7 +53,7 @@ def test_apply_many_results_in_order(cluster):
     futures = leader.apply_many(b"1" for _ in range(300))
     assert [f.result(timeout=30) for f in futures] == list(range(11, 311))
     assert leader.apply_many([]) == []
-    c.wait_converged(lambda f: f.value, expected=310)
+    c.wait_converged(key=lambda f: f.value, expected=310)
 
 
 def test_apply_many_mixed_with_apply_keeps_submission_order(cluster):
@@ -66,7 +69,7 @@ def test_apply_many_mixed_with_apply_keeps_submission_order(cluster):
         expected.extend(batch)
         futures.extend(leader.apply_many(batch))
     assert [f.result(timeout=30) for f in futures] == list(range(1, len(expected) + 1))
-    c.wait_converged(lambda f: f.commands, expected=expected)
+    c.wait_converged(key=lambda f: f.commands, expected=expected)
 
 
 def test_apply_async_under_asyncio_run(cluster):
@@ -84,7 +87,7 @@ def test_apply_async_under_asyncio_run(cluster):
     first, rest = asyncio.run(main())
     assert first == 7
     assert sorted(rest) == list(range(8, 28))
-    c.wait_converged(lambda f: f.value, expected=27)
+    c.wait_converged(key=lambda f: f.value, expected=27)
 
 
 def test_apply_async_fsm_exception(cluster):
@@ -108,9 +111,9 @@ def test_barrier_after_pipelined_applies(cluster):
     assert barrier.result(timeout=30) is None
     # the barrier resolved: every earlier command is applied on the leader's FSM
     assert c.fsm(leader.id).value == 150
-    assert all(f.done() for f in futures) or wait_for(lambda: all(f.done() for f in futures), 5)
+    assert all(f.done() for f in futures) or wait_until(lambda: all(f.done() for f in futures), 5)
     assert sorted(f.result() for f in futures) == list(range(1, 151))
-    c.wait_converged(lambda f: f.value, expected=150)
+    c.wait_converged(key=lambda f: f.value, expected=150)
 
 
 def test_barrier_on_follower_fails_not_leader(cluster):
@@ -125,7 +128,7 @@ def test_properties(cluster):
     c = cluster(3)
     leader = c.leader()
     leader.apply(b"3").result(timeout=20)
-    c.wait_converged(lambda f: f.value, expected=3)
+    c.wait_converged(key=lambda f: f.value, expected=3)
     expected_leader = c.servers[leader.id - 1]
     for node, server in zip(c.nodes, c.servers):
         assert node.id == server.id and isinstance(node.id, int)
@@ -149,7 +152,7 @@ def test_stats(cluster):
     leader = c.leader()
     for _ in range(5):
         leader.apply(b"1").result(timeout=20)
-    c.wait_converged(lambda f: f.value, expected=5)
+    c.wait_converged(key=lambda f: f.value, expected=5)
     keys = {"state", "term", "leader_id", "commit_index", "last_applied", "last_index",
             "snapshot_index", "error"}
 
@@ -157,7 +160,7 @@ def test_stats(cluster):
         stats = [n.stats() for n in c.nodes]
         return stats if len({s["last_applied"] for s in stats}) == 1 else None
 
-    all_stats = wait_for(settled, 10, message="equal last_applied on every node")
+    all_stats = wait_until(settled, 10, message="equal last_applied on every node")
     for node, stats in zip(c.nodes, all_stats):
         assert isinstance(stats, dict)
         assert keys <= set(stats), keys - set(stats)
@@ -174,7 +177,6 @@ def test_stats(cluster):
 
 def test_leader_is_none_before_election(make_node):
     # a node of a 3-node configuration whose peers never start can't elect anyone
-    from helpers import free_ports
     p = free_ports(3)
     servers = [raft.Server(i + 1, f"127.0.0.1:{p[i]}") for i in range(3)]
     node = make_node(id=1, address=servers[0].address)
@@ -205,21 +207,21 @@ def test_on_state_change(cluster):
     seen = {id: [] for id in range(1, 4)}
     threads = set()
     for id in range(1, 4):
-        node = c.create(id)
+        node = c.node(id)
 
         def observer(n, id=id):
             threads.add(threading.get_ident())
             seen[id].append((n.state, n.leader))
 
         node.on_state_change(observer)
-    c.bootstrap_start()
+    c.start()
     leader = c.leader()
     lead_server = c.servers[leader.id - 1]
-    wait_for(lambda: (raft.State.LEADER, lead_server) in seen[leader.id], 10,
-             message="the leader's observer to see itself LEADER")
+    wait_until(lambda: (raft.State.LEADER, lead_server) in seen[leader.id], 10,
+               message="the leader's observer to see itself LEADER")
     for node in c.followers(leader):
-        wait_for(lambda: (raft.State.FOLLOWER, lead_server) in seen[node.id], 10,
-                 message=f"follower {node.id}'s observer to see the leader")
+        wait_until(lambda: (raft.State.FOLLOWER, lead_server) in seen[node.id], 10,
+                   message=f"follower {node.id}'s observer to see the leader")
     assert threading.get_ident() not in threads
 
 
@@ -241,7 +243,7 @@ def test_counter_fsm_base_class_and_duck_typing(cluster):
     c = cluster(3, fsm_factory=Duck)
     leader = c.leader()
     assert leader.apply(b"4").result(timeout=20) == ("duck", 4)
-    c.wait_converged(lambda f: f.value, expected=4)
+    c.wait_converged(key=lambda f: f.value, expected=4)
     assert isinstance(Counter(), raft.FSM)
 
 
@@ -252,12 +254,12 @@ def test_new_leader_after_leader_closes(cluster):
     for f in leader.apply_many(sent):
         f.result(timeout=20)
     old = leader.id
-    c.close(old)
+    c.kill(old)
     leader = c.leader(timeout=30)
     assert leader.id != old
     assert leader.apply(b"after").result(timeout=20) == 51
-    c.wait_converged(lambda f: f.commands, expected=sent + [b"after"])
+    c.wait_converged(key=lambda f: f.commands, expected=sent + [b"after"])
     # the old leader comes back as a follower and catches up
     fsm = Recorder()
     c.restart(old, fsm)
-    c.wait_converged(lambda f: f.commands, expected=sent + [b"after"], timeout=30)
+    c.wait_converged(key=lambda f: f.commands, expected=sent + [b"after"], timeout=30)

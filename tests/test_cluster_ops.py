@@ -8,24 +8,12 @@ import pytest
 
 import canonical_raft as raft
 from canonical_raft import errors
-from helpers import Counter, Recorder, free_address, wait_for
+from canonical_raft.testing import agreed_leader, free_address, wait_until
+from fsms import Counter, Recorder
 
 
 # every test has a timeout; some set a longer one
 pytestmark = pytest.mark.timeout(60)
-
-
-def leader_among(nodes, timeout=20):
-    """The one node of ``nodes`` that leads and that the others follow."""
-
-    def find():
-        leaders = [n for n in nodes if n.is_leader]
-        if len(leaders) == 1 and all(n.leader is not None and n.leader.id == leaders[0].id
-                                     for n in nodes):
-            return leaders[0]
-        return None
-
-    return wait_for(find, timeout, message=f"a leader among {[n.id for n in nodes]}")
 
 
 # -- leadership transfer ---------------------------------------------------------
@@ -48,7 +36,7 @@ def test_transfer_to_a_chosen_node(cluster):
     exc = leader.apply(b"1").exception(timeout=10)
     assert isinstance(exc, raft.NotLeaderError) and exc.leader == result
     assert target.apply(b"1").result(timeout=20) == 2
-    c.wait_converged(lambda f: f.value, expected=2)
+    c.wait_converged(key=lambda f: f.value, expected=2)
 
 
 @pytest.mark.timeout(60)
@@ -66,7 +54,7 @@ def test_transfer_to_any(cluster):
     assert newer.id != new.id
     assert result == c.servers[newer.id - 1]
     assert newer.apply(b"1").result(timeout=20) == 1
-    c.wait_converged(lambda f: f.value, expected=1)
+    c.wait_converged(key=lambda f: f.value, expected=1)
 
 
 @pytest.mark.timeout(60)
@@ -106,15 +94,15 @@ def test_removing_the_leader_itself(cluster):
     leader.apply(b"before").result(timeout=20)
     rest = c.followers(leader)
     assert leader.remove(leader.id).result(timeout=30) is None
-    wait_for(lambda: not leader.is_leader, 10, message="the removed leader to step down")
-    new = leader_among(rest)
+    wait_until(lambda: not leader.is_leader, 10, message="the removed leader to step down")
+    new = agreed_leader(rest, 20)
     assert new.id != leader.id
     expected = sorted(s for s in c.servers if s.id != leader.id)
-    wait_for(lambda: all(sorted(n.configuration) == expected for n in rest), 20,
-             message="the two others to have a 2-server configuration")
+    wait_until(lambda: all(sorted(n.configuration) == expected for n in rest), 20,
+               message="the two others to have a 2-server configuration")
     assert new.stats()["voters"] == 2
     assert new.apply(b"after").result(timeout=20) == 2
-    c.wait_converged(lambda f: f.commands, ids=[n.id for n in rest],
+    c.wait_converged(key=lambda f: f.commands, ids=[n.id for n in rest],
                      expected=[b"before", b"after"])
     # the removed node is out: it cannot lead, it is no longer replicated to
     assert not leader.is_leader
@@ -130,9 +118,9 @@ def test_close_fails_a_change_in_flight(cluster):
     c = cluster(3)
     leader = c.leader()
     fut = leader.add(4, free_address())     # nobody there: catch-up goes on
-    wait_for(lambda: 4 in {s.id for s in leader.configuration}, 10)
+    wait_until(lambda: 4 in {s.id for s in leader.configuration}, 10)
     assert not fut.done()
-    c.close(leader.id)
+    c.kill(leader.id)
     assert isinstance(fut.exception(timeout=10), raft.ShutdownError)
     # closed: every kind of change fails at once
     for f in (leader.add(5, free_address()), leader.assign(2, raft.Role.STANDBY),
@@ -197,18 +185,17 @@ def test_snapshot_compression_round_trips_through_a_restart(cluster, reopen_comp
     sent = [bytes([65 + i % 26]) * 2000 for i in range(40)]     # very compressible
     for cmd in sent:
         node.apply(cmd).result(timeout=20)
-    wait_for(lambda: node.stats()["snapshot_index"] >= 30, 20,
-             message="a snapshot of most of the commands")
-    c.close(1)
-    files = snapshot_files(c.dirs[0])
-    assert files, os.listdir(c.dirs[0])
+    wait_until(lambda: node.stats()["snapshot_index"] >= 30, 20,
+               message="a snapshot of most of the commands")
+    c.kill(1)
+    files = snapshot_files(c.data_dir(1))
+    assert files, os.listdir(c.data_dir(1))
     # ~60 KB of commands in the newest snapshot, a few hundred bytes on disk
     assert min(p.stat().st_size for p in files) < 10_000, \
         {p.name: p.stat().st_size for p in files}
     # the flag is in the snapshot itself: a node configured either way reads it
-    c.kwargs["snapshot_compression"] = reopen_compressed
     fsm = Recorder()
-    node = c.restart(1, fsm)
+    node = c.restart(1, fsm, snapshot_compression=reopen_compressed)
     assert fsm.restores == 1
     node.barrier().result(timeout=20)
     assert fsm.commands == sent

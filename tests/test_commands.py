@@ -7,7 +7,8 @@ import random
 import pytest
 
 import canonical_raft as raft
-from helpers import Recorder, wait_for
+from canonical_raft.testing import wait_until
+from fsms import Recorder
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -24,7 +25,7 @@ def test_commands_of_any_length_arrive_byte_exact(cluster):
     sent += [rng.randbytes(rng.randrange(0, 300)) for _ in range(100)]
     futures = [leader.apply(cmd) for cmd in sent]
     assert [f.result(timeout=30) for f in futures] == list(range(1, len(sent) + 1))
-    c.wait_converged(lambda f: f.commands, expected=sent, timeout=30)
+    c.wait_converged(key=lambda f: f.commands, expected=sent, timeout=30)
     for fsm in c.fsms:
         assert set(fsm.types) == {bytes}, f"FSM.apply got {set(fsm.types)}, expected bytes"
 
@@ -36,7 +37,7 @@ def test_commands_byte_exact_via_apply_many(cluster):
     sent = [rng.randbytes(n) for n in LENGTHS[:24]] * 3
     futures = leader.apply_many(sent)
     assert [f.result(timeout=30) for f in futures] == list(range(1, len(sent) + 1))
-    c.wait_converged(lambda f: f.commands, expected=sent, timeout=30)
+    c.wait_converged(key=lambda f: f.commands, expected=sent, timeout=30)
 
 
 @pytest.mark.timeout(180)
@@ -49,8 +50,8 @@ def test_large_command_20mib(cluster):
     assert leader.apply(big).result(timeout=120) == 2
     assert leader.apply(b"after").result(timeout=60) == 3
     # compare without building huge reprs on failure
-    wait_for(lambda: all(len(f.commands) == 3 for f in c.fsms), 120,
-             message="every node to apply the 20 MiB command")
+    wait_until(lambda: all(len(f.commands) == 3 for f in c.fsms), 120,
+               message="every node to apply the 20 MiB command")
     for fsm in c.fsms:
         assert fsm.commands[0] == b"before" and fsm.commands[2] == b"after"
         assert len(fsm.commands[1]) == len(big)
@@ -68,7 +69,7 @@ def test_bytes_like_inputs(cluster):
     # the command is copied at submission: later changes to the buffer don't matter
     ba[:] = b"X" * len(ba)
     assert [f.result(timeout=20) for f in futures] == list(range(1, len(inputs) + 1))
-    c.wait_converged(lambda f: f.commands, expected=expected)
+    c.wait_converged(key=lambda f: f.commands, expected=expected)
 
 
 def test_bytes_like_with_wide_items(cluster):
@@ -77,7 +78,7 @@ def test_bytes_like_with_wide_items(cluster):
     arr = array.array("I", [1, 2, 0xDEADBEEF])
     assert leader.apply(arr).result(timeout=20) == 1
     assert leader.apply(memoryview(arr)).result(timeout=20) == 2
-    c.wait_converged(lambda f: f.commands, expected=[arr.tobytes(), arr.tobytes()])
+    c.wait_converged(key=lambda f: f.commands, expected=[arr.tobytes(), arr.tobytes()])
 
 
 @pytest.mark.parametrize("bad", ["text", 42, None, 1.5, [b"a"], object()])
@@ -116,7 +117,7 @@ def test_fsm_exception_is_delivered_and_node_keeps_running(cluster):
     assert isinstance(futures[1].exception(timeout=20), ValueError)
     assert futures[2].result(timeout=20) == 6
     expected = [b"one", b"bad", b"three", b"four", b"bad", b"six"]
-    c.wait_converged(lambda f: f.commands, expected=expected)
+    c.wait_converged(key=lambda f: f.commands, expected=expected)
     for node in c.nodes:
         assert node.state in (raft.State.LEADER, raft.State.FOLLOWER)
         assert not node.stats()["error"]
@@ -155,7 +156,7 @@ def test_many_large_commands_in_one_apply_many(cluster):
     sent = [rng.randbytes(512 * 1024 + i) for i in range(40)]  # ~20 MiB in one call
     futures = leader.apply_many(sent)
     assert [f.result(timeout=60) for f in futures] == list(range(1, 41))
-    wait_for(lambda: all(len(f.commands) == 40 for f in c.fsms), 60)
+    wait_until(lambda: all(len(f.commands) == 40 for f in c.fsms), 60)
     for fsm in c.fsms:
         assert [len(x) for x in fsm.commands] == [len(x) for x in sent]
         assert fsm.commands == sent

@@ -32,7 +32,10 @@ from pathlib import Path
 
 import pytest
 
-from helpers import TESTS_DIR, free_ports, subprocess_env
+from canonical_raft.testing import free_ports
+from helpers import subprocess_env
+
+TESTS_DIR = Path(__file__).resolve().parent
 
 DOCS = TESTS_DIR.parent / "docs"
 # API.md is the contract (shared with the design documents): its python

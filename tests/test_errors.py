@@ -5,7 +5,8 @@ import threading
 import pytest
 
 import canonical_raft as raft
-from helpers import Counter, free_ports, port_is_free, wait_for
+from canonical_raft.testing import free_ports, port_is_free, wait_until
+from fsms import Counter
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -27,7 +28,7 @@ def test_apply_on_follower_fails_with_not_leader(cluster):
     leader = c.leader()
     expected = c.servers[leader.id - 1]
     for follower in c.followers(leader):
-        wait_for(lambda: follower.leader == expected, 10)
+        wait_until(lambda: follower.leader == expected, 10)
         fut = follower.apply(b"1")
         assert fut.done(), "a follower's apply returns an already-failed future"
         exc = fut.exception(timeout=0)
@@ -81,7 +82,7 @@ def test_apply_before_start_is_not_lost(make_node):
     fut = node.apply(b"1")
     node.start()
     node.wait_for_leader(timeout=20)
-    wait_for(fut.done, 20, message="the future submitted before start() to complete")
+    wait_until(fut.done, 20, message="the future submitted before start() to complete")
     exc = fut.exception(timeout=0)
     assert exc is None or isinstance(exc, raft.RaftError), exc
 
@@ -93,11 +94,11 @@ def test_close_fails_pending_futures_with_shutdown(cluster):
     leader = c.leader(timeout=30)
     assert leader.apply(b"1").result(timeout=20) == 1
     for f in c.followers(leader):
-        c.close(f.id)
+        c.kill(f.id)
     futures = [leader.apply(b"1") for _ in range(50)] + leader.apply_many([b"1"] * 50)
     futures.append(leader.barrier())
     assert not any(f.done() for f in futures), "nothing can commit without the followers"
-    c.close(leader.id)
+    c.kill(leader.id)
     assert all(f.done() for f in futures), "close() returned with futures still pending"
     errors = [f.exception(timeout=0) for f in futures]
     assert all(isinstance(e, raft.ShutdownError) for e in errors), {type(e) for e in errors}
@@ -236,12 +237,12 @@ def test_leader_without_quorum_fails_pending_with_leadership_lost(cluster):
     leader = c.leader()
     assert leader.apply(b"1").result(timeout=20) == 1
     for f in c.followers(leader):
-        c.close(f.id)
+        c.kill(f.id)
     futures = [leader.apply(b"1") for _ in range(20)]
     # the leader steps down once it has not heard from a quorum for an election timeout
-    wait_for(lambda: all(f.done() for f in futures), 20, message="the pending futures to fail")
+    wait_until(lambda: all(f.done() for f in futures), 20, message="the pending futures to fail")
     errors = {type(f.exception(timeout=0)) for f in futures}
     assert errors <= {raft.LeadershipLostError, raft.NotLeaderError}, errors
     assert raft.LeadershipLostError in errors
-    wait_for(lambda: not leader.is_leader, 10)
+    wait_until(lambda: not leader.is_leader, 10)
     assert isinstance(leader.apply(b"1").exception(timeout=10), raft.NotLeaderError)

@@ -7,10 +7,14 @@ import socket
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
-from helpers import TESTS_DIR, free_ports, subprocess_env, wait_for
+from canonical_raft.testing import free_ports, wait_until
+from helpers import subprocess_env
+
+TESTS_DIR = Path(__file__).resolve().parent
 
 EXAMPLES = TESTS_DIR.parent / "examples"
 
@@ -110,13 +114,13 @@ def test_replicated_dict(procs, tmp_path):
             if len(leaders) == 1 and all(s[5] == str(leaders[0]) for s in statuses.values()):
                 return leaders[0]
             return None
-        return wait_for(find, 30, interval=0.1, message=f"a leader among {ids}")
+        return wait_until(find, 30, interval=0.1, message=f"a leader among {ids}")
 
     try:
         for i in (1, 2, 3):
             launch(i)
         for i in (1, 2, 3):
-            wait_for(lambda: answering(i), 30, interval=0.1, message=f"node {i} to answer")
+            wait_until(lambda: answering(i), 30, interval=0.1, message=f"node {i} to answer")
             assert "new cluster, bootstrapped" in log(i)
         leader = leader_among([1, 2, 3])
         follower = next(i for i in (1, 2, 3) if i != leader)
@@ -129,8 +133,8 @@ def test_replicated_dict(procs, tmp_path):
             f"ERR not leader; the leader is node {leader} at {addresses[leader]}"
         assert ask(follower, "bogus").startswith("ERR bad command")
         for i in (1, 2, 3):
-            wait_for(lambda: ask(i, "get greeting") == "VALUE hello replicated world", 20,
-                     message=f"node {i} to apply the write")
+            wait_until(lambda: ask(i, "get greeting") == "VALUE hello replicated world", 20,
+                       message=f"node {i} to apply the write")
             assert ask(i, "keys") == "KEYS greeting"
             assert ask(i, "get gone") == "MISSING"
 
@@ -144,10 +148,10 @@ def test_replicated_dict(procs, tmp_path):
         # Restarted with the same command line: no bootstrap, state from disk,
         # then the writes it missed from the new leader.
         launch(leader)
-        wait_for(lambda: answering(leader), 30, interval=0.1, message="the restarted node")
+        wait_until(lambda: answering(leader), 30, interval=0.1, message="the restarted node")
         assert "restarted from its data" in log(leader)
-        wait_for(lambda: ask(leader, "get after") == "VALUE the crash", 20,
-                 message="the restarted node to catch up")
+        wait_until(lambda: ask(leader, "get after") == "VALUE the crash", 20,
+                   message="the restarted node to catch up")
         assert ask(leader, "get greeting") == "VALUE hello replicated world"
         assert ask(leader, "keys") == "KEYS after greeting"
 
@@ -188,7 +192,7 @@ def test_asyncio_service(procs, tmp_path):
                 return leaders[0]
             return None
 
-        leader = wait_for(find_leader, 30, interval=0.1, message="a leader")
+        leader = wait_until(find_leader, 30, interval=0.1, message="a leader")
         follower = next(i for i in (1, 2, 3) if i != leader)
 
         assert ask(leader, "SET colour blue") == {"ok": True, "previous": None}
@@ -209,7 +213,7 @@ def test_asyncio_service(procs, tmp_path):
         assert ask(leader, "DEL k0") == {"ok": True, "previous": "v0"}
 
         for i in (1, 2, 3):
-            wait_for(lambda: status(i)["keys"] == 64, 20, message=f"node {i} to catch up")
+            wait_until(lambda: status(i)["keys"] == 64, 20, message=f"node {i} to catch up")
             assert ask(i, "GET k63") == {"ok": True, "value": "v63"}
             assert ask(i, "GET k0") == {"ok": True, "value": None}
         assert ask(follower, "NONSENSE")["ok"] is False

@@ -11,7 +11,8 @@ import pytest
 
 import canonical_raft as raft
 from canonical_raft import _raft
-from helpers import Counter, wait_for
+from canonical_raft.testing import wait_until
+from fsms import Counter
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -40,7 +41,7 @@ def gated(make_node):
     node.bootstrap([(node.id, node.address)])
     node.start()
     node.wait_for_leader(timeout=20)
-    wait_for(lambda: node.is_leader, 20, message="the single node to be leader")
+    wait_until(lambda: node.is_leader, 20, message="the single node to be leader")
     fsm.gate.clear()
     yield node, fsm
     fsm.gate.set()          # let close() finish the pending applies
@@ -179,7 +180,7 @@ def test_many_waiters_of_one_future_all_wake(gated):
         t.join(30)
     assert not any(t.is_alive() for t in threads), "a waiter never woke"
     assert results == [1] * 5
-    wait_for(lambda: called == [1], 10, message="the done callback")
+    wait_until(lambda: called == [1], 10, message="the done callback")
 
 
 def test_a_waiter_signal_does_not_lose_the_result(gated):
@@ -235,7 +236,7 @@ def test_threads_in_blocking_loops_leave_no_wakeup_behind(make_node):
     node.bootstrap([(node.id, node.address)])
     node.start()
     node.wait_for_leader(timeout=20)
-    wait_for(lambda: node.is_leader, 20)
+    wait_until(lambda: node.is_leader, 20)
     seen = []
 
     def loop():

@@ -6,7 +6,7 @@ import sys
 import pytest
 
 import canonical_raft as raft
-from helpers import FAST, Cluster, free_address
+from canonical_raft.testing import FAST_TIMINGS, LocalCluster, free_address
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -60,7 +60,7 @@ def test_no_leak_after_10000_applies_single_node(tmp_path):
 
     addr = free_address()
     node = raft.Node(1, addr, str(tmp_path / "leak"), fsm, snapshot_threshold=512,
-                     snapshot_trailing=64, **FAST)
+                     snapshot_trailing=64, **FAST_TIMINGS)
     node.bootstrap([(1, addr)])
     node.start()
     node.wait_for_leader(timeout=20)
@@ -100,9 +100,9 @@ def test_no_leak_in_a_cluster_with_followers(tmp_path):
     command = bytes(bytearray(b"cluster-leak-check"))
     control = [Sink(token) for _ in range(3)]  # FSMs never given to a node
     rc_command, rc_token = sys.getrefcount(command), sys.getrefcount(token)
-    c = Cluster(tmp_path / "c", 3, lambda: Sink(token), snapshot_threshold=256, snapshot_trailing=32)
+    c = LocalCluster(3, lambda: Sink(token), tmp_path / "c", timeout=20,
+                     snapshot_threshold=256, snapshot_trailing=32)
     try:
-        c.bootstrap_start()
         leader = c.leader()
         for _ in range(3):
             futures = leader.apply_many([command] * 500)
@@ -112,11 +112,10 @@ def test_no_leak_in_a_cluster_with_followers(tmp_path):
         failed = [f.apply(command) for f in followers]  # NotLeader futures
         assert all(isinstance(f.exception(timeout=10), raft.NotLeaderError) for f in failed)
         del failed
-        c.wait_converged(lambda f: f.count, expected=1500)
+        c.wait_converged(key=lambda f: f.count, expected=1500)
     finally:
-        c.close_all()
+        c.close()
     fsms = c.fsms
-    c.nodes = c.all_nodes = None
     del c, leader, followers
     gc.collect()
     rc_fsms = [sys.getrefcount(f) for f in fsms]

@@ -11,7 +11,8 @@ import pytest
 
 import canonical_raft as raft
 from canonical_raft import errors
-from helpers import Counter, Recorder, free_address, wait_for
+from canonical_raft.testing import free_address, wait_until
+from fsms import Counter, Recorder
 
 # every test has a timeout; some set a longer one
 pytestmark = pytest.mark.timeout(60)
@@ -22,14 +23,10 @@ VOTER, STANDBY, SPARE = raft.Role.VOTER, raft.Role.STANDBY, raft.Role.SPARE
 SNAP = dict(snapshot_threshold=16, snapshot_trailing=4)
 
 
-def new_node(c, tmp_path, id, fsm=None, address=None, start=True, **kwargs):
-    """A node that is not in the cluster's bootstrap configuration: empty
-    data dir, no bootstrap(); closed at teardown with the cluster."""
-    address = address or free_address()
-    opts = dict(c.kwargs, **kwargs)
-    node = raft.Node(id, address, str(tmp_path / f"extra{id}"),
-                     Counter() if fsm is None else fsm, **opts)
-    c.all_nodes.append(node)
+def new_node(c, id, fsm=None, start=True):
+    """A node that is not in the cluster's bootstrap configuration (see
+    LocalCluster.new_node), started unless start=False."""
+    node = c.new_node(id, fsm)
     if start:
         node.start()
     return node
@@ -40,8 +37,8 @@ def roles(node):
 
 
 def everywhere(c, predicate, nodes=None, timeout=20, message=None):
-    nodes = c.running() if nodes is None else nodes
-    wait_for(lambda: all(predicate(n) for n in nodes), timeout, message=message)
+    nodes = c.running if nodes is None else nodes
+    wait_until(lambda: all(predicate(n) for n in nodes), timeout, message=message)
 
 
 class Writer(threading.Thread):
@@ -73,19 +70,19 @@ class Writer(threading.Thread):
 
 
 @pytest.mark.timeout(90)
-def test_new_node_joins_through_snapshot_is_promoted_then_removed(cluster, tmp_path):
+def test_new_node_joins_through_snapshot_is_promoted_then_removed(cluster):
     c = cluster(3, **SNAP)
     leader = c.leader()
     for _ in range(60):                      # one entry each: the log gets compacted
         leader.apply(b"1").result(timeout=20)
-    wait_for(lambda: leader.stats()["snapshot_index"] >= 40, 20,
-             message="the leader to compact its log")
+    wait_until(lambda: leader.stats()["snapshot_index"] >= 40, 20,
+               message="the leader to compact its log")
     assert leader.stats()["snapshot_index"] - SNAP["snapshot_trailing"] > 1, \
         "entry 1 must be gone from the leader's log, or no snapshot is sent"
 
     # A brand-new node: empty data dir, no bootstrap; it knows no one.
     fsm4 = Counter()
-    new = new_node(c, tmp_path, 4, fsm4)
+    new = new_node(c, 4, fsm4)
     assert new.configuration == []
     assert new.leader is None
     assert new.state == raft.State.FOLLOWER
@@ -101,41 +98,41 @@ def test_new_node_joins_through_snapshot_is_promoted_then_removed(cluster, tmp_p
     total = 60 + written
 
     server4 = raft.Server(4, new.address, VOTER)
-    everywhere(c, lambda n: server4 in n.configuration, c.running() + [new],
+    everywhere(c, lambda n: server4 in n.configuration, c.running + [new],
                message="every node to list node 4 as a voter")
     assert leader.stats()["voters"] == 4 and leader.stats()["servers"] == 4
-    wait_for(lambda: new.leader is not None and new.leader.id == leader.id, 20,
-             message="node 4 to know the leader")
+    wait_until(lambda: new.leader is not None and new.leader.id == leader.id, 20,
+               message="node 4 to know the leader")
 
     assert leader.barrier().result(timeout=20) is None
-    wait_for(lambda: all(f.value == total for f in c.fsms) and fsm4.value == total, 20,
-             message=f"every FSM, node 4's included, to reach {total}")
+    wait_until(lambda: all(f.value == total for f in c.fsms) and fsm4.value == total, 20,
+               message=f"every FSM, node 4's included, to reach {total}")
     assert fsm4.restores >= 1, "node 4 should have caught up through a snapshot install"
     assert fsm4.applies < total, "node 4 replayed the whole log instead of a snapshot"
     assert new.stats()["snapshot_index"] > 1
 
     # A voter now: the cluster commits with it in the configuration.
     assert leader.apply(b"1").result(timeout=20) == total + 1
-    wait_for(lambda: fsm4.value == total + 1, 20)
+    wait_until(lambda: fsm4.value == total + 1, 20)
 
     assert leader.remove(4).result(timeout=30) is None
     everywhere(c, lambda n: 4 not in roles(n), message="nodes 1-3 to drop node 4")
     assert sorted(leader.configuration) == sorted(c.servers)
     assert leader.stats()["voters"] == 3 and leader.stats()["servers"] == 3
     assert leader.apply(b"1").result(timeout=20) == total + 2
-    c.wait_converged(lambda f: f.value, expected=total + 2)
+    c.wait_converged(key=lambda f: f.value, expected=total + 2)
     time.sleep(0.3)                          # a few heartbeats
     assert fsm4.value == total + 1, "a removed node still receives entries"
 
 
 @pytest.mark.timeout(60)
-def test_spare_then_standby_then_voter(cluster, tmp_path):
+def test_spare_then_standby_then_voter(cluster):
     c = cluster(3)
     leader = c.leader()
     for _ in range(5):
         leader.apply(b"1").result(timeout=20)
     fsm4 = Counter()
-    new = new_node(c, tmp_path, 4, fsm4)
+    new = new_node(c, 4, fsm4)
 
     assert leader.add(4, new.address, role=SPARE).result(timeout=30) is None
     everywhere(c, lambda n: roles(n).get(4) == SPARE, message="node 4 listed as a spare")
@@ -149,13 +146,13 @@ def test_spare_then_standby_then_voter(cluster, tmp_path):
     assert leader.assign(4, STANDBY).result(timeout=30) is None
     everywhere(c, lambda n: roles(n).get(4) == STANDBY, message="node 4 a standby")
     # a standby receives the log, but does not vote
-    wait_for(lambda: fsm4.value == 5, 20, message="the standby to replicate the log")
+    wait_until(lambda: fsm4.value == 5, 20, message="the standby to replicate the log")
     assert leader.stats()["voters"] == 3
     with pytest.raises(raft.RaftError):
         leader.assign(4, STANDBY).result(timeout=10)
 
     assert leader.assign(4, VOTER).result(timeout=30) is None
-    everywhere(c, lambda n: roles(n).get(4) == VOTER, c.running() + [new],
+    everywhere(c, lambda n: roles(n).get(4) == VOTER, c.running + [new],
                message="node 4 a voter everywhere")
     assert leader.stats()["voters"] == 4
     with pytest.raises(raft.RaftError) as info:
@@ -169,16 +166,16 @@ def test_spare_then_standby_then_voter(cluster, tmp_path):
     everywhere(c, lambda n: roles(n).get(4) == SPARE, message="node 4 a spare again")
     assert leader.stats()["voters"] == 3
     assert leader.apply(b"1").result(timeout=20) == 6
-    c.wait_converged(lambda f: f.value, expected=6)
+    c.wait_converged(key=lambda f: f.value, expected=6)
 
 
 @pytest.mark.timeout(60)
-def test_second_change_while_one_is_in_flight_is_refused(cluster, tmp_path):
+def test_second_change_while_one_is_in_flight_is_refused(cluster):
     c = cluster(3)
     leader = c.leader()
     f1, f2 = c.followers(leader)
     # Node 4 is not started yet: its promotion waits in catch-up.
-    new = new_node(c, tmp_path, 4, start=False)
+    new = new_node(c, 4, start=False)
     first = leader.add(4, new.address)
     refused = [
         leader.add(5, free_address()),
@@ -191,14 +188,14 @@ def test_second_change_while_one_is_in_flight_is_refused(cluster, tmp_path):
         assert isinstance(exc, raft.CantChangeError), exc
         assert exc.code == errors.CANTCHANGE
     assert not first.done(), "the first change should still be catching node 4 up"
-    wait_for(lambda: roles(leader).get(4) == SPARE, 10,
-             message="node 4 added as a spare, awaiting promotion")
+    wait_until(lambda: roles(leader).get(4) == SPARE, 10,
+               message="node 4 added as a spare, awaiting promotion")
     # Commands are not configuration changes: they go through meanwhile.
     assert leader.apply(b"1").result(timeout=20) == 1
 
     new.start()
     assert first.result(timeout=30) is None
-    everywhere(c, lambda n: roles(n).get(4) == VOTER, c.running() + [new],
+    everywhere(c, lambda n: roles(n).get(4) == VOTER, c.running + [new],
                message="node 4 promoted")
     # Once the first change is done, the next one is accepted.
     assert leader.remove(4).result(timeout=30) is None
@@ -230,23 +227,23 @@ def test_back_to_back_changes_one_at_a_time(cluster):
 
 
 @pytest.mark.timeout(60)
-def test_promotion_of_an_unreachable_node_fails_then_succeeds_later(cluster, tmp_path):
+def test_promotion_of_an_unreachable_node_fails_then_succeeds_later(cluster):
     c = cluster(3, max_catch_up_round_duration=0.5)
     leader = c.leader()
-    new = new_node(c, tmp_path, 4, start=False)
+    new = new_node(c, 4, start=False)
     t0 = time.monotonic()
     with pytest.raises(raft.NoConnectionError):
         leader.add(4, new.address).result(timeout=30)
     assert time.monotonic() - t0 < 10
     # It stays in the configuration as a spare; the cluster is unaffected.
-    wait_for(lambda: roles(leader).get(4) == SPARE, 10)
+    wait_until(lambda: roles(leader).get(4) == SPARE, 10)
     assert leader.stats()["voters"] == 3
     assert leader.apply(b"1").result(timeout=20) == 1
     # Once it runs, it can be promoted.
     new.start()
     assert leader.assign(4, VOTER).result(timeout=30) is None
-    everywhere(c, lambda n: roles(n).get(4) == VOTER, c.running() + [new])
-    wait_for(lambda: new.leader is not None and new.leader.id == leader.id, 20)
+    everywhere(c, lambda n: roles(n).get(4) == VOTER, c.running + [new])
+    wait_until(lambda: new.leader is not None and new.leader.id == leader.id, 20)
 
 
 @pytest.mark.timeout(60)
@@ -301,12 +298,12 @@ def test_removed_follower_keeps_its_state(cluster):
     gone = c.followers(leader)[0]
     for i in range(3):
         leader.apply(b"c%d" % i).result(timeout=20)
-    c.wait_converged(lambda f: f.commands)
+    c.wait_converged(key=lambda f: f.commands)
     assert leader.remove(gone.id).result(timeout=30) is None
-    others = [n for n in c.running() if n.id != gone.id]
+    others = [n for n in c.running if n.id != gone.id]
     everywhere(c, lambda n: gone.id not in roles(n), others)
     assert leader.stats()["voters"] == 2
     leader.apply(b"after").result(timeout=20)
-    c.wait_converged(lambda f: f.commands, ids=[n.id for n in others],
+    c.wait_converged(key=lambda f: f.commands, ids=[n.id for n in others],
                      expected=[b"c0", b"c1", b"c2", b"after"])
     assert c.fsm(gone.id).commands == [b"c0", b"c1", b"c2"]

@@ -8,7 +8,7 @@ import time
 import pytest
 
 import canonical_raft as raft
-from helpers import free_ports, wait_for
+from canonical_raft.testing import free_ports, wait_until
 
 # every test has a timeout; some set a longer one
 pytestmark = pytest.mark.timeout(60)
@@ -28,11 +28,11 @@ class Observed:
 
     def __init__(self, c):
         self.c = c
-        self.seen = {id: [] for id in range(1, c.n + 1)}
+        self.seen = {id: [] for id in range(1, len(c.nodes) + 1)}
         self.threads = set()
         self.lock = threading.Lock()
-        for id in range(1, c.n + 1):
-            c.create(id).on_state_change(self.callback(id))
+        for id in range(1, len(c.nodes) + 1):
+            c.node(id).on_state_change(self.callback(id))
 
     def callback(self, id):
         def observer(node):
@@ -58,41 +58,41 @@ class Observed:
 def test_state_change_on_election_and_reelection(cluster):
     c = cluster(3, start=False)
     obs = Observed(c)
-    c.bootstrap_start()
+    c.start()
     leader = c.leader()
-    wait_for(lambda: subsequence([S.CANDIDATE, S.LEADER], obs.states(leader.id)), 10,
-             message="the leader's callback to see CANDIDATE then LEADER")
+    wait_until(lambda: subsequence([S.CANDIDATE, S.LEADER], obs.states(leader.id)), 10,
+               message="the leader's callback to see CANDIDATE then LEADER")
     for f in c.followers(leader):
-        wait_for(lambda: (S.FOLLOWER, leader.id) in obs.seen[f.id], 10,
-                 message=f"follower {f.id}'s callback to see the leader")
+        wait_until(lambda: (S.FOLLOWER, leader.id) in obs.seen[f.id], 10,
+                   message=f"follower {f.id}'s callback to see the leader")
     assert threading.get_ident() not in obs.threads   # raft threads only
 
     # the leader goes away: a follower becomes candidate, then leader
     mark = obs.mark()
-    c.close(leader.id)
+    c.kill(leader.id)
     new = c.leader()
-    wait_for(lambda: subsequence([S.FOLLOWER, S.CANDIDATE, S.LEADER],
-                                 obs.states(new.id, mark[new.id] - 1)), 10,
-             message=f"node {new.id}'s callback to see FOLLOWER -> CANDIDATE -> LEADER")
-    other = next(n for n in c.running() if n.id != new.id)
-    wait_for(lambda: (S.FOLLOWER, new.id) in obs.seen[other.id][mark[other.id]:], 10,
-             message="the other follower's callback to see the new leader")
+    wait_until(lambda: subsequence([S.FOLLOWER, S.CANDIDATE, S.LEADER],
+                                   obs.states(new.id, mark[new.id] - 1)), 10,
+               message=f"node {new.id}'s callback to see FOLLOWER -> CANDIDATE -> LEADER")
+    other = next(n for n in c.running if n.id != new.id)
+    wait_until(lambda: (S.FOLLOWER, new.id) in obs.seen[other.id][mark[other.id]:], 10,
+               message="the other follower's callback to see the new leader")
 
 
 @pytest.mark.timeout(60)
 def test_state_change_on_transfer(cluster):
     c = cluster(3, start=False)
     obs = Observed(c)
-    c.bootstrap_start()
+    c.start()
     leader = c.leader()
     target = c.followers(leader)[0]
-    wait_for(lambda: obs.seen[target.id], 10)
+    wait_until(lambda: obs.seen[target.id], 10)
     mark = obs.mark()
     assert leader.transfer(target.id).result(timeout=30) == c.servers[target.id - 1]
-    wait_for(lambda: (S.LEADER, target.id) in obs.seen[target.id][mark[target.id]:], 10,
-             message="the target's callback to see itself leader")
-    wait_for(lambda: (S.FOLLOWER, target.id) in obs.seen[leader.id][mark[leader.id]:], 10,
-             message="the old leader's callback to see it follow the target")
+    wait_until(lambda: (S.LEADER, target.id) in obs.seen[target.id][mark[target.id]:], 10,
+               message="the target's callback to see itself leader")
+    wait_until(lambda: (S.FOLLOWER, target.id) in obs.seen[leader.id][mark[leader.id]:], 10,
+               message="the old leader's callback to see it follow the target")
     # (while the transfer runs, libraft reports no leader: (LEADER, None) may show)
     assert (S.LEADER, leader.id) not in obs.seen[target.id][mark[target.id]:]
 
@@ -108,23 +108,23 @@ def test_raising_callback_is_logged_and_the_node_goes_on(cluster, caplog):
         raise RuntimeError("observer failed on purpose")
 
     for id in range(1, 4):
-        node = c.create(id)
+        node = c.node(id)
         node.on_state_change(bad)
         node.on_state_change(lambda n: calls.append("after"))   # still called
-    c.bootstrap_start()
+    c.start()
     leader = c.leader()
     assert leader.apply(b"1").result(timeout=20) == 1
-    c.wait_converged(lambda f: f.value, expected=1)
-    wait_for(lambda: any("observer failed on purpose" in r.getMessage()
-                         or (r.exc_info and "on purpose" in str(r.exc_info[1]))
-                         for r in caplog.records), 10,
-             message="the callback's exception in the log")
+    c.wait_converged(key=lambda f: f.value, expected=1)
+    wait_until(lambda: any("observer failed on purpose" in r.getMessage()
+                           or (r.exc_info and "on purpose" in str(r.exc_info[1]))
+                           for r in caplog.records), 10,
+               message="the callback's exception in the log")
     records = [r for r in caplog.records if r.name.startswith("canonical_raft")
                and r.levelno >= logging.ERROR]
     assert records
     assert "after" in calls and any(isinstance(x, S) for x in calls)
-    assert all(n.state != S.UNAVAILABLE for n in c.running())
-    assert all(n.stats()["error"] is None for n in c.running())
+    assert all(n.state != S.UNAVAILABLE for n in c.running)
+    assert all(n.stats()["error"] is None for n in c.running)
 
 
 def test_on_state_change_needs_a_callable(make_node):
@@ -169,7 +169,7 @@ def test_trace_messages_when_the_logger_is_enabled(cluster, trace_logger):
     c = cluster(3)
     leader = c.leader()
     assert leader.apply(b"1").result(timeout=20) == 1
-    wait_for(lambda: len(handler.records) > 5, 10, message="libraft trace messages")
+    wait_until(lambda: len(handler.records) > 5, 10, message="libraft trace messages")
     for r in handler.records[:50]:
         assert r.name == TRACE_LOGGER
         assert r.levelno == logging.DEBUG
@@ -189,7 +189,7 @@ def test_no_trace_messages_unless_enabled(cluster, trace_logger, caplog):
     leader = c.leader()
     for _ in range(5):
         leader.apply(b"1").result(timeout=20)
-    c.wait_converged(lambda f: f.value, expected=5)
+    c.wait_converged(key=lambda f: f.value, expected=5)
     leader.transfer().result(timeout=30)
     c.leader()
     assert handler.records == []
@@ -211,15 +211,15 @@ def test_stats_keys_and_values(cluster):
         f.result(timeout=20)
     for _ in range(10):
         leader.apply(b"1").result(timeout=20)       # one entry each: a snapshot
-    c.wait_converged(lambda f: f.value, expected=50)
-    wait_for(lambda: leader.stats()["pending_applies"] == 0, 10,
-             message="pending_applies back to 0")
+    c.wait_converged(key=lambda f: f.value, expected=50)
+    wait_until(lambda: leader.stats()["pending_applies"] == 0, 10,
+               message="pending_applies back to 0")
 
     def settled():
         stats = [n.stats() for n in c.nodes]
         return stats if len({s["last_applied"] for s in stats}) == 1 else None
 
-    for node, st in zip(c.nodes, wait_for(settled, 10)):
+    for node, st in zip(c.nodes, wait_until(settled, 10)):
         assert KEYS <= set(st), KEYS - set(st)
         assert isinstance(st["state"], S) and st["state"] == node.state
         assert st["leader_id"] == leader.id
@@ -246,7 +246,7 @@ def test_stats_before_start_and_after_close(make_node):
     assert st["voters"] == 0 and st["servers"] == 0
     node.bootstrap([(node.id, node.address)])
     node.start()
-    wait_for(lambda: node.is_leader, 20)
+    wait_until(lambda: node.is_leader, 20)
     st = node.stats()
     assert st["voters"] == 1 and st["servers"] == 1
     assert st["last_contact"] == 0.0             # the leader itself
@@ -277,7 +277,7 @@ def test_pending_applies_counts_commands_waiting_for_commit(cluster):
     leader = c.leader()
     assert leader.apply(b"1").result(timeout=20) == 1
     for f in c.followers(leader):
-        c.close(f.id)
+        c.kill(f.id)
     futures = [leader.apply(b"1") for _ in range(5)]
     seen = []
 
@@ -287,13 +287,13 @@ def test_pending_applies_counts_commands_waiting_for_commit(cluster):
 
     try:
         try:
-            wait_for(all_five, 0.8)
-        except AssertionError:
+            wait_until(all_five, 0.8)
+        except TimeoutError:
             pytest.fail("pending_applies should count the 5 commands whose futures are "
                         f"pending; it showed {sorted(set(seen))}")
     finally:
         for f in futures:
             exc = f.exception(timeout=20)       # the leader steps down
             assert isinstance(exc, raft.LeadershipLostError), exc
-        wait_for(lambda: leader.stats()["pending_applies"] == 0, 10,
-                 message="pending_applies back to 0")
+        wait_until(lambda: leader.stats()["pending_applies"] == 0, 10,
+                   message="pending_applies back to 0")

@@ -7,7 +7,7 @@ import threading
 import pytest
 
 import canonical_raft as raft
-from helpers import wait_for
+from canonical_raft.testing import wait_until
 
 SNAP = dict(snapshot_threshold=8, snapshot_trailing=2)
 
@@ -68,13 +68,13 @@ def test_applies_continue_while_persist_runs(cluster):
         assert node.apply(b"1").result(timeout=10) == i
     assert fsm.released == 0 and node.stats()["snapshot_index"] == 0
     fsm.proceed.set()
-    wait_for(lambda: node.stats()["snapshot_index"] > 0, 10, message="snapshot written")
+    wait_until(lambda: node.stats()["snapshot_index"] > 0, 10, message="snapshot written")
     assert fsm.released >= 1
     assert fsm.persist_threads and fsm.persist_threads.isdisjoint(fsm.apply_threads)
 
     # The persisted bytes are a real snapshot: a restart restores them and
     # replays the rest of the log.
-    c.close(1)
+    c.kill(1)
     restarted = SlowPersistCounter()
     restarted.proceed.set()
     node = c.restart(1, restarted)
@@ -90,8 +90,8 @@ def test_failed_persist_is_released_and_retried(cluster):
     fsm.proceed.set()
     for i in range(1, 41):
         assert node.apply(b"1").result(timeout=10) == i
-    wait_for(lambda: node.stats()["snapshot_index"] > 0, 20,
-             message="a snapshot after the failed persist()")
+    wait_until(lambda: node.stats()["snapshot_index"] > 0, 20,
+               message="a snapshot after the failed persist()")
     assert fsm.fail_persists == 0          # the failure happened ...
     assert fsm.snapshots >= 2              # ... and a later snapshot was taken
     assert fsm.released == fsm.snapshots or fsm.released == fsm.snapshots - 1

@@ -15,7 +15,9 @@ import warnings
 import pytest
 
 import canonical_raft as raft
-from helpers import FAST, Counter, free_address, free_ports, port_is_free, subprocess_env, wait_for
+from canonical_raft.testing import FAST_TIMINGS, free_address, free_ports, port_is_free, wait_until
+from fsms import Counter
+from helpers import subprocess_env
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -64,9 +66,8 @@ class Reentrant(Counter):
 def reentrant_cluster(cluster):
     c = cluster(3, fsm_factory=Reentrant, start=False)
     for id in (1, 2, 3):
-        c.create(id)
         c.fsm(id).node = c.node(id)
-    c.bootstrap_start()
+    c.start()
     return c
 
 
@@ -80,7 +81,7 @@ def test_blocking_calls_inside_apply_raise_runtime_error(cluster):
     leader = c.leader()
     assert leader.apply(b"probe-wait").result(timeout=30) == "probed"
     assert leader.apply(b"probe-result").result(timeout=30) == "probed"
-    wait_for(lambda: all("barrier" in f.probes for f in c.fsms), 20)
+    wait_until(lambda: all("barrier" in f.probes for f in c.fsms), 20)
     for fsm in c.fsms:  # every node applied the probes, on its own raft thread
         assert_runtime_error(fsm.probes["wait_for_leader"], "wait_for_leader(timeout=3)")
         assert_runtime_error(fsm.probes["wait_for_leader_no_timeout"], "wait_for_leader()")
@@ -95,20 +96,20 @@ def test_blocking_calls_inside_apply_raise_runtime_error(cluster):
     assert fut.result(timeout=20) == 0
     assert bar.result(timeout=20) is None
     assert leader.apply(b"5").result(timeout=20) == 5
-    c.wait_converged(lambda f: f.value, expected=5)
+    c.wait_converged(key=lambda f: f.value, expected=5)
 
 
 def test_close_inside_apply_raises_runtime_error(cluster):
     c = reentrant_cluster(cluster)
     leader = c.leader()
     assert leader.apply(b"probe-close").result(timeout=30) == "probed"
-    wait_for(lambda: all("close" in f.probes for f in c.fsms), 20)
+    wait_until(lambda: all("close" in f.probes for f in c.fsms), 20)
     for fsm in c.fsms:
         assert_runtime_error(fsm.probes["close"], "close()")
     for node in c.nodes:
         assert node.state in (raft.State.LEADER, raft.State.FOLLOWER)
     assert leader.apply(b"3").result(timeout=20) == 3
-    c.wait_converged(lambda f: f.value, expected=3)
+    c.wait_converged(key=lambda f: f.value, expected=3)
 
 
 def test_done_callback_on_raft_thread_may_submit(leader_node):
@@ -117,7 +118,7 @@ def test_done_callback_on_raft_thread_may_submit(leader_node):
     first = node.apply(b"1")
     first.add_done_callback(lambda f: chained.append(node.apply(b"10")))
     assert first.result(timeout=20) == 1
-    wait_for(lambda: chained, 10)
+    wait_until(lambda: chained, 10)
     assert chained[0].result(timeout=20) == 11
 
 
@@ -171,7 +172,7 @@ def test_fork_child_cannot_use_parent_node(leader_node):
 def test_unclosed_node_warns_and_is_closed_by_gc(tmp_path):
     addr = free_address()
     port = int(addr.rsplit(":", 1)[1])
-    node = raft.Node(1, addr, str(tmp_path / "gc"), Counter(), **FAST)
+    node = raft.Node(1, addr, str(tmp_path / "gc"), Counter(), **FAST_TIMINGS)
     node.bootstrap([(1, addr)])
     node.start()
     node.wait_for_leader(timeout=20)
@@ -180,13 +181,13 @@ def test_unclosed_node_warns_and_is_closed_by_gc(tmp_path):
     with pytest.warns(ResourceWarning):
         del node
         gc.collect()
-    wait_for(lambda: port_is_free(port), 10, message="the dropped node's port to be released")
+    wait_until(lambda: port_is_free(port), 10, message="the dropped node's port to be released")
 
 
 def test_unclosed_node_with_pending_futures_gc(tmp_path):
     # the futures must not keep the node alive forever, nor crash when it goes
     addr = free_address()
-    node = raft.Node(1, addr, str(tmp_path / "gc"), Counter(), **FAST)
+    node = raft.Node(1, addr, str(tmp_path / "gc"), Counter(), **FAST_TIMINGS)
     node.bootstrap([(1, addr)])
     node.start()
     node.wait_for_leader(timeout=20)
@@ -195,7 +196,7 @@ def test_unclosed_node_with_pending_futures_gc(tmp_path):
         warnings.simplefilter("ignore", ResourceWarning)
         del node
         gc.collect()
-    wait_for(lambda fs=futures: all(f.done() for f in fs), 10, message="every future to complete")
+    wait_until(lambda fs=futures: all(f.done() for f in fs), 10, message="every future to complete")
     for f in futures:
         exc = f.exception(timeout=0)
         assert exc is None or isinstance(exc, raft.ShutdownError), exc
@@ -204,8 +205,8 @@ def test_unclosed_node_with_pending_futures_gc(tmp_path):
         warnings.simplefilter("ignore", ResourceWarning)
         del futures, f, exc
         gc.collect()
-    wait_for(lambda: port_is_free(int(addr.rsplit(":", 1)[1])), 10,
-             message="the dropped node's port to be released")
+    wait_until(lambda: port_is_free(int(addr.rsplit(":", 1)[1])), 10,
+               message="the dropped node's port to be released")
 
 
 BLOCKED_ON_FUTURE = textwrap.dedent("""
@@ -346,14 +347,14 @@ def test_raising_callbacks_do_not_hurt_the_node(cluster):
         raise RuntimeError("observer failed on purpose")
 
     for id in (1, 2, 3):
-        c.create(id).on_state_change(bad_observer)
-    c.bootstrap_start()
+        c.node(id).on_state_change(bad_observer)
+    c.start()
     leader = c.leader()
     fut = leader.apply(b"1")
     fut.add_done_callback(lambda f: 1 / 0)
     assert fut.result(timeout=20) == 1
     assert leader.apply(b"1").result(timeout=20) == 2
-    c.wait_converged(lambda f: f.value, expected=2)
+    c.wait_converged(key=lambda f: f.value, expected=2)
     assert set(calls) == {1, 2, 3}
 
 

@@ -6,7 +6,8 @@ import time
 import pytest
 
 import canonical_raft as raft
-from helpers import Counter, wait_for
+from canonical_raft.testing import wait_until
+from fsms import Counter
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -26,7 +27,7 @@ def started(make_node, **kw):
     node.bootstrap([(node.id, node.address)])
     node.start()
     node.wait_for_leader(timeout=20)
-    wait_for(lambda: node.is_leader, 20)
+    wait_until(lambda: node.is_leader, 20)
     return node, fsm
 
 
@@ -38,7 +39,7 @@ def apply_big(node, n, size=16 * KIB):
 def test_big_entries_snapshot_before_the_threshold(make_node):
     node, fsm = started(make_node, snapshot_threshold=100_000, snapshot_log_bytes=256 * KIB)
     apply_big(node, 40)                   # 640 KiB: two caps' worth
-    wait_for(lambda: fsm.snapshots >= 2, 10, message="snapshots by bytes")
+    wait_until(lambda: fsm.snapshots >= 2, 10, message="snapshots by bytes")
     assert node.stats()["snapshot_index"] > 0
     # the entry threshold is back once the snapshot started: small entries
     # (far below the cap) do not snapshot at every apply
@@ -61,7 +62,7 @@ def test_entry_threshold_still_applies(make_node):
     node, fsm = started(make_node, snapshot_threshold=16, snapshot_log_bytes=1 << 30)
     for _ in range(40):
         node.apply(b"1").result(timeout=20)
-    wait_for(lambda: fsm.snapshots >= 2, 10, message="snapshots by entries")
+    wait_until(lambda: fsm.snapshots >= 2, 10, message="snapshots by entries")
 
 
 def test_state_survives_a_restart_after_byte_snapshots(make_node, tmp_path):
@@ -69,7 +70,7 @@ def test_state_survives_a_restart_after_byte_snapshots(make_node, tmp_path):
     node, fsm = started(make_node, data_dir=data, snapshot_threshold=100_000,
                         snapshot_log_bytes=128 * KIB)
     apply_big(node, 30)
-    wait_for(lambda: fsm.snapshots >= 2, 10)
+    wait_until(lambda: fsm.snapshots >= 2, 10)
     node.close()
     again = Big()
     node = make_node(again, data_dir=data, address=node.address, snapshot_trailing=2,
@@ -78,5 +79,5 @@ def test_state_survives_a_restart_after_byte_snapshots(make_node, tmp_path):
     node.start()
     assert again.restores == 1
     node.wait_for_leader(timeout=20)
-    wait_for(lambda: node.is_leader, 20)
+    wait_until(lambda: node.is_leader, 20)
     assert node.apply(b"1").result(timeout=20) == 31

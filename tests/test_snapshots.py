@@ -5,11 +5,18 @@ import threading
 import pytest
 
 import canonical_raft as raft
-from helpers import Counter, Recorder, wait_for
+from canonical_raft.testing import wait_until
+from fsms import Counter, Recorder
 
 pytestmark = pytest.mark.timeout(90)
 
 SNAP = dict(snapshot_threshold=8, snapshot_trailing=4)
+
+
+def caught_up(c, node):
+    """Once the restarted ``node`` leads again, a barrier: its whole log is applied."""
+    c.leader()
+    return node.barrier().result(timeout=20)
 
 
 def test_snapshot_then_restart_whole_cluster(cluster):
@@ -19,14 +26,14 @@ def test_snapshot_then_restart_whole_cluster(cluster):
     for i in range(0, 60, 6):  # several rounds so that several snapshots are due
         futures = leader.apply_many(sent[i:i + 6])
         assert [f.result(timeout=20) for f in futures] == list(range(i + 1, i + 7))
-    c.wait_converged(lambda f: f.commands, expected=sent)
-    wait_for(lambda: all(f.snapshots >= 1 for f in c.fsms), 20, message="a snapshot on every node")
-    wait_for(lambda: all(n.stats()["snapshot_index"] > 0 for n in c.nodes), 20)
+    c.wait_converged(key=lambda f: f.commands, expected=sent)
+    wait_until(lambda: all(f.snapshots >= 1 for f in c.fsms), 20, message="a snapshot on every node")
+    wait_until(lambda: all(n.stats()["snapshot_index"] > 0 for n in c.nodes), 20)
     assert all(f.restores == 0 for f in c.fsms)
 
     old_fsms = list(c.fsms)
     for id in (1, 2, 3):
-        c.close(id)
+        c.kill(id)
     # new Node objects on the same data dirs, no bootstrap, new FSM instances
     new = [Recorder() for _ in range(3)]
     for id in (1, 2, 3):
@@ -39,13 +46,13 @@ def test_snapshot_then_restart_whole_cluster(cluster):
         assert got == sent[:len(got)] and len(got) >= 8
     leader = c.leader()
     assert leader.barrier().result(timeout=20) is None
-    c.wait_converged(lambda f: f.commands, expected=sent)
+    c.wait_converged(key=lambda f: f.commands, expected=sent)
     assert all(f is not o for f, o in zip(c.fsms, old_fsms))
     for node in c.nodes:  # the configuration came back from the data dir
         assert sorted(node.configuration) == sorted(c.servers)
         assert node.stats()["snapshot_index"] > 0
     assert leader.apply(b"more").result(timeout=20) == 61
-    c.wait_converged(lambda f: f.commands, expected=sent + [b"more"])
+    c.wait_converged(key=lambda f: f.commands, expected=sent + [b"more"])
 
 
 def test_single_node_restart_comes_back_with_state(cluster):
@@ -54,14 +61,13 @@ def test_single_node_restart_comes_back_with_state(cluster):
     for i in range(1, 31):
         assert node.apply(b"%d" % i).result(timeout=20) == i * (i + 1) // 2
     total = 465
-    wait_for(lambda: c.fsm(1).snapshots >= 2, 10)
-    c.close(1)
+    wait_until(lambda: c.fsm(1).snapshots >= 2, 10)
+    c.kill(1)
     fsm = Counter()
     node = c.restart(1, fsm)
     assert fsm.restores == 1
     assert 0 < fsm.value <= total
-    c.leader()
-    assert node.barrier().result(timeout=20) is None
+    assert caught_up(c, node) is None
     assert fsm.value == total
     assert node.apply(b"1").result(timeout=20) == total + 1
 
@@ -71,12 +77,11 @@ def test_restart_without_snapshot_replays_log(cluster):
     node = c.leader()
     for _ in range(10):
         node.apply(b"2").result(timeout=20)
-    c.close(1)
+    c.kill(1)
     fsm = Counter()
     node = c.restart(1, fsm)
     assert fsm.restores == 0
-    c.leader()
-    node.barrier().result(timeout=20)
+    caught_up(c, node)
     assert fsm.value == 20
 
 
@@ -84,15 +89,15 @@ def test_lagging_follower_catches_up_through_installed_snapshot(cluster):
     c = cluster(3, fsm_factory=Recorder, **SNAP)
     leader = c.leader()
     lagging = c.followers(leader)[0].id
-    c.close(lagging)
+    c.kill(lagging)
     sent = [b"x%d" % i for i in range(80)]
     for cmd in sent:
         leader.apply(cmd).result(timeout=20)
-    wait_for(lambda: leader.stats()["snapshot_index"] > 20, 20,
-             message="the leader to compact its log past what the lagging node has")
+    wait_until(lambda: leader.stats()["snapshot_index"] > 20, 20,
+               message="the leader to compact its log past what the lagging node has")
     fsm = Recorder()
     c.restart(lagging, fsm)
-    c.wait_converged(lambda f: f.commands, expected=sent, timeout=30)
+    c.wait_converged(key=lambda f: f.commands, expected=sent, timeout=30)
     assert fsm.restores >= 1, "the lagging node should have received a snapshot"
 
 
@@ -126,16 +131,15 @@ def test_snapshot_with_persist_object(cluster):
     for _ in range(40):
         node.apply(b"1").result(timeout=20)
     fsm = c.fsm(1)
-    wait_for(lambda: len(fsm.persist_threads) >= 1 and node.stats()["snapshot_index"] > 0, 20,
-             message="a persisted snapshot")
+    wait_until(lambda: len(fsm.persist_threads) >= 1 and node.stats()["snapshot_index"] > 0, 20,
+               message="a persisted snapshot")
     assert threading.get_ident() not in fsm.persist_threads
-    wait_for(lambda: fsm.released >= 1, 10, message="release() to be called")
-    c.close(1)
+    wait_until(lambda: fsm.released >= 1, 10, message="release() to be called")
+    c.kill(1)
     new = PersistingCounter()
     node = c.restart(1, new)
     assert new.restores == 1 and new.value > 0
-    c.leader()
-    node.barrier().result(timeout=20)
+    caught_up(c, node)
     assert new.value == 40
 
 
@@ -147,7 +151,7 @@ def test_persist_runs_off_the_raft_thread(cluster):
     for _ in range(40):
         node.apply(b"1").result(timeout=20)
     fsm = c.fsm(1)
-    wait_for(lambda: len(fsm.persist_threads) >= 1, 20, message="a persisted snapshot")
+    wait_until(lambda: len(fsm.persist_threads) >= 1, 20, message="a persisted snapshot")
     assert len(fsm.threads) == 1
     assert fsm.threads.isdisjoint(fsm.persist_threads), "persist() ran on the raft thread"
 
@@ -172,17 +176,16 @@ def test_failing_snapshot_is_retried_and_node_keeps_running(cluster):
     fsm = c.fsm(1)
     for i in range(1, 61):
         assert node.apply(b"1").result(timeout=20) == i
-    wait_for(lambda: fsm.failures == 2 and fsm.snapshots >= 1, 20,
-             message="failed snapshots then a successful one")
-    wait_for(lambda: node.stats()["snapshot_index"] > 0, 10)
+    wait_until(lambda: fsm.failures == 2 and fsm.snapshots >= 1, 20,
+               message="failed snapshots then a successful one")
+    wait_until(lambda: node.stats()["snapshot_index"] > 0, 10)
     assert node.is_leader
     assert node.apply(b"1").result(timeout=20) == 61
-    c.close(1)
+    c.kill(1)
     new = Counter()
     node = c.restart(1, new)
     assert new.restores == 1
-    c.leader()
-    node.barrier().result(timeout=20)
+    caught_up(c, node)
     assert new.value == 61
 
 
@@ -196,8 +199,8 @@ def test_start_raises_what_restore_raised(cluster):
     node = c.leader()
     for _ in range(30):
         node.apply(b"1").result(timeout=20)
-    wait_for(lambda: c.fsm(1).snapshots >= 1, 10)
-    c.close(1)
+    wait_until(lambda: c.fsm(1).snapshots >= 1, 10)
+    c.kill(1)
     node = c.create(1, BadRestore())
     with pytest.raises(ValueError, match="cannot restore this"):
         node.start()
@@ -205,11 +208,9 @@ def test_start_raises_what_restore_raised(cluster):
     node.close()
     # the data is intact: a good FSM restores it
     fsm = Counter()
-    c.closed[0] = True
     node = c.restart(1, fsm)
     assert fsm.restores == 1
-    c.leader()
-    node.barrier().result(timeout=20)
+    caught_up(c, node)
     assert fsm.value == 30
 
 
@@ -218,7 +219,7 @@ def test_bootstrap_after_snapshot_restart_is_refused(cluster):
     node = c.leader()
     for _ in range(20):
         node.apply(b"1").result(timeout=20)
-    c.close(1)
+    c.kill(1)
     node = c.create(1)
     with pytest.raises(raft.CantBootstrapError):
         node.bootstrap(c.servers)
@@ -245,13 +246,12 @@ def test_snapshot_may_return_any_bytes_like(cluster):
     node = c.leader()
     for _ in range(30):
         node.apply(b"1").result(timeout=20)
-    wait_for(lambda: node.stats()["snapshot_index"] > 0, 20)
-    c.close(1)
+    wait_until(lambda: node.stats()["snapshot_index"] > 0, 20)
+    c.kill(1)
     fsm = BytesLikeSnapshots()
     node = c.restart(1, fsm)
     assert fsm.restores == 1 and fsm.restored_types == [bytes]
-    c.leader()
-    node.barrier().result(timeout=20)
+    caught_up(c, node)
     assert fsm.value == 30
 
 
@@ -259,21 +259,21 @@ def test_restore_failing_on_installed_snapshot_stops_that_node(cluster):
     c = cluster(3, fsm_factory=Counter, **SNAP)
     leader = c.leader()
     lagging = c.followers(leader)[0].id
-    c.close(lagging)
+    c.kill(lagging)
     for _ in range(60):
         leader.apply(b"1").result(timeout=20)
-    wait_for(lambda: leader.stats()["snapshot_index"] > 20, 20)
+    wait_until(lambda: leader.stats()["snapshot_index"] > 20, 20)
     bad = BadRestore()
     node = c.restart(lagging, bad)  # its own log has no snapshot: start() succeeds
 
     def stopped():
         return node.state == raft.State.UNAVAILABLE and node.stats()["error"]
 
-    wait_for(stopped, 30, message="the node whose restore() failed to stop with an error")
+    wait_until(stopped, 30, message="the node whose restore() failed to stop with an error")
     assert "cannot restore this" in node.stats()["error"]
     # the stopped node refuses work, then closes cleanly
     assert isinstance(node.apply(b"1").exception(timeout=10), raft.RaftError)
-    c.close(lagging)
+    c.kill(lagging)
     # the rest of the cluster is fine
     leader = c.leader()
     assert leader.apply(b"1").result(timeout=20) == 61
@@ -288,11 +288,11 @@ def test_cluster_with_other_knobs(cluster, knobs):
     sent = [b"k%d" % i for i in range(40)]
     for cmd in sent[:10]:
         leader.apply(cmd).result(timeout=20)
-    c.close(lagging)
+    c.kill(lagging)
     for cmd in sent[10:]:
         leader.apply(cmd).result(timeout=20)
-    wait_for(lambda: leader.stats()["snapshot_index"] > 20, 20)
+    wait_until(lambda: leader.stats()["snapshot_index"] > 20, 20)
     fsm = Recorder()
     c.restart(lagging, fsm)
-    c.wait_converged(lambda f: f.commands, expected=sent, timeout=30)
+    c.wait_converged(key=lambda f: f.commands, expected=sent, timeout=30)
     assert fsm.restores >= 1

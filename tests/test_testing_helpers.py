@@ -153,6 +153,118 @@ def test_port_taken_between_pick_and_start(tmp_path, monkeypatch):
         holder.close()
 
 
+@pytest.mark.timeout(60)
+def test_start_false_then_start(tmp_path):
+    with LocalCluster(3, Counter, tmp_path, start=False) as cluster:
+        assert [n.id for n in cluster.running] == [1, 2, 3]
+        assert all(n.state == raft.State.UNAVAILABLE for n in cluster.nodes)
+        seen = []
+        for node in cluster.nodes:
+            node.on_state_change(lambda n: seen.append((n.id, n.state)))
+        mine = Counter()
+        unstarted = cluster.node(2)
+        swapped = cluster.create(2, mine)          # before start(): a swap
+        assert is_closed(unstarted) and cluster.fsm(2) is mine
+        swapped.on_state_change(lambda n: seen.append((n.id, n.state)))
+        cluster.start()
+        with pytest.raises(RuntimeError, match="started already"):
+            cluster.start()
+        leader = cluster.leader(timeout=20)
+        testing.wait_until(lambda: (leader.id, raft.State.LEADER) in seen, 20)
+        assert cluster.apply(b"4", timeout=20) == 4
+        cluster.wait_converged(timeout=20, key=lambda fsm: fsm.value, expected=4)
+        assert mine.value == 4
+
+
+@pytest.mark.timeout(60)
+def test_create_with_node_kwargs_then_start_it(tmp_path):
+    with LocalCluster(3, RecordingFSM, tmp_path, timeout=20) as cluster:
+        assert cluster.timeout == 20.0
+        leader = cluster.leader()
+        followers = cluster.followers()
+        assert sorted(n.id for n in followers) == sorted({1, 2, 3} - {leader.id})
+        assert cluster.followers(leader) == followers
+        target = followers[0]
+        node = cluster.create(target.id, snapshot_threshold=4, snapshot_trailing=2)
+        assert is_closed(target) and node is cluster.node(target.id)
+        assert node in cluster.running             # counts as running: start it
+        assert node.data_dir == str(cluster.data_dir(target.id))
+        assert node.address == target.address
+        node.start()
+        for i in range(12):
+            cluster.apply(b"%d" % i)
+        testing.wait_until(lambda: node.stats()["snapshot_index"] > 0, 20,
+                           message="a snapshot on the node made with snapshot_threshold=4")
+        cluster.wait_converged(key=lambda fsm: fsm.commands)
+        assert leader.stats()["snapshot_index"] == 0   # the others keep the default
+
+
+@pytest.mark.timeout(60)
+def test_new_node_grows_the_cluster(tmp_path):
+    with LocalCluster(3, RecordingFSM, tmp_path, timeout=20) as cluster:
+        with pytest.raises(ValueError, match="in the cluster already"):
+            cluster.new_node(3)
+        fourth = cluster.new_node(4)
+        assert fourth not in cluster.nodes and fourth not in cluster.running
+        assert len(cluster.servers) == 3
+        assert fourth.data_dir == str(cluster.data_dir(4))
+        assert testing.port_is_free(int(fourth.address.rsplit(":", 1)[1]))
+        fourth.start()
+        leader = cluster.leader()
+        assert leader.add(4, fourth.address).result(timeout=20) is None
+        cluster.apply(b"x")
+        testing.wait_until(lambda: fourth.stats()["last_applied"] >= leader.stats()["commit_index"],
+                           20)
+        assert isinstance(fourth.leader, raft.Server) and fourth.leader.id == leader.id
+    assert is_closed(fourth)
+
+
+@pytest.mark.timeout(60)
+def test_wait_converged_expected_and_ids(tmp_path):
+    with LocalCluster(3, RecordingFSM, tmp_path, timeout=20) as cluster:
+        cluster.apply(b"a")
+        with pytest.raises(ValueError, match="expected needs a key"):
+            cluster.wait_converged(expected=[b"a"])
+        with pytest.raises(TimeoutError, match=r"key expected: \[b'b'\]"):
+            cluster.wait_converged(timeout=0.5, key=lambda fsm: fsm.commands, expected=[b"b"])
+        leader = cluster.leader()
+        rest = [n.id for n in cluster.followers(leader)]
+        assert leader.remove(rest[0]).result(timeout=20) is None
+        cluster.apply(b"b")
+        ids = [leader.id, rest[1]]
+        cluster.wait_converged(key=lambda fsm: fsm.commands, expected=[b"a", b"b"], ids=ids)
+        assert cluster.fsm(rest[0]).commands == [b"a"]   # removed, still running
+        assert testing.agreed_leader([cluster.node(i) for i in ids]) is leader
+
+
+def test_small_helpers():
+    address = testing.free_address()
+    host, port = address.rsplit(":", 1)
+    assert host == "127.0.0.1" and testing.port_is_free(int(port))
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen(1)
+        assert not testing.port_is_free(s.getsockname()[1])
+
+    def never():
+        return False
+
+    with pytest.raises(TimeoutError, match="waiting for never"):
+        testing.wait_until(never, 0.05)
+    with pytest.raises(TimeoutError, match="waiting for the moon"):
+        testing.wait_until(never, 0.05, message="the moon")
+    fsm = RecordingFSM()
+    for c in (b"one", b"", b"three"):
+        fsm.apply(c)
+    data = fsm.snapshot()
+    other = RecordingFSM()
+    other.restore(data)
+    assert other.commands == [b"one", b"", b"three"]
+    for cut in (1, 9, len(data) - 1):
+        with pytest.raises(ValueError, match="cut short"):
+            RecordingFSM().restore(data[:cut])
+
+
 @pytest.mark.timeout(30)
 def test_arguments_are_checked(tmp_path):
     with pytest.raises(ValueError):
@@ -161,6 +273,9 @@ def test_arguments_are_checked(tmp_path):
         LocalCluster(1, "not callable", tmp_path)
     with pytest.raises(TypeError):  # Node's own check of the fsm
         LocalCluster(1, object, tmp_path)
+    for timeout in (0, -1, "10", True):
+        with pytest.raises(ValueError, match="timeout"):
+            LocalCluster(1, RecordingFSM, tmp_path, timeout=timeout)
 
 
 @pytest.mark.timeout(60)

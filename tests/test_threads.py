@@ -4,7 +4,7 @@ import threading
 
 import pytest
 
-from helpers import Recorder
+from fsms import Recorder
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -54,7 +54,7 @@ def test_eight_threads_submitting_to_the_leader(cluster):
     # each thread's commands went into the log in that thread's order
     for rs in results:
         assert rs == sorted(rs)
-    c.wait_converged(lambda f: f.value, expected=total, timeout=60)
+    c.wait_converged(key=lambda f: f.value, expected=total, timeout=60)
     assert all(f.applies == total for f in c.fsms)
 
 
@@ -74,8 +74,8 @@ def test_threads_waiting_each_result_and_apply_many(cluster):
 
     run_threads(submit, THREADS)
     total = THREADS * (n + n // 2)
-    c.wait_converged(lambda f: len(f.commands), expected=total, timeout=60)
-    c.wait_converged(lambda f: f.commands)
+    c.wait_converged(key=lambda f: len(f.commands), expected=total, timeout=60)
+    c.wait_converged(key=lambda f: f.commands)
     commands = c.fsm(1).commands
     assert len(set(commands)) == total
     for i in range(THREADS):  # per-thread order preserved
@@ -115,4 +115,4 @@ def test_properties_read_from_many_threads_while_applying(cluster):
             t.join(30)
     assert not any(t.is_alive() for t in readers)
     assert len(seen) == 4 and all(s > 0 for s in seen)
-    c.wait_converged(lambda f: f.value, expected=500)
+    c.wait_converged(key=lambda f: f.value, expected=500)

@@ -5,12 +5,11 @@ import re
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import pytest
 
-from helpers import TESTS_DIR
-
-ROOT = TESTS_DIR.parent
+ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = ROOT / "canonical_raft"
 
 

@@ -8,7 +8,8 @@ import stat
 import pytest
 
 import canonical_raft as raft
-from helpers import Counter, free_address, port_is_free
+from canonical_raft.testing import free_address, port_is_free
+from fsms import Counter
 
 pytestmark = pytest.mark.timeout(30)
 

@@ -1,4 +1,5 @@
-"""Helpers for testing code built on canonical_raft: in-process clusters.
+"""Helpers for testing code built on canonical_raft: in-process clusters,
+and the waits and free ports that go with them.
 
 ``LocalCluster`` runs ``n`` nodes in the calling process, on free ports of
 127.0.0.1, each with its own data directory under ``tmp_path``::
@@ -35,7 +36,8 @@ if TYPE_CHECKING:
 
     from ..fsm import StateMachine
 
-__all__ = ["LocalCluster", "RecordingFSM", "free_ports", "wait_until", "FAST_TIMINGS"]
+__all__ = ["LocalCluster", "RecordingFSM", "FAST_TIMINGS", "agreed_leader", "free_address",
+           "free_ports", "port_is_free", "wait_until"]
 
 S = TypeVar("S", bound="StateMachine")
 T = TypeVar("T")
@@ -65,7 +67,15 @@ def free_ports(n: int, host: str = "127.0.0.1") -> list[int]:
             s.close()
 
 
-def _port_is_free(host: str, port: int) -> bool:
+def free_address(host: str = "127.0.0.1") -> str:
+    """A ``"host:port"`` address whose port nothing listens on right now
+    (see :func:`free_ports`): for a ``Node`` that is not in a cluster."""
+    return f"{host}:{free_ports(1, host)[0]}"
+
+
+def port_is_free(port: int, host: str = "127.0.0.1") -> bool:
+    """True if ``host:port`` can be bound and listened on right now (say,
+    to check that a closed node released its port)."""
     s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     try:
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -105,10 +115,11 @@ def _close_each(closers: Iterable[Callable[[], object]],
 
 
 def wait_until(predicate: Callable[[], Optional[T]], timeout: float = 10.0,
-               interval: float = 0.01, message: str = "a condition") -> T:
+               interval: float = 0.01, message: Optional[str] = None) -> T:
     """Poll ``predicate()`` until it returns a true value, and return that.
 
-    Raises ``TimeoutError`` (naming ``message``) after ``timeout`` seconds.
+    Raises ``TimeoutError`` after ``timeout`` seconds, naming ``message``
+    (by default the predicate's name).
     """
     deadline = time.monotonic() + timeout
     while True:
@@ -116,8 +127,16 @@ def wait_until(predicate: Callable[[], Optional[T]], timeout: float = 10.0,
         if value:
             return value
         if time.monotonic() >= deadline:
-            raise TimeoutError(f"timed out after {timeout:g} s waiting for {message}")
+            what = message or getattr(predicate, "__name__", "a condition")
+            raise TimeoutError(f"timed out after {timeout:g} s waiting for {what}")
         time.sleep(interval)
+
+
+def agreed_leader(nodes: Sequence[Node], timeout: float = 10.0) -> Node:
+    """The node of ``nodes`` that leads, once every one of them names it
+    as leader. ``TimeoutError`` after ``timeout`` seconds."""
+    return wait_until(lambda: _agreed_leader(nodes), timeout,
+                      message=f"a leader among nodes {[node.id for node in nodes]}")
 
 
 class RecordingFSM:
@@ -143,12 +162,31 @@ class RecordingFSM:
         return bytes(out)
 
     def restore(self, data: bytes) -> None:
+        """Take the commands back from ``snapshot()``'s bytes; ``ValueError``
+        if they were cut short."""
         commands, pos = [], 0
         while pos < len(data):
             size = int.from_bytes(data[pos:pos + 8], "little")
+            if pos + 8 > len(data) or pos + 8 + size > len(data):
+                raise ValueError(f"not a RecordingFSM snapshot: {len(data)} bytes, "
+                                 f"cut short at offset {pos}")
             commands.append(bytes(data[pos + 8:pos + 8 + size]))
             pos += 8 + size
         self.commands = commands
+
+
+class _Unset:
+    def __repr__(self) -> str:
+        return "<unset>"
+
+
+_UNSET: Any = _Unset()
+
+
+def _short(value: object, limit: int = 300) -> object:
+    """``value``, or the start of its repr if that is long (for error messages)."""
+    text = repr(value)
+    return value if len(text) <= limit else text[:limit] + "..."
 
 
 class LocalCluster(Generic[S]):
@@ -159,20 +197,30 @@ class LocalCluster(Generic[S]):
     gets its own state machine from ``fsm_factory()``. ``node_kwargs`` go to
     every ``Node`` (on top of :data:`FAST_TIMINGS`).
 
+    With ``start=False`` the nodes are made but neither bootstrapped nor
+    started: register callbacks on them (``cluster.node(1).on_state_change``)
+    or swap one for another with :meth:`create`, then call :meth:`start`.
+    ``timeout`` (seconds) is the default of every wait of the cluster:
+    :meth:`leader`, :meth:`followers`, :meth:`apply`, :meth:`wait_converged`.
+
     Close it (``close()`` or a ``with`` block): every node it ever created
     is closed, the killed ones included.
     """
 
     def __init__(self, n: int, fsm_factory: Callable[[], S],
                  tmp_path: str | os.PathLike[str], *, host: str = "127.0.0.1",
-                 **node_kwargs: Any) -> None:
+                 start: bool = True, timeout: float = 10.0, **node_kwargs: Any) -> None:
         if isinstance(n, bool) or not isinstance(n, int) or n < 1:
             raise ValueError(f"n must be an int >= 1, got {n!r}")
         if not callable(fsm_factory):
             raise TypeError("fsm_factory must be callable (it makes one state machine per node)")
+        if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not timeout > 0:
+            raise ValueError(f"timeout must be a number of seconds > 0, got {timeout!r}")
         self.base_dir = Path(tmp_path)
         self.fsm_factory = fsm_factory
         self.host = host
+        #: The default timeout (seconds) of the cluster's waits.
+        self.timeout = float(timeout)
         self.node_kwargs: dict[str, Any] = {**FAST_TIMINGS, **node_kwargs}
         self.servers: list[Server] = []
         #: The current Node of each id (index ``id - 1``); a killed one is closed.
@@ -183,60 +231,92 @@ class LocalCluster(Generic[S]):
         self._created: list[Node] = []
         self._lock = threading.Lock()
         self._closed = False
-        self._start(n)
+        self._started = False
+        self._starting: Optional[Server] = None
+        if start:
+            self._start(n)
+        else:
+            try:
+                self._make(n)
+            except BaseException:
+                self.close()
+                raise
 
     # -- lifecycle ------------------------------------------------------------
+
+    def _make(self, n: int) -> None:
+        ports = free_ports(n, self.host)
+        self.servers = [Server(i + 1, f"{self.host}:{port}") for i, port in enumerate(ports)]
+        self.nodes, self.fsms, self._running = [], [], []
+        for server in self.servers:
+            self._new_node(server.id, None, {})
 
     def _start(self, n: int) -> None:
         last_error: Optional[BaseException] = None
         for _ in range(_START_ATTEMPTS):
-            ports = free_ports(n, self.host)
-            self.servers = [Server(i + 1, f"{self.host}:{port}") for i, port in enumerate(ports)]
-            self.nodes, self.fsms, self._running = [], [], []
-            starting: Optional[Server] = None
             try:
-                for server in self.servers:
-                    node = self._new_node(server.id, None)
-                    node.bootstrap(self.servers)
-                for node, server in zip(self.nodes, self.servers):
-                    starting = server
-                    node.start()
-                    self._running[node.id - 1] = True
+                self._make(n)
+                self.start()
                 return
             except (OSError, RaftError) as exc:
                 # Did another process take the port between free_ports() and
                 # start()? Then start over on new ports and empty data dirs.
-                if starting is None or _port_is_free(self.host, int(starting.address.rsplit(":", 1)[1])):
+                starting = self._starting
+                if starting is None or port_is_free(int(starting.address.rsplit(":", 1)[1]),
+                                                    self.host):
                     self.close()
                     raise
                 last_error = exc
             except BaseException:
                 self.close()
                 raise
+            self._started = False
             self._close_created()
             for server in self.servers:
-                shutil.rmtree(self._data_dir(server.id), ignore_errors=True)
+                shutil.rmtree(self.data_dir(server.id), ignore_errors=True)
         self.close()
         raise RuntimeError(f"could not start {n} nodes in {_START_ATTEMPTS} attempts: "
                            f"other processes took their ports") from last_error
 
-    def _data_dir(self, id: int) -> Path:
+    def start(self) -> None:
+        """Bootstrap every node with :attr:`servers` and start it, for a
+        cluster made with ``start=False``; once."""
+        if self._closed:
+            raise RuntimeError("the cluster is closed")
+        if self._started:
+            raise RuntimeError("the cluster is started already")
+        self._started = True
+        for node in self.nodes:
+            node.bootstrap(self.servers)
+        for node, server in zip(self.nodes, self.servers):
+            self._starting = server
+            node.start()
+        self._starting = None
+
+    def data_dir(self, id: int) -> Path:
+        """The data directory of node ``id``: ``tmp_path / f"node{id}"``."""
         return self.base_dir / f"node{id}"
 
-    def _new_node(self, id: int, fsm: Optional[S]) -> Node:
+    def _new_node(self, id: int, fsm: Optional[S], node_kwargs: dict[str, Any]) -> Node:
         if fsm is None:
             fsm = self.fsm_factory()
-        node = Node(id, self.servers[id - 1].address, self._data_dir(id), fsm, **self.node_kwargs)
+        node = Node(id, self.servers[id - 1].address, self.data_dir(id), fsm,
+                    **{**self.node_kwargs, **node_kwargs})
         with self._lock:
             self._created.append(node)
         if len(self.nodes) < id:
             self.nodes.append(node)
             self.fsms.append(fsm)
-            self._running.append(False)
+            self._running.append(True)
         else:
             self.nodes[id - 1] = node
             self.fsms[id - 1] = fsm
+            self._running[id - 1] = True
         return node
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise RuntimeError("the cluster is closed")
 
     def kill(self, id: int) -> None:
         """Stop node ``id`` (``Node.close()``); its data directory stays."""
@@ -244,19 +324,47 @@ class LocalCluster(Generic[S]):
         self._running[id - 1] = False
         self.nodes[id - 1].close()
 
-    def restart(self, id: int, fsm: Optional[S] = None) -> Node:
-        """Start node ``id`` again: a new ``Node`` on the same data directory
-        and address, not bootstrapped, with ``fsm`` or a new one from the
-        factory. It restores its latest snapshot and replays its log, then
-        catches up with the leader. Kills the node first if it is running."""
+    def create(self, id: int, fsm: Optional[S] = None, **node_kwargs: Any) -> Node:
+        """A new ``Node`` for server ``id``, on its data directory and
+        address, neither bootstrapped nor started: to call ``recover()`` or
+        ``on_state_change()`` on it, or ``start()`` it yourself.
+
+        It gets ``fsm`` or a new one from the factory, and ``node_kwargs`` on
+        top of the cluster's settings. It replaces the current node of ``id``
+        (killed first if running) and counts as running from now on."""
         self._check_id(id)
-        if self._closed:
-            raise RuntimeError("the cluster is closed")
+        self._check_open()
         if self._running[id - 1]:
             self.kill(id)
-        node = self._new_node(id, fsm)
+        return self._new_node(id, fsm, node_kwargs)
+
+    def restart(self, id: int, fsm: Optional[S] = None, **node_kwargs: Any) -> Node:
+        """Start node ``id`` again: a new ``Node`` on the same data directory
+        and address, not bootstrapped, with ``fsm`` or a new one from the
+        factory (and ``node_kwargs`` on top of the cluster's settings). It
+        restores its latest snapshot and replays its log, then catches up
+        with the leader. Kills the node first if it is running."""
+        node = self.create(id, fsm, **node_kwargs)
         node.start()
-        self._running[id - 1] = True
+        return node
+
+    def new_node(self, id: int, fsm: Optional[S] = None, **node_kwargs: Any) -> Node:
+        """A ``Node`` outside the cluster, to grow it with ``Node.add()``.
+
+        Server ``id`` (not one of ``1..n``) on a free port of ``host``, with
+        an empty data directory ``tmp_path / f"node{id}"``, ``fsm`` or a new
+        one from the factory, and ``node_kwargs`` on top of the cluster's
+        settings; neither bootstrapped nor started. It is not in
+        :attr:`nodes`, :attr:`servers` or :attr:`running`; the cluster closes
+        it with the others."""
+        if 1 <= id <= len(self.servers):
+            raise ValueError(f"node {id} is in the cluster already (ids 1..{len(self.servers)})")
+        self._check_open()
+        node = Node(id, free_address(self.host), self.data_dir(id),
+                    self.fsm_factory() if fsm is None else fsm,
+                    **{**self.node_kwargs, **node_kwargs})
+        with self._lock:
+            self._created.append(node)
         return node
 
     def close(self) -> None:
@@ -282,6 +390,9 @@ class LocalCluster(Generic[S]):
         if not 1 <= id <= len(self.nodes):
             raise ValueError(f"no node {id} in this cluster (ids 1..{len(self.nodes)})")
 
+    def _timeout(self, timeout: Optional[float]) -> float:
+        return self.timeout if timeout is None else timeout
+
     def node(self, id: int) -> Node:
         """The current ``Node`` of server ``id``."""
         self._check_id(id)
@@ -294,26 +405,34 @@ class LocalCluster(Generic[S]):
 
     @property
     def running(self) -> list[Node]:
-        """The nodes that are running (not killed), in id order."""
+        """The nodes that are running (not killed), in id order; a node made
+        by :meth:`create` counts from then on."""
         return [node for node, up in zip(self.nodes, self._running) if up]
 
-    def leader(self, timeout: float = 10.0) -> Node:
+    def leader(self, timeout: Optional[float] = None) -> Node:
         """The running node that leads, once every running node agrees on it.
 
         ``TimeoutError`` if there is none after ``timeout`` seconds (no
         quorum, for instance).
         """
-        return wait_until(lambda: _agreed_leader(self.running), timeout,
+        return wait_until(lambda: _agreed_leader(self.running), self._timeout(timeout),
                           message="a leader that every running node knows")
 
-    def apply(self, command: Buffer, timeout: float = 10.0) -> Any:
+    def followers(self, leader: Optional[Node] = None,
+                  timeout: Optional[float] = None) -> list[Node]:
+        """The running nodes but the leader (``leader``, or the one
+        :meth:`leader` finds), in id order."""
+        lead = self.leader(timeout) if leader is None else leader
+        return [node for node in self.running if node.id != lead.id]
+
+    def apply(self, command: Buffer, timeout: Optional[float] = None) -> Any:
         """``apply(command)`` on the leader and return its result.
 
         Looks for the leader again if the one it found has stepped down
         before accepting the command (``NotLeaderError``: the command was
         not submitted); any other failure is raised as is.
         """
-        deadline = time.monotonic() + timeout
+        deadline = time.monotonic() + self._timeout(timeout)
         while True:
             leader = self.leader(max(0.0, deadline - time.monotonic()))
             future = leader.apply(command)
@@ -324,22 +443,33 @@ class LocalCluster(Generic[S]):
                     raise
                 time.sleep(0.01)
 
-    def wait_converged(self, timeout: float = 10.0,
-                       key: Optional[Callable[[S], object]] = None) -> int:
+    def wait_converged(self, timeout: Optional[float] = None,
+                       key: Optional[Callable[[S], object]] = None, *,
+                       expected: object = _UNSET,
+                       ids: Optional[Iterable[int]] = None) -> int:
         """Wait until every running node has applied everything committed,
-        all up to the same index, and ``key(fsm)`` is equal on all of them.
+        all up to the same index, and ``key(fsm)`` is equal on all of them
+        (and equal to ``expected``, if given).
 
-        Returns that index. The condition must hold on two polls in a row
-        (so that a node in the middle of applying an entry is not taken for
-        converged). ``TimeoutError`` lists what each node had otherwise.
+        ``ids`` limits the check to those nodes (the ones still in the
+        configuration after a ``remove()``, say). Returns that index. The
+        condition must hold on two polls in a row (so that a node in the
+        middle of applying an entry is not taken for converged).
+        ``TimeoutError`` lists what each node had otherwise.
         """
+        if expected is not _UNSET and key is None:
+            raise ValueError("expected needs a key")
+        timeout = self._timeout(timeout)
+        only = None if ids is None else list(ids)
+        for id in only or ():
+            self._check_id(id)
         report: dict[int, Any] = {}
         previous: Optional[tuple[Any, ...]] = None
         stable = 0
 
         def look() -> Optional[tuple[int]]:
             nonlocal previous, stable, report
-            ids = [node.id for node in self.running]
+            ids = [node.id for node in self.running] if only is None else only
             if not ids:
                 raise RuntimeError("no running node to converge")
             before = [self.nodes[i - 1].stats() for i in ids]
@@ -349,7 +479,8 @@ class LocalCluster(Generic[S]):
             committed = max(s["commit_index"] for s in before + after)
             report = {i: (s["last_applied"], v) for i, s, v in zip(ids, after, values)}
             same = (len(applied) == 1 and min(applied) >= committed
-                    and all(v == values[0] for v in values))
+                    and all(v == values[0] for v in values)
+                    and (expected is _UNSET or values[0] == expected))
             state = (ids, min(applied), values)
             stable = stable + 1 if same and state == previous else int(same)
             previous = state
@@ -358,10 +489,11 @@ class LocalCluster(Generic[S]):
         try:
             return wait_until(look, timeout, message="the nodes to converge")[0]
         except TimeoutError:
-            raise TimeoutError(f"nodes did not converge within {timeout:g} s; "
-                               f"(last_applied, key) by node id: {report}") from None
+            had = {i: (applied, _short(v)) for i, (applied, v) in report.items()}
+            wanted = "" if expected is _UNSET else f" (key expected: {_short(expected)!r})"
+            raise TimeoutError(f"nodes did not converge within {timeout:g} s{wanted}; "
+                               f"(last_applied, key) by node id: {had}") from None
 
     def __repr__(self) -> str:
         up = [node.id for node in self.running]
         return f"<LocalCluster nodes={len(self.nodes)} running={up} dir={str(self.base_dir)!r}>"
-

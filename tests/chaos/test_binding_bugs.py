@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from helpers import wait_for
+from canonical_raft.testing import wait_until
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -23,7 +23,7 @@ def _single_leader(make_node, **kwargs):
     node = make_node(**kwargs)
     node.bootstrap([(node.id, node.address)])
     node.start()
-    wait_for(lambda: node.is_leader, 20, message="the single node to lead")
+    wait_until(lambda: node.is_leader, 20, message="the single node to lead")
     return node
 
 
@@ -103,8 +103,8 @@ def test_full_disk_on_a_follower_is_reported(cluster, tmp_path):
     c = cluster(n=3, fsm_factory=_Tally, start=False, snapshot_threshold=16,
                 snapshot_trailing=4, segment_size=8 * 1024 * 1024)
     victim = 3
-    mnt = c.dirs[victim - 1]
-    mnt.mkdir(parents=True)
+    mnt = c.data_dir(victim)
+    mnt.mkdir(parents=True, exist_ok=True)   # made with the node
     subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64m", "tmpfs", str(mnt)], check=True)
     records = _Records()
     logging.getLogger("canonical_raft").addHandler(records)
@@ -123,7 +123,7 @@ def test_full_disk_on_a_follower_is_reported(cluster, tmp_path):
             stop.wait(0.05)
 
     try:
-        c.bootstrap_start()
+        c.start()
         lead = c.leader()
         if lead.id == victim:
             lead.transfer(1).result(timeout=10)
@@ -157,7 +157,7 @@ def test_full_disk_on_a_follower_is_reported(cluster, tmp_path):
         assert stuck_since is not None, f"the follower never lagged (max lag {max_lag} entries)"
         # Recovery (passes today): it catches up once space is freed.
         n = c.fsm(lead.id).count
-        c.wait_converged(lambda fsm: (fsm.count, fsm.digest), timeout=60,
+        c.wait_converged(key=lambda fsm: (fsm.count, fsm.digest), timeout=60,
                          expected=(n, c.fsm(lead.id).digest))
         # The clear error (fails today): nothing said the disk was full.
         assert said, (f"node {victim}'s disk was full (it fell {max_lag} entries behind), "
@@ -165,6 +165,6 @@ def test_full_disk_on_a_follower_is_reported(cluster, tmp_path):
     finally:
         stop.set()
         logging.getLogger("canonical_raft").removeHandler(records)
-        c.close_all()
+        c.close()
         if subprocess.run(["umount", str(mnt)], check=False).returncode != 0:
             subprocess.run(["umount", "-l", str(mnt)], check=False)   # never leave it mounted

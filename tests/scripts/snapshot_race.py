@@ -8,13 +8,13 @@ Prints one JSON line; exit status 0 means no crash.
 """
 
 import json
-import socket
 import sys
 import tempfile
 import threading
 import time
 
 import canonical_raft as raft
+from canonical_raft.testing import LocalCluster, wait_until
 
 
 class Snapshot:
@@ -52,62 +52,40 @@ class Counter(raft.FSM):
         self.restored += 1
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait(predicate, timeout, what):
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise TimeoutError(what)
-        time.sleep(0.01)
-
-
 def main():
     with tempfile.TemporaryDirectory() as base:
-        servers = [raft.Server(i, f"127.0.0.1:{free_port()}") for i in (1, 2, 3)]
-        fsms = {s.id: Counter() for s in servers}
-        nodes = {s.id: raft.Node(s.id, s.address, f"{base}/{s.id}", fsms[s.id],
-                                 election_timeout=2.0, heartbeat_timeout=0.1,
-                                 snapshot_threshold=8, snapshot_trailing=0)
-                 for s in servers}
-        try:
-            for node in nodes.values():
-                node.bootstrap(servers)
-                node.start()
-            leader = nodes[nodes[1].wait_for_leader(10).id]
-            wait(lambda: leader.is_leader, 10, "the leader does not know it yet")
-            follower_id = next(i for i in nodes if i != leader.id)
-            fsm = fsms[follower_id]
-            fsm.hold_persist = True
-            fsm.stall = 1.0
-            for _ in range(20):       # the follower snapshots; persist() blocks
-                leader.apply(b"x").result(10)
-            wait(fsm.persisting.is_set, 10, "follower never started persist()")
-            leader.apply(b"stall").result(10)   # the follower stalls 1 s ...
-            for _ in range(40):                 # ... the leader compacts past it
-                leader.apply(b"x").result(10)
-            # The leader now sends InstallSnapshot into the follower's write.
-            # (Not an error if it does not: the caller checks the counter.)
+        with LocalCluster(3, Counter, base, election_timeout=2.0, heartbeat_timeout=0.1,
+                          snapshot_threshold=8, snapshot_trailing=0) as cluster:
             try:
-                wait(lambda: raft._raft.installs_deferred() >= 1,
-                     10, "")
-            except TimeoutError:
-                time.sleep(1.0)   # unguarded: give the message time to arrive
-            fsm.release_persist.set()
-            value = leader.apply(b"x").result(10)
-            wait(lambda: fsm.value == value, 20, "follower did not catch up")
-            report = {"value": value, "follower_restores": fsm.restored}
-        finally:
-            for fsm_ in fsms.values():
-                fsm_.release_persist.set()
-            for node in nodes.values():
-                node.close()
+                report = race(cluster)
+            finally:
+                for fsm in cluster.fsms:
+                    fsm.release_persist.set()
     report.update(raft._raft.debug_counters(), installs_deferred=raft._raft.installs_deferred())
     print(json.dumps(report))
+
+
+def race(cluster):
+    leader = cluster.leader(10)
+    fsm = cluster.fsm(cluster.followers(leader)[0].id)
+    fsm.hold_persist = True
+    fsm.stall = 1.0
+    for _ in range(20):       # the follower snapshots; persist() blocks
+        leader.apply(b"x").result(10)
+    wait_until(fsm.persisting.is_set, 10, message="the follower to start persist()")
+    leader.apply(b"stall").result(10)   # the follower stalls 1 s ...
+    for _ in range(40):                 # ... the leader compacts past it
+        leader.apply(b"x").result(10)
+    # The leader now sends InstallSnapshot into the follower's write.
+    # (Not an error if it does not: the caller checks the counter.)
+    try:
+        wait_until(lambda: raft._raft.installs_deferred() >= 1, 10)
+    except TimeoutError:
+        time.sleep(1.0)   # unguarded: give the message time to arrive
+    fsm.release_persist.set()
+    value = leader.apply(b"x").result(10)
+    wait_until(lambda: fsm.value == value, 20, message="the follower to catch up")
+    return {"value": value, "follower_restores": fsm.restored}
 
 
 if __name__ == "__main__":
