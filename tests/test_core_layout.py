@@ -71,7 +71,7 @@ def test_core_takes_one_settings_object(tmp_path):
                     max_inflight_entries=32, segment_size=1024 * 1024,
                     snapshot_compression=False, tcp_nodelay=True,
                     max_batch_bytes=64 * 1024, snapshot_log_bytes=0)
-    from helpers import Counter
+    from fsms import Counter
     core = _raft.Core(None, 1, f"127.0.0.1:{port}", str(tmp_path), Counter(),
                       SimpleNamespace(**settings))
     try:
@@ -85,7 +85,7 @@ def test_core_takes_one_settings_object(tmp_path):
 
 def test_a_bad_settings_object_fails_start(tmp_path):
     (port,) = free_ports(1)
-    from helpers import Counter
+    from fsms import Counter
     core = _raft.Core(None, 1, f"127.0.0.1:{port}", str(tmp_path), Counter(),
                       SimpleNamespace(election_timeout=1.0))
     try:

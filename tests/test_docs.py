@@ -33,7 +33,7 @@ from pathlib import Path
 import pytest
 
 from canonical_raft.testing import free_ports
-from helpers import subprocess_env
+from canonical_raft.testing.procs import child_env
 
 TESTS_DIR = Path(__file__).resolve().parent
 
@@ -182,7 +182,7 @@ def run_page(page, workdir):
     text = (DOCS / page).read_text()
     items = parse(text)
     ports = port_map(items)
-    env = subprocess_env()
+    env = child_env(TESTS_DIR)
     workdir.mkdir(parents=True, exist_ok=True)
     script, tests = [], []
     for kind, value, line in items:

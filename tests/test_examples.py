@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from canonical_raft.testing import free_ports, wait_until
-from helpers import subprocess_env
+from canonical_raft.testing.procs import child_env
 
 TESTS_DIR = Path(__file__).resolve().parent
 
@@ -22,7 +22,7 @@ EXAMPLES = TESTS_DIR.parent / "examples"
 def start(procs, script, *args, stdin=subprocess.DEVNULL, log=None):
     p = subprocess.Popen([sys.executable, str(EXAMPLES / script), *map(str, args)],
                          stdin=stdin, stdout=subprocess.PIPE if stdin == subprocess.PIPE else log,
-                         stderr=log, env=subprocess_env())
+                         stderr=log, env=child_env(TESTS_DIR))
     procs.append(p)
     return p
 
@@ -65,7 +65,7 @@ def stop_all(procs, timeout=15):
 @pytest.mark.timeout(90)
 def test_counter(procs):
     p = subprocess.Popen([sys.executable, str(EXAMPLES / "counter.py"), "--increments", "40"],
-                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=subprocess_env())
+                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=child_env(TESTS_DIR))
     procs.append(p)
     out, _ = p.communicate(timeout=60)
     out = out.decode()

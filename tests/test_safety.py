@@ -11,13 +11,16 @@ import textwrap
 import threading
 import time
 import warnings
+from pathlib import Path
 
 import pytest
 
 import canonical_raft as raft
 from canonical_raft.testing import FAST_TIMINGS, free_address, free_ports, port_is_free, wait_until
+from canonical_raft.testing.procs import child_env
 from fsms import Counter
-from helpers import subprocess_env
+
+TESTS_DIR = Path(__file__).resolve().parent
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -260,7 +263,7 @@ BLOCKED_ON_LEADER = textwrap.dedent("""
 
 def run_and_interrupt(procs, script, args):
     p = subprocess.Popen([sys.executable, "-c", script, *args], stdin=subprocess.DEVNULL,
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=subprocess_env(),
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=child_env(TESTS_DIR),
                          start_new_session=True)
     procs.append(p)
     deadline = time.monotonic() + 30
