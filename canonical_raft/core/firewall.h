@@ -904,9 +904,6 @@ static inline enum fw_reason fw__field(struct fw_conn *c, uint64_t v, int *msg_d
             if (v != 0) {
                 return FW_FLAGS;
             }
-            if (FW_PREAMBLE_SIZE + c->hdr_len + c->payload > l->max_message_size) {
-                return FW_PAYLOAD_TOO_BIG;
-            }
             if (c->payload == 0) {
                 *msg_done = 1;
             } else {

@@ -22,6 +22,7 @@
 
 static int n_passed;
 static int n_failed;
+static int n_cases; /* streams checked with expect_pass / expect_drop */
 static const char *current = "";
 
 #define CHECK(cond)                                                     \
@@ -360,6 +361,7 @@ static void expect_pass(const char *name, const struct buf *b, int flags,
     static const size_t one[] = {1};
     static const size_t odd[] = {3, 5, 7, 11, 13};
     static const size_t big[] = {4093, 1, 8191};
+    n_cases++;
     current = name;
     o = feed_whole(b, flags);
     CHECK_REASON(o.reason, FW_OK);
@@ -405,6 +407,7 @@ static void expect_drop(const char *name, const struct buf *b, int flags,
     int split_ok = 1;
     static const size_t one[] = {1};
     static const size_t odd[] = {3, 5, 7};
+    n_cases++;
     current = name;
     o = feed_whole(b, flags);
     CHECK_REASON(o.reason, want);
@@ -692,6 +695,42 @@ static void test_handshake(void)
         limits = saved;
     }
 
+    /* Limits over the hard ceilings are clamped. */
+    {
+        struct fw_conn c;
+        limits.max_conf_servers = 1000;
+        limits.max_address_len = 100000;
+        fw_conn_init(&c, &limits, 0);
+        current = "limits clamped to the hard ceilings";
+        CHECK(c.lim.max_conf_servers == FW_CONF_SERVERS_MAX);
+        CHECK(c.lim.max_address_len == FW_ADDRESS_MAX);
+        {
+            char addr[300];
+            memset(addr, 'a', sizeof addr);
+            addr[256] = 0;
+            enc_handshake(&b, 2, addr);
+            expect_drop("256-character address, limit clamped to 255", &b, 0,
+                        FW_HS_ADDR_LEN, 0);
+            b_free(&b);
+        }
+        limits = saved;
+    }
+
+    /* After a drop, the reason sticks: feed, fw_eof, fw_expire. */
+    {
+        struct fw_conn c;
+        size_t passed;
+        put64(&b, 9);
+        fw_conn_init(&c, &limits, 0);
+        current = "drop reason is sticky";
+        CHECK(fw_feed(&c, b.d, b.n, &passed) == FW_HS_PROTOCOL);
+        CHECK(fw_eof(&c) == FW_HS_PROTOCOL);
+        CHECK(fw_expire(&c) == FW_HS_PROTOCOL);
+        CHECK(fw_feed(&c, b.d, b.n, &passed) == FW_HS_PROTOCOL && passed == 0);
+        CHECK(!fw_busy(&c));
+        b_free(&b);
+    }
+
     /* The peer's address is kept for the caller. */
     {
         struct fw_conn c;
@@ -886,6 +925,24 @@ static void test_preamble(void)
         enc_preamble(&b, FW_INSTALL_SNAPSHOT, 0, UINT64_MAX - 7);
         expect_drop("install snapshot header of 2^64-8", &b, 0, FW_CONF_LEN, 0);
         b_free(&b);
+    }
+
+    /* A header alone over max_message_size. */
+    {
+        struct fw_limits saved = limits;
+        struct entry e[10];
+        size_t i;
+        for (i = 0; i < 10; i++) {
+            e[i] = (struct entry){5, FW_ENTRY_COMMAND, 8, NULL};
+        }
+        limits.max_message_size = 200;
+        b = with_handshake(2);
+        enc_append_entries(&b, 5, 10, 4, 9, e, 10); /* header 208 */
+        expect_drop("header over max_message_size", &b, 0, FW_MSG_TOO_BIG, 0);
+        current = "message size checked at the preamble";
+        CHECK(drop_offset(&b, 0) == HS + 16);
+        b_free(&b);
+        limits = saved;
     }
 
     /* A good message before a bad one: counted, and its bytes passed. */
@@ -1562,6 +1619,76 @@ static void test_configurations(void)
 }
 
 /* ------------------------------------------------------------------------ */
+/* The messages that crashed a real libraft 0.22.1 node (a one-node cluster of
+ * this binding, one TCP stream each): all dropped, except the conflicting
+ * entry, which no stateless check can see.                                   */
+
+static void test_node_crashers(void)
+{
+    struct buf b, conf = {0};
+    struct entry e[1];
+    /* SIGSEGV: configurationDecode fails after adding server 1, frees the
+     * servers; uvServerDestroy closes the configuration again. */
+    b = with_handshake(2);
+    put8(&conf, 1);
+    put64(&conf, 2);
+    put64(&conf, 1);
+    putbytes(&conf, "127.0.0.1:1", 12);
+    put8(&conf, 1);
+    put64(&conf, 2);
+    putbytes(&conf, "127.0.0.1:2", 12);
+    put8(&conf, 7);
+    putzeros(&conf, pad8(conf.n) - conf.n);
+    enc_preamble(&b, FW_INSTALL_SNAPSHOT, 0, 56 + conf.n);
+    put64(&b, 5);
+    put64(&b, 100);
+    put64(&b, 5);
+    put64(&b, 90);
+    put64(&b, conf.n);
+    putbytes(&b, conf.d, conf.n);
+    put64(&b, 8);
+    put64(&b, 0);
+    putzeros(&b, 8);
+    expect_drop("node crasher: InstallSnapshot, 2nd server's role 7", &b, 0,
+                FW_CONF_ROLE, 0);
+    b_free(&b);
+    b_free(&conf);
+    /* SIGABRT (double free): a RAFT_CHANGE entry that does not decode. */
+    b = with_handshake(2);
+    put8(&conf, 2); /* format 2 */
+    put64(&conf, 1);
+    put64(&conf, 1);
+    putbytes(&conf, "a", 2);
+    put8(&conf, 1);
+    putzeros(&conf, pad8(conf.n) - conf.n);
+    e[0] = (struct entry){5, FW_ENTRY_CHANGE, (uint32_t)conf.n, conf.d};
+    enc_append_entries(&b, 5, 2, 1, 2, e, 1);
+    expect_drop("node crasher: malformed RAFT_CHANGE entry", &b, 0,
+                FW_CONF_FORMAT_BAD, 0);
+    b_free(&b);
+    b_free(&conf);
+    /* SIGSEGV: entry count 2^20 in a 48-byte header. */
+    b = with_handshake(2);
+    enc_preamble(&b, FW_APPEND_ENTRIES, 0, 48);
+    put64(&b, 5);
+    put64(&b, 2);
+    put64(&b, 1);
+    put64(&b, 2);
+    put64(&b, (uint64_t)1 << 20);
+    put64(&b, 0);
+    expect_drop("node crasher: entry count 2^20, 48-byte header", &b, 0,
+                FW_ENTRY_COUNT, 0);
+    b_free(&b);
+    /* SIGABRT (double free) on 0.22.1, but well formed: an entry whose term
+     * conflicts with a committed one.  Passes here by design. */
+    b = with_handshake(2);
+    e[0] = (struct entry){5, FW_ENTRY_COMMAND, 24, NULL};
+    enc_append_entries(&b, 5, 1, 1, 2, e, 1);
+    expect_pass("conflicting entry: well formed, passes (stateful)", &b, 0, 1);
+    b_free(&b);
+}
+
+/* ------------------------------------------------------------------------ */
 /* Robustness: mutations and garbage never crash, verdicts chunk-invariant    */
 
 static uint64_t rng = 0x9e3779b97f4a7c15ULL;
@@ -1751,11 +1878,14 @@ int main(int argc, char **argv)
     test_fixed_fields();
     test_entries();
     test_configurations();
+    test_node_crashers();
     test_mutations();
     test_garbage();
     for (i = 1; i < argc; i++) {
         test_capture(argv[i]);
     }
+    printf("%d honest/hostile streams, each fed whole, byte by byte and split "
+           "at every boundary\n", n_cases);
     printf("%d passed, %d failed\n", n_passed, n_failed);
     return n_failed == 0 ? 0 : 1;
 }
