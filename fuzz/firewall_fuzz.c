@@ -338,7 +338,31 @@ static void model_stream(const uint8_t *s, size_t n, int flags,
  * 8-byte word of the stream (most fields are 8-byte aligned after the
  * handshake) to a boundary value, or repeat/drop an aligned block. */
 
+#ifdef FW_FUZZ_STANDALONE
+/* Without libFuzzer: flip a few random bits. */
+static uint64_t standalone_rng = 88172645463325252ULL;
+static size_t LLVMFuzzerMutate(uint8_t *data, size_t size, size_t max_size)
+{
+    unsigned k, flips;
+    (void)max_size;
+    if (size == 0) {
+        return 0;
+    }
+    standalone_rng ^= standalone_rng << 13;
+    standalone_rng ^= standalone_rng >> 7;
+    standalone_rng ^= standalone_rng << 17;
+    flips = 1 + (unsigned)(standalone_rng % 4);
+    for (k = 0; k < flips; k++) {
+        standalone_rng ^= standalone_rng << 13;
+        standalone_rng ^= standalone_rng >> 7;
+        standalone_rng ^= standalone_rng << 17;
+        data[standalone_rng % size] ^= (uint8_t)(1u << (standalone_rng >> 61));
+    }
+    return size;
+}
+#else
 size_t LLVMFuzzerMutate(uint8_t *data, size_t size, size_t max_size);
+#endif
 
 static uint64_t mut_rng;
 static uint64_t mut_next(void)
@@ -349,6 +373,8 @@ static uint64_t mut_next(void)
     return mut_rng;
 }
 
+size_t LLVMFuzzerCustomMutator(uint8_t *data, size_t size, size_t max_size,
+                               unsigned int seed);
 size_t LLVMFuzzerCustomMutator(uint8_t *data, size_t size, size_t max_size,
                                unsigned int seed)
 {
@@ -425,6 +451,7 @@ size_t LLVMFuzzerCustomMutator(uint8_t *data, size_t size, size_t max_size,
     return size;
 }
 
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     int flags;
@@ -462,3 +489,73 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     model_stream(data, size, flags, &whole);
     return 0;
 }
+
+#ifdef FW_FUZZ_STANDALONE
+/* A libFuzzer-free driver for test runs (tests/test_firewall_c.py):
+ *   cc -DFW_FUZZ_STANDALONE -fsanitize=address,undefined ... -o fuzz_standalone
+ *   ./fuzz_standalone RUNS SEED-FILE...
+ * runs every seed, then RUNS inputs made by the custom mutator from them
+ * (each mutating the previous one of its seed a few times), and prints the
+ * count.  Any oracle failure aborts. */
+int main(int argc, char **argv)
+{
+    const size_t max = (size_t)1 << 17;
+    int nseeds = argc - 2, s;
+    long runs, i;
+    uint8_t **orig, **cur, *buf;
+    size_t *olen, *clen;
+    if (argc < 3) {
+        fprintf(stderr, "usage: %s RUNS SEED-FILE...\n", argv[0]);
+        return 2;
+    }
+    runs = atol(argv[1]);
+    orig = calloc((size_t)nseeds, sizeof *orig);
+    cur = calloc((size_t)nseeds, sizeof *cur);
+    olen = calloc((size_t)nseeds, sizeof *olen);
+    clen = calloc((size_t)nseeds, sizeof *clen);
+    buf = malloc(max);
+    if (!orig || !cur || !olen || !clen || !buf) {
+        return 2;
+    }
+    for (s = 0; s < nseeds; s++) {
+        FILE *f = fopen(argv[2 + s], "rb");
+        if (f == NULL) {
+            perror(argv[2 + s]);
+            return 2;
+        }
+        orig[s] = malloc(max);
+        cur[s] = malloc(max);
+        if (!orig[s] || !cur[s]) {
+            return 2;
+        }
+        olen[s] = fread(orig[s], 1, max, f);
+        fclose(f);
+        LLVMFuzzerTestOneInput(orig[s], olen[s]);
+    }
+    for (i = 0; i < runs; i++) {
+        size_t n;
+        s = (int)(i % nseeds);
+        if ((i / nseeds) % 8 == 0) { /* every 8th round: back to the seed */
+            memcpy(cur[s], orig[s], olen[s]);
+            clen[s] = olen[s];
+        }
+        memcpy(buf, cur[s], clen[s]);
+        n = LLVMFuzzerCustomMutator(buf, clen[s], max,
+                                    (unsigned)i * 2654435761u + 1);
+        LLVMFuzzerTestOneInput(buf, n);
+        memcpy(cur[s], buf, n);
+        clen[s] = n;
+    }
+    printf("%d seeds, %ld mutated inputs: no oracle failed\n", nseeds, runs);
+    for (s = 0; s < nseeds; s++) {
+        free(orig[s]);
+        free(cur[s]);
+    }
+    free(orig);
+    free(cur);
+    free(olen);
+    free(clen);
+    free(buf);
+    return 0;
+}
+#endif

@@ -40,8 +40,47 @@
  *     u8 format (= 1) | u64 n | n x (u64 id | address, NUL | u8 role) |
  *     zero padding to a multiple of 8.
  *
- * libraft's decoder reads every one of these lengths without a bound (see
- * docs in the report / fw_reason comments); this parser sees them first.
+ * What libraft 0.22.1's receiver does with a hostile stream, and the check
+ * here that stops it.  "Crashes" were seen against a one-node cluster of this
+ * binding, one TCP stream each; the rest are read from the source.
+ *   - AppendEntries whose entry count exceeds what its header holds: the
+ *     descriptors are read past the header (crashes, SIGSEGV)
+ *                                                          -> FW_ENTRY_COUNT
+ *   - InstallSnapshot whose configuration length exceeds its header: the
+ *     configuration is read past the header (crashes, SIGSEGV)
+ *                                                          -> FW_CONF_LEN
+ *   - InstallSnapshot whose configuration fails to decode after its first
+ *     server (bad role, duplicate id or address, no NUL): configurationDecode
+ *     frees it, then uvServerDestroy frees it again (crashes, SIGSEGV)
+ *                                         -> FW_CONF_ROLE, _DUP_*, _ADDR, ...
+ *   - a RAFT_CHANGE entry that does not decode: replicationAppend fails and
+ *     the batch is freed twice, recv_append_entries.c + legacy.c
+ *     (crashes, SIGABRT "double free detected")
+ *                                         -> the same configuration checks
+ *   - header reads past a short header (RequestVote reads 40 bytes whatever
+ *     the length)                                          -> FW_HDR_LEN
+ *   - unbounded allocations: address length, header length, payload length
+ *                       -> FW_HS_ADDR_LEN, FW_MSG_TOO_BIG, FW_PAYLOAD_TOO_BIG
+ *   - address without a NUL: strlen() past the buffer      -> FW_HS_ADDR
+ *   - entries not a multiple of 8: the receiver steps over each padded to 8
+ *     while the sender does not pad, so the next entry points past the batch;
+ *     n > 0 entries of total length 0: the batch pointer is never set
+ *                                                          -> FW_ENTRY_LEN
+ *   - assertions on message fields: prev_log_term 0 with a prev_log_index or
+ *     the reverse, entry term 0, configuration server id 0
+ *                                 -> FW_PREV_LOG, FW_ENTRY_TERM, FW_CONF_ID
+ *   - a term of 2^64-1 is persisted and wraps to 0 at the next election
+ *                                                          -> FW_TERM_RANGE
+ * Not stoppable by a stateless parser:
+ *   - an entry conflicting with a committed one (RAFT_SHUTDOWN, then the same
+ *     double free; crashes, SIGABRT).  Honest leaders never send one (Leader
+ *     Completeness), so authentication leaves only a rogue member; the check
+ *     itself needs the local log (the term at each index <= commit_index), in
+ *     the raft_io receive callback (core/io_guard.pxi guard_recv), or the
+ *     upstream fix to libraft (one raft_free fewer on that error path);
+ *   - forged but well-formed messages (higher term, then AppendEntries or
+ *     InstallSnapshot of the attacker's choosing): authentication (mutual
+ *     TLS, the certificate naming the id), not parsing.
  *
  * Use:
  *     struct fw_limits lim; fw_limits_init(&lim);  lim.max_message_size = ...;
@@ -346,6 +385,13 @@ static inline void fw_conn_init(struct fw_conn *c,
     } else {
         c->state = FW_S_HS_PROTO;
     }
+}
+
+/* With FW_NO_HANDSHAKE (the caller read the handshake itself): the id the
+ * peer declared, so that RequestVote's candidate_id is checked against it. */
+static inline void fw_conn_set_peer(struct fw_conn *c, uint64_t id)
+{
+    c->peer_id = id;
 }
 
 /* Nonzero while a handshake or a message is part-way through (the caller's

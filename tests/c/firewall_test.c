@@ -1117,6 +1117,19 @@ static void test_fixed_fields(void)
     expect_drop("request vote, candidate 0, no handshake", &b, FW_NO_HANDSHAKE,
                 FW_CANDIDATE, 0);
     b_free(&b);
+    {
+        struct fw_conn c;
+        size_t passed;
+        enc_request_vote(&b, 5, 3, 10, 4, 0, 0);
+        fw_conn_init(&c, &limits, FW_NO_HANDSHAKE);
+        fw_conn_set_peer(&c, 2);
+        current = "fw_conn_set_peer: candidate checked without a handshake";
+        CHECK(fw_feed(&c, b.d, b.n, &passed) == FW_CANDIDATE);
+        fw_conn_init(&c, &limits, FW_NO_HANDSHAKE);
+        fw_conn_set_peer(&c, 3);
+        CHECK(fw_feed(&c, b.d, b.n, &passed) == FW_OK && c.messages == 1);
+        b_free(&b);
+    }
     b = with_handshake(2);
     enc_request_vote(&b, 5, 2, 10, 4, 0, 0);
     set64(&b, HDR + 32, 4);
@@ -1265,6 +1278,17 @@ static void test_entries(void)
         e[1] = (struct entry){4, FW_ENTRY_COMMAND, 8, NULL};
         enc_append_entries(&b, 5, 10, 4, 9, e, 2);
         expect_drop("entry terms decreasing", &b, 0, FW_ENTRY_TERM, 0);
+        b_free(&b);
+        /* From the start of the log (prev 0/0): term 0 is the only bad one. */
+        b = with_handshake(2);
+        e[0] = (struct entry){0, FW_ENTRY_COMMAND, 8, NULL};
+        enc_append_entries(&b, 5, 0, 0, 0, e, 1);
+        expect_drop("entry term 0 at index 1", &b, 0, FW_ENTRY_TERM, 0);
+        b_free(&b);
+        b = with_handshake(2);
+        e[0] = (struct entry){1, FW_ENTRY_COMMAND, 8, NULL};
+        enc_append_entries(&b, 5, 0, 0, 0, e, 1);
+        expect_pass("entry term 1 at index 1", &b, 0, 1);
         b_free(&b);
     }
 
