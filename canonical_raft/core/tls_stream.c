@@ -23,6 +23,9 @@
  * partial record already waiting in the read BIO. */
 #define IN_WORST (READ_CHUNK + 16384 + 512)
 
+/* Handshake messages are small: reads before the stream is open. */
+#define HS_READ 4096
+
 #define DEFAULT_TIMEOUT_MS 10000
 #define DEFAULT_MAX_BUFFERED (1024 * 1024)
 #define MIN_MAX_BUFFERED (128 * 1024)
@@ -73,10 +76,15 @@ struct cr_tls_stream {
     struct cr_tls_stats st;
     char errmsg[200];
 
-    uint8_t tcp_buf[READ_CHUNK];
-    uint8_t peer_buf[READ_CHUNK];
-    uint8_t dec_buf[READ_CHUNK];
+    /* Reads during the handshake; a stranger costs no more than this. */
+    uint8_t hs_buf[HS_READ];
+    /* Once open: tcp reads, plain reads, decrypted plaintext. */
+    uint8_t *bufs;
 };
+
+#define TCP_BUF(s) ((s)->bufs)
+#define PEER_BUF(s) ((s)->bufs + READ_CHUNK)
+#define DEC_BUF(s) ((s)->bufs + 2 * READ_CHUNK)
 
 /* ---- names ------------------------------------------------------------ */
 
@@ -344,6 +352,7 @@ static void destroy(struct cr_tls_stream *s)
         s->closed_cb(s, s->reason, s->data);
     }
     SSL_free(s->ssl); /* and both BIOs, and the ctx reference */
+    free(s->bufs);
     free(s);
 }
 
@@ -695,6 +704,11 @@ static void go_open(struct cr_tls_stream *s)
     int rv;
 
     uv_timer_stop(&s->timer);
+    s->bufs = malloc(3 * READ_CHUNK);
+    if (s->bufs == NULL) {
+        finish(s, CR_TLS_ENOMEM);
+        return;
+    }
     rv = uv_socketpair(SOCK_STREAM, 0, fds, UV_NONBLOCK_PIPE,
                        UV_NONBLOCK_PIPE);
     if (rv != 0) {
@@ -796,14 +810,18 @@ static void handshake_step(struct cr_tls_stream *s)
 static void process_inbound(struct cr_tls_stream *s)
 {
     while (!s->closing && (s->phase == PH_WAIT || s->phase == PH_OPEN)) {
-        /* Waiting: read the accept byte alone, the rest stays in ssl. */
-        int want = s->phase == PH_WAIT ? 1 : (int)sizeof s->dec_buf;
+        uint8_t accept_byte = 0;
         int n;
         int err;
         int frv;
 
         ERR_clear_error();
-        n = SSL_read(s->ssl, s->dec_buf, want);
+        if (s->phase == PH_WAIT) {
+            /* The accept byte alone; the rest stays in ssl. */
+            n = SSL_read(s->ssl, &accept_byte, 1);
+        } else {
+            n = SSL_read(s->ssl, DEC_BUF(s), READ_CHUNK);
+        }
         if (n <= 0) {
             err = SSL_get_error(s->ssl, n);
             /* Answers to the peer (KeyUpdate) or our alert. */
@@ -829,7 +847,7 @@ static void process_inbound(struct cr_tls_stream *s)
             return;
         }
         if (s->phase == PH_WAIT) {
-            if (s->dec_buf[0] != ACCEPT_BYTE) {
+            if (accept_byte != ACCEPT_BYTE) {
                 set_errmsg(s, "peer is not a canonical-raft TLS pump");
                 finish(s, CR_TLS_EHANDSHAKE);
                 return;
@@ -838,7 +856,7 @@ static void process_inbound(struct cr_tls_stream *s)
             return;
         }
         if (s->cfg.inbound != NULL &&
-            s->cfg.inbound(s->cfg.inbound_arg, s->dec_buf, (size_t)n) != 0) {
+            s->cfg.inbound(s->cfg.inbound_arg, DEC_BUF(s), (size_t)n) != 0) {
             set_errmsg(s, "inbound filter refused the data");
             finish(s, CR_TLS_EFILTER);
             return;
@@ -847,7 +865,7 @@ static void process_inbound(struct cr_tls_stream *s)
             return;
         }
         s->st.bytes_in += (uint64_t)n;
-        if (send_bytes(s, (uv_stream_t *)&s->peer, s->dec_buf, (size_t)n, 0)) {
+        if (send_bytes(s, (uv_stream_t *)&s->peer, DEC_BUF(s), (size_t)n, 0)) {
             /* The caller's end is gone. */
             plain_close_out(s);
             return;
@@ -859,13 +877,16 @@ static void tcp_alloc_cb(uv_handle_t *h, size_t size, uv_buf_t *buf)
 {
     struct cr_tls_stream *s = h->data;
     (void)size;
-    *buf = uv_buf_init((char *)s->tcp_buf, sizeof s->tcp_buf);
+    if (s->bufs != NULL) {
+        *buf = uv_buf_init((char *)TCP_BUF(s), READ_CHUNK);
+    } else {
+        *buf = uv_buf_init((char *)s->hs_buf, sizeof s->hs_buf);
+    }
 }
 
 static void tcp_read_cb(uv_stream_t *st, ssize_t n, const uv_buf_t *buf)
 {
     struct cr_tls_stream *s = st->data;
-    (void)buf;
     if (s->closing || n == 0) {
         return;
     }
@@ -884,7 +905,7 @@ static void tcp_read_cb(uv_stream_t *st, ssize_t n, const uv_buf_t *buf)
         return;
     }
     s->st.tls_in += (uint64_t)n;
-    if (BIO_write(s->rbio, s->tcp_buf, (int)n) != (int)n) {
+    if (BIO_write(s->rbio, buf->base, (int)n) != (int)n) {
         finish(s, CR_TLS_ENOMEM);
         return;
     }
@@ -900,13 +921,12 @@ static void peer_alloc_cb(uv_handle_t *h, size_t size, uv_buf_t *buf)
 {
     struct cr_tls_stream *s = h->data;
     (void)size;
-    *buf = uv_buf_init((char *)s->peer_buf, sizeof s->peer_buf);
+    *buf = uv_buf_init((char *)PEER_BUF(s), READ_CHUNK);
 }
 
 static void peer_read_cb(uv_stream_t *st, ssize_t n, const uv_buf_t *buf)
 {
     struct cr_tls_stream *s = st->data;
-    (void)buf;
     if (s->closing || n == 0) {
         return;
     }
@@ -916,7 +936,7 @@ static void peer_read_cb(uv_stream_t *st, ssize_t n, const uv_buf_t *buf)
         return;
     }
     ERR_clear_error();
-    if (SSL_write(s->ssl, s->peer_buf, (int)n) != (int)n) {
+    if (SSL_write(s->ssl, buf->base, (int)n) != (int)n) {
         char b[160];
         ERR_error_string_n(ERR_peek_last_error(), b, sizeof b);
         set_errmsg(s, b);

@@ -30,7 +30,8 @@
  *   certificate's; the caller must refuse a connection whose raft handshake
  *   later declares a different id.
  *   Node certificates need extendedKeyUsage serverAuth and clientAuth (or no
- *   extendedKeyUsage at all): every node is both client and server.
+ *   extendedKeyUsage at all): every node is both client and server. There is
+ *   no hostname check: the id is the identity, pinned by expect_id.
  *
  * TRUST
  *   TLS 1.3 only; both sides require and verify the peer's chain against the
@@ -64,8 +65,12 @@
  *   - After a failed ready, the pump tears itself down. After a successful one
  *     it runs until the peer closes (TLS close_notify or TCP EOF: pending
  *     plaintext is delivered, then the plain stream sees EOF), the caller
- *     closes the plain stream (the pump sends close_notify and closes TCP),
- *     an error, an inbound filter refusal, or cr_tls_stream_close.
+ *     closes the plain stream (the pump sends close_notify and closes TCP;
+ *     no half-close: EOF from the caller ends both directions), an error, an
+ *     inbound filter refusal, or cr_tls_stream_close. An orderly end that
+ *     cannot drain within handshake_timeout_ms is cut (reason
+ *     CR_TLS_ETIMEDOUT).
+ *   - The pump sets TCP_NODELAY on `tcp` and owns tcp->data.
  *   - Either way the closed callback fires exactly once, after every handle the
  *     pump owns (tcp, its end of the socketpair, its timer) is closed and right
  *     before the pump's memory is freed; `s` is invalid after it returns.
@@ -80,8 +85,25 @@
  *   Per direction the pump holds at most cfg->max_buffered bytes of data it has
  *   queued but not yet written (ciphertext to TCP, plaintext to the plain
  *   stream); before a read could exceed that it stops reading the other side
- *   (uv_read_stop) until writes drain. Fixed per-stream cost: the struct
- *   (two 16 KiB read buffers) and OpenSSL's SSL object.
+ *   (uv_read_stop) until writes drain. Fixed cost: until the handshake is
+ *   done, the struct (about 5 KiB, a 4 KiB read buffer) and OpenSSL's SSL
+ *   object, so idle strangers stay cheap; once open, 48 KiB more (tcp reads,
+ *   plain reads, decrypted plaintext). Nothing else grows with what a peer
+ *   sends.
+ *
+ * FOR A raft_uv_transport (how the pieces fit; see libraft's uv_tcp_*.c)
+ *   - listen: accept the TCP connection, cr_tls_stream_start(server,
+ *     expect_id 0). On ready, read libraft's preamble (protocol, id, address)
+ *     from the plain stream with an alloc callback sized to exactly what is
+ *     still missing (so no byte past it is read), check the declared id equals
+ *     peer_id, uv_read_stop, then accept_cb(t, id, address, plain).
+ *   - connect: TCP connect, cr_tls_stream_start(client, expect_id = the id
+ *     dialled); on ready write the preamble on the plain stream and fire the
+ *     connect callback with it from the write callback; on any failure fire it
+ *     with RAFT_NOCONNECTION; on transport close, cr_tls_stream_close (ready
+ *     then fires CR_TLS_ECANCELED: report RAFT_CANCELED).
+ *   - cfg.malloc/free = raft_malloc/raft_free: libraft frees the streams it
+ *     was given with raft_free after uv_close, and overwrites stream->data.
  */
 #ifndef CANONICAL_RAFT_TLS_STREAM_H
 #define CANONICAL_RAFT_TLS_STREAM_H
