@@ -158,6 +158,14 @@ struct side {
     int filter_refused;
 
     struct cr_tls_stats last_stats;
+
+    /* read exactly this many bytes first, stop, then read the rest later
+     * (how a transport takes libraft's preamble off the plain stream) */
+    size_t preamble_len;
+    uint8_t preamble[64];
+    size_t preamble_got;
+    uv_timer_t preamble_timer;
+    int preamble_stopped;
 };
 
 struct pair {
@@ -324,6 +332,48 @@ static void start_plain_reading(struct side *sd)
     }
 }
 
+static void preamble_alloc(uv_handle_t *h, size_t size, uv_buf_t *buf)
+{
+    struct side *sd = h->data;
+    (void)size;
+    *buf = uv_buf_init((char *)sd->preamble + sd->preamble_got,
+                       (unsigned)(sd->preamble_len - sd->preamble_got));
+}
+
+static void preamble_resume(uv_timer_t *t)
+{
+    struct side *sd = t->data;
+    uv_close((uv_handle_t *)t, NULL);
+    sd->got = sd->preamble_got;
+    start_plain_reading(sd);
+}
+
+static void preamble_read(uv_stream_t *st, ssize_t n, const uv_buf_t *buf)
+{
+    struct side *sd = st->data;
+    size_t i;
+    (void)buf;
+    if (n < 0) {
+        CHECK(0);
+        close_plain(sd);
+        return;
+    }
+    sd->preamble_got += (size_t)n;
+    CHECK(sd->preamble_got <= sd->preamble_len);
+    if (sd->preamble_got < sd->preamble_len) {
+        return;
+    }
+    for (i = 0; i < sd->preamble_len; i++) {
+        CHECK(sd->preamble[i] == pattern(i));
+    }
+    uv_read_stop(st);
+    sd->preamble_stopped = 1;
+    /* later, from another callback, as a transport handing over would */
+    uv_timer_init(&loop, &sd->preamble_timer);
+    sd->preamble_timer.data = sd;
+    uv_timer_start(&sd->preamble_timer, preamble_resume, 20, 0);
+}
+
 static void send_write_cb(uv_write_t *req, int status)
 {
     (void)status;
@@ -374,7 +424,9 @@ static void ready_cb(struct cr_tls_stream *s, int status, uint64_t peer_id,
         uv_buf_t b = uv_buf_init((char *)sd->send, (unsigned)sd->send_len);
         CHECK(uv_write(w, plain, &b, 1, send_write_cb) == 0);
     }
-    if (!sd->no_read) {
+    if (sd->preamble_len) {
+        uv_read_start(plain, preamble_alloc, preamble_read);
+    } else if (!sd->no_read) {
         start_plain_reading(sd);
     }
     if (sd->pair->on_ready != NULL) {
@@ -745,6 +797,124 @@ static void test_filter_drop(void)
     SSL_CTX_free(s);
     SSL_CTX_free(c);
     free(payload);
+}
+
+/* A reader takes exactly 24 bytes (alloc sized to what is missing), stops,
+ * and resumes later: not a byte is lost or read past. */
+static void test_preamble_handoff(void)
+{
+    struct pair p;
+    const size_t n = 1u << 20;
+    uint8_t *payload = make_payload(n);
+    SSL_CTX *s = ctx_for("node2", "ca");
+    SSL_CTX *c = ctx_for("node1", "ca");
+    pair_init(&p, "preamble_handoff", s, c);
+    p.srv.preamble_len = 24;
+    p.srv.expect_len = n;
+    p.cli.send = payload;
+    p.cli.send_len = n;
+    pair_run(&p, 30000);
+    CHECK(p.srv.preamble_stopped);
+    CHECK(p.srv.got == n && !p.srv.mismatch);
+    CHECK(p.srv.closed_calls == 1 && p.cli.closed_calls == 1);
+    SSL_CTX_free(s);
+    SSL_CTX_free(c);
+    free(payload);
+}
+
+/* Many strangers at once: 64 bare TCP connections that never speak, each
+ * with its own server pump on one loop; every one times out, everything is
+ * freed (ASan), and each stranger's socket sees the close. */
+#define N_STRANGERS 64
+static struct {
+    uv_tcp_t listener;
+    int accepted, ready_timeouts, closed, raw_closed, connected;
+    struct cr_tls_config cfg;
+    uv_connect_t reqs[N_STRANGERS];
+} many;
+
+static void many_ready(struct cr_tls_stream *s, int status, uint64_t id,
+                       uv_stream_t *plain, void *data)
+{
+    (void)s;
+    (void)id;
+    (void)data;
+    CHECK(plain == NULL);
+    many.ready_timeouts += status == CR_TLS_ETIMEDOUT;
+}
+
+static void many_closed(struct cr_tls_stream *s, int reason, void *data)
+{
+    (void)s;
+    (void)data;
+    CHECK(reason == CR_TLS_ETIMEDOUT);
+    many.closed++;
+}
+
+static void many_raw_closed(uv_handle_t *h)
+{
+    free(h);
+    if (++many.raw_closed == N_STRANGERS) {
+        uv_close((uv_handle_t *)&many.listener, NULL);
+    }
+}
+
+static void many_raw_read(uv_stream_t *st, ssize_t n, const uv_buf_t *buf)
+{
+    (void)buf;
+    if (n < 0) {
+        uv_close((uv_handle_t *)st, many_raw_closed);
+    }
+}
+
+static void many_on_connect(uv_connect_t *req, int status)
+{
+    CHECK(status == 0);
+    many.connected++;
+    uv_read_start(req->handle, raw_alloc, many_raw_read);
+}
+
+static void many_on_connection(uv_stream_t *server, int status)
+{
+    uv_tcp_t *tcp = malloc(sizeof *tcp);
+    CHECK(status == 0);
+    uv_tcp_init(&loop, tcp);
+    CHECK(uv_accept(server, (uv_stream_t *)tcp) == 0);
+    many.accepted++;
+    CHECK(cr_tls_stream_start(&loop, tcp, &many.cfg, 1, many_ready,
+                              many_closed, NULL, NULL) == 0);
+}
+
+static void test_many_strangers(void)
+{
+    struct sockaddr_in addr;
+    struct sockaddr_storage bound;
+    int len = sizeof bound;
+    int i;
+    struct pair p; /* for the watchdog only */
+    memset(&many, 0, sizeof many);
+    pair_init(&p, "many_strangers", NULL, NULL);
+    many.cfg.ctx = ctx_for("node2", "ca");
+    many.cfg.handshake_timeout_ms = 300;
+    uv_tcp_init(&loop, &many.listener);
+    uv_ip4_addr("127.0.0.1", 0, &addr);
+    CHECK(uv_tcp_bind(&many.listener, (struct sockaddr *)&addr, 0) == 0);
+    CHECK(uv_listen((uv_stream_t *)&many.listener, N_STRANGERS,
+                    many_on_connection) == 0);
+    uv_tcp_getsockname(&many.listener, (struct sockaddr *)&bound, &len);
+    for (i = 0; i < N_STRANGERS; i++) {
+        uv_tcp_t *c = malloc(sizeof *c);
+        uv_tcp_init(&loop, c);
+        CHECK(uv_tcp_connect(&many.reqs[i], c, (struct sockaddr *)&bound,
+                             many_on_connect) == 0);
+    }
+    run_loop(&p, 20000);
+    CHECK(many.connected == N_STRANGERS);
+    CHECK(many.accepted == N_STRANGERS);
+    CHECK(many.ready_timeouts == N_STRANGERS);
+    CHECK(many.closed == N_STRANGERS);
+    CHECK(many.raw_closed == N_STRANGERS);
+    SSL_CTX_free(many.cfg.ctx);
 }
 
 /* Refusals: each side's ready status and closed reason. */
@@ -1250,8 +1420,10 @@ static const struct {
     {"echo", test_echo},
     {"server_push", test_server_push},
     {"filter_drop", test_filter_drop},
+    {"preamble_handoff", test_preamble_handoff},
     {"refusals", test_refusals},
     {"server_timeout", test_server_timeout},
+    {"many_strangers", test_many_strangers},
     {"client_timeout", test_client_timeout},
     {"garbage", test_garbage},
     {"eof_in_handshake", test_eof_in_handshake},
