@@ -10,6 +10,7 @@ and mid-transfer, backpressure, SSL_CTX reload. Leaks fail the run (LeakSanitize
 import os
 import shutil
 import subprocess
+import warnings
 from pathlib import Path
 
 import pytest
@@ -63,12 +64,17 @@ def test_binary(tmp_path_factory):
     return exe
 
 
-def _run(exe, certs, *names, timeout=90):
+def _run(exe, certs, *names, timeout=90, leaks=True):
     env = dict(os.environ)
-    env["ASAN_OPTIONS"] = "detect_leaks=1:abort_on_error=0:halt_on_error=1"
+    env["ASAN_OPTIONS"] = f"detect_leaks={int(leaks)}:abort_on_error=0:halt_on_error=1"
     env["UBSAN_OPTIONS"] = "print_stacktrace=1:halt_on_error=1"
     r = subprocess.run([str(exe), str(certs), *names], capture_output=True,
                        text=True, timeout=timeout, env=env, cwd=str(certs))
+    if leaks and "LeakSanitizer has encountered a fatal error" in r.stderr:
+        # LSan cannot run here (ptrace restrictions in some containers): keep
+        # ASan and UBSan, say so.
+        warnings.warn("LeakSanitizer unavailable: tls_stream_test runs without leak checks")
+        return _run(exe, certs, *names, timeout=timeout, leaks=False)
     return r
 
 
@@ -94,8 +100,8 @@ def test_tls_stream_c(test_binary, certs):
 
 
 @pytest.mark.timeout(240)
-def test_tls_stream_c_single_tests_fail_loudly(test_binary, certs):
-    """Selecting one test runs only it (and a bad name runs nothing)."""
+def test_tls_stream_c_select_one(test_binary, certs):
+    """Naming a test runs only it (handy when one fails: see its stderr)."""
     r = _run(test_binary, certs, "identity_rule", timeout=60)
     assert r.returncode == 0, r.stdout + r.stderr
     assert "1 passed, 0 failed" in r.stdout
