@@ -159,6 +159,10 @@ struct side {
 
     struct cr_tls_stats last_stats;
 
+    /* ping-pong: write pp_size bytes, wait for them to come back, repeat */
+    size_t pp_size;
+    const uint8_t *pp_payload;
+
     /* read exactly this many bytes first, stop, then read the rest later
      * (how a transport takes libraft's preamble off the plain stream) */
     size_t preamble_len;
@@ -267,6 +271,8 @@ static void plain_alloc(uv_handle_t *h, size_t size, uv_buf_t *buf)
     buf->len = size;
 }
 
+static void send_write_cb(uv_write_t *req, int status);
+
 struct echo_write {
     uv_write_t req;
     char *buf;
@@ -312,6 +318,12 @@ static void plain_read_cb(uv_stream_t *st, ssize_t n, const uv_buf_t *buf)
         free(buf->base);
     }
     sd->got += (size_t)n;
+    if (sd->pp_size && sd->got % sd->pp_size == 0 && sd->got < sd->expect_len) {
+        uv_write_t *w = malloc(sizeof *w);
+        uv_buf_t b = uv_buf_init((char *)sd->pp_payload + sd->got,
+                                 (unsigned)sd->pp_size);
+        CHECK(uv_write(w, st, &b, 1, send_write_cb) == 0);
+    }
     if (sd->close_pump_at && sd->got >= sd->close_pump_at &&
         !p->closed_midway) {
         p->closed_midway = 1;
@@ -734,6 +746,32 @@ static void test_echo(void)
     echo_mbps = secs > 0 ? (double)n / (1 << 20) / secs : 0;
     printf("    echo: %zu MiB each way in %.3f s: %.1f MiB/s\n", n >> 20, secs,
            echo_mbps);
+    SSL_CTX_free(s);
+    SSL_CTX_free(c);
+    free(payload);
+}
+
+/* Small messages one at a time: the round-trip latency the pump adds. */
+static double pingpong_us;
+static void test_pingpong(void)
+{
+    struct pair p;
+    const size_t size = 128, rounds = 2000;
+    uint8_t *payload = make_payload(size * rounds);
+    SSL_CTX *s = ctx_for("node2", "ca");
+    SSL_CTX *c = ctx_for("node1", "ca");
+    pair_init(&p, "pingpong", s, c);
+    p.srv.echo = 1;
+    p.cli.send = payload;
+    p.cli.send_len = size;
+    p.cli.pp_size = size;
+    p.cli.pp_payload = payload;
+    p.cli.expect_len = size * rounds;
+    pair_run(&p, 60000);
+    CHECK(p.cli.got == size * rounds && !p.cli.mismatch);
+    pingpong_us = (double)(p.cli.t_done - p.cli.t_ready) / 1e3 / rounds;
+    printf("    pingpong: %zu round trips of %zu bytes, %.1f us each\n", rounds,
+           size, pingpong_us);
     SSL_CTX_free(s);
     SSL_CTX_free(c);
     free(payload);
@@ -1418,6 +1456,7 @@ static const struct {
     {"ctx_errors", test_ctx_errors},
     {"bad_args", test_bad_args},
     {"echo", test_echo},
+    {"pingpong", test_pingpong},
     {"server_push", test_server_push},
     {"filter_drop", test_filter_drop},
     {"preamble_handoff", test_preamble_handoff},
