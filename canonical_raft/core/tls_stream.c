@@ -1023,6 +1023,7 @@ int cr_tls_stream_start(uv_loop_t *loop, uv_tcp_t *tcp,
     if (s->ssl == NULL || s->rbio == NULL || s->wbio == NULL) {
         goto err_nomem;
     }
+    s->cfg.ctx = NULL; /* the SSL holds its own reference; ours is unused */
     /* An empty read BIO means "wait for more", not EOF. */
     BIO_set_mem_eof_return(s->rbio, -1);
     SSL_set_bio(s->ssl, s->rbio, s->wbio);
