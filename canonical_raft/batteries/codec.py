@@ -17,11 +17,13 @@ type for type, to what was submitted.
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
+from collections.abc import Iterator
 from typing import Any, Union
 
-__all__ = ["JSON", "check", "dumps", "loads", "copy", "canonical"]
+__all__ = ["JSON", "check", "dumps", "loads", "copy", "canonical", "dumps_object", "dumps_array"]
 
 #: A value the codec carries (what ``check`` accepts).
 JSON = Union[None, bool, int, float, str, "list[JSON]", "dict[str, JSON]"]
@@ -68,8 +70,10 @@ def _check(value: Any, where: str, depth: int) -> None:
         hint = " (use a sorted list)"
     elif t in (bytes, bytearray, memoryview):
         hint = " (encode it, e.g. base64, into a str)"
-    elif isinstance(value, (bool, int, float, str, list, dict)):
-        hint = f" (a subclass of {t.__mro__[1].__name__}: pass a plain one)"
+    else:
+        base = next((b for b in (int, float, str, list, dict) if isinstance(value, b)), None)
+        if base is not None:
+            hint = f" (a subclass of {base.__name__}: pass a plain {base.__name__})"
     raise TypeError(f"{where} is a {t.__name__}, which the batteries' JSON codec does not "
                     f"carry{hint}: None, bool, int, float, str, list and dict with str keys only")
 
@@ -77,6 +81,34 @@ def _check(value: Any, where: str, depth: int) -> None:
 def dumps(value: object) -> str:
     """The compact JSON text of a checked value."""
     return _ENCODER.encode(value)
+
+
+#: Items per piece in dumps_object/dumps_array: a few ms of encoding each.
+CHUNK = 4096
+
+
+def dumps_object(items: Iterator[tuple[str, Any]]) -> Iterator[str]:
+    """The JSON object of ``items`` (str keys), as text in pieces of
+    ``CHUNK`` items: a large one without holding the GIL throughout."""
+    yield "{"
+    first = True
+    while True:
+        chunk = dict(itertools.islice(items, CHUNK))
+        if not chunk:
+            break
+        text = _ENCODER.encode(chunk)
+        yield text[1:-1] if first else "," + text[1:-1]
+        first = False
+    yield "}"
+
+
+def dumps_array(values: list[Any]) -> Iterator[str]:
+    """The JSON array of ``values``, as text in pieces (see dumps_object)."""
+    yield "["
+    for start in range(0, len(values), CHUNK):
+        text = _ENCODER.encode(values[start:start + CHUNK])
+        yield text[1:-1] if start == 0 else "," + text[1:-1]
+    yield "]"
 
 
 def canonical(value: object) -> str:

@@ -265,6 +265,9 @@ class ReplicatedDict(Structure, MutableMapping[K, V]):
     def _dump(self, frozen: dict[str, Any]) -> dict[str, Any]:
         return frozen
 
+    def _dump_text(self, frozen: dict[str, Any]) -> Iterator[str]:
+        return codec.dumps_object(iter(frozen.items()))
+
     def _prepare(self, state: Any) -> dict[str, Any]:
         if state is None:
             return {}

@@ -230,9 +230,13 @@ class Group(Mapping[str, Structure]):
         active, states = doc.get("active"), doc.get("structures")
         if type(active) is not int or active < 1 or type(states) is not dict:
             raise ValueError("malformed batteries snapshot")
-        unknown = sorted(set(states) - set(self._structures))
-        if unknown:
-            raise ValueError(f"the snapshot has structures this group lacks: {unknown}")
+        for name in set(states) - set(self._structures):
+            # A structure of newer code that was never active holds nothing
+            # (every command to it failed): skip it. Any other: refuse.
+            entry = states[name]
+            since = entry.get("version") if type(entry) is dict else None
+            if type(since) is not int or since <= active:
+                raise ValueError(f"the snapshot has a structure this group lacks: {name!r}")
         prepared = []
         for name, structure in self._structures.items():
             entry = states.get(name)
@@ -263,10 +267,17 @@ class _GroupSnapshot:
         frozen = self.frozen
         if frozen is None:
             raise RuntimeError("this snapshot was released")
-        doc = {"kind": _SNAPSHOT_KIND, "format": SNAPSHOT_FORMAT, "active": self.active,
-               "structures": {name: {"type": structure.kind, "state": structure._dump(state)}
-                              for name, structure, state in frozen}}
-        return codec.dumps(doc).encode()
+        # {"kind":..., "format":..., "active":..., "structures": {name:
+        # {"type":..., "version":..., "state": ...}, ...}}, written in pieces.
+        parts = [codec.dumps({"kind": _SNAPSHOT_KIND, "format": SNAPSHOT_FORMAT,
+                              "active": self.active})[:-1].encode(), b',"structures":{']
+        for i, (name, structure, state) in enumerate(frozen):
+            head = codec.dumps({"type": structure.kind, "version": structure._version})
+            parts.append(f'{"," if i else ""}{codec.dumps(name)}:{head[:-1]},"state":'.encode())
+            parts.extend(piece.encode() for piece in structure._dump_text(state))
+            parts.append(b"}")
+        parts.append(b"}}")
+        return b"".join(parts)
 
     def release(self) -> None:
         self.frozen = None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import collections
 import concurrent.futures
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import Any, Generic, Optional, TypeVar
 
 from . import codec
@@ -88,6 +88,9 @@ class ReplicatedQueue(Structure, Generic[T]):
 
     def _dump(self, frozen: list[Any]) -> list[Any]:
         return frozen
+
+    def _dump_text(self, frozen: list[Any]) -> Iterator[str]:
+        return codec.dumps_array(frozen)
 
     def _prepare(self, state: Any) -> collections.deque[Any]:
         if state is None:

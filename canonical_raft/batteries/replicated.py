@@ -54,9 +54,9 @@ class ReplicatedMethod(Generic[O, P, R]):
         self.__wrapped__ = fn
 
     def __set_name__(self, owner: type, name: str) -> None:
-        if name != self.name:
-            raise TypeError(f"@replicated method {self.name!r} is bound to the name {name!r}: "
-                            f"the command names the method, keep the names equal")
+        # The command names the attribute the method is reached by.
+        self.name = name
+        self._batteries_op = (name, self.version)
 
     @overload
     def __get__(self, obj: None, owner: type) -> ReplicatedMethod[O, P, R]: ...
@@ -105,6 +105,7 @@ def replicated(fn: Any = None, /, *, version: int = 1) -> Any:
     (it runs once ``Group.activate(2)`` is applied). Its arguments must be
     codec values; its return value is delivered, on the submitting node
     only, through the Future (any object)."""
+    check_version(version)
     if fn is None:
         return lambda f: ReplicatedMethod(f, version)
     if not callable(fn):

@@ -4,9 +4,10 @@ it submits them through its group, how a structure alone is a node's FSM)."""
 from __future__ import annotations
 
 import concurrent.futures
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, NamedTuple, Optional, TypeVar
 
+from . import codec
 from .errors import NotAttachedError
 
 if TYPE_CHECKING:
@@ -171,6 +172,13 @@ class Structure:
     def _dump(self, frozen: Any) -> Any:
         """Off the raft thread: the frozen copy as a codec value."""
         raise NotImplementedError
+
+    def _dump_text(self, frozen: Any) -> Iterator[str]:
+        """Off the raft thread: the frozen copy as JSON text, in pieces.
+        Each piece is one short call holding the GIL, so that the raft
+        thread, which needs the GIL to apply commands, gets it in between
+        (one json.dumps of a large state would hold it throughout)."""
+        yield codec.dumps(self._dump(frozen))
 
     def _prepare(self, state: Any) -> Any:
         """The new state from a snapshot's codec value (``None``: the empty
