@@ -270,8 +270,8 @@ def test_a_structure_alone_is_a_nodes_fsm(tmp_path):
             Group(c=counter)
 
 
-def test_blocking_forms_time_out_and_raise_from_inside_the_fsm(tmp_path):
-    # Waiting on one's own node from the raft thread would deadlock: RuntimeError.
+def test_submitting_from_inside_the_fsm_raises_on_the_raft_thread(tmp_path):
+    # It would submit on the leader only, and waiting would deadlock: RuntimeError.
     errors = []
 
     class Greedy(batteries.ReplicatedObject):

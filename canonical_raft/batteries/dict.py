@@ -146,6 +146,14 @@ class ReplicatedDict(Structure, MutableMapping[K, V]):
         codec.check(default, "default")
         return codec.copy(self._wait(self._submit("setdefault", [key, default])))  # type: ignore[no-any-return]
 
+    def popitem(self) -> tuple[K, V]:
+        """Remove the most recently inserted item and return it (one
+        command); KeyError if the dict is empty."""
+        item = self._wait(self._submit("popitem", []))
+        if item is None:
+            raise KeyError("popitem(): the dict is empty")
+        return item[0], item[1]
+
     def update(self, other: Any = (), /, **items: V) -> None:
         """Store every item, in one command (see ``set_many``)."""
         mapping = dict(other.items() if isinstance(other, Mapping) else other)
@@ -223,6 +231,10 @@ class ReplicatedDict(Structure, MutableMapping[K, V]):
     def _apply_pop(self, key: Any) -> list[Any]:
         value = self._data.pop(_check_key(key), _MISSING)
         return [False, None] if value is _MISSING else [True, value]
+
+    @operation("popitem")
+    def _apply_popitem(self) -> list[Any] | None:
+        return list(self._data.popitem()) if self._data else None
 
     @operation("cas")
     def _apply_cas(self, key: Any, old_text: Any, store: Any, new: Any) -> bool:

@@ -124,8 +124,9 @@ class Group(Mapping[str, Structure]):
     def read_point(self, consistency: Consistency = "local", timeout: Optional[float] = None) -> None:
         """Wait until a read of this node's state has the given consistency:
         ``"local"`` returns at once, ``"linearizable"`` waits for
-        ``node.barrier()`` (every entry committed before the call applied
-        here; leader only today, NotLeaderError on a follower). Raises
+        ``node.read_barrier()`` if the node has it, else ``node.barrier()``
+        (every entry committed before the call applied here; leader only,
+        NotLeaderError on a follower). Raises
         OutdatedReplicaError if this replica no longer follows the cluster."""
         if self._outdated is not None:
             raise OutdatedReplicaError(self._outdated)
@@ -136,7 +137,11 @@ class Group(Mapping[str, Structure]):
         node = self._node
         if node is None:
             raise NotAttachedError("a linearizable read needs the node: call attach(node) first")
-        node.barrier().result(timeout)
+        # A node with read_barrier() (ReadIndex: no log write, and on
+        # followers too) is used through it; else barrier(), leader only.
+        read_barrier = getattr(node, "read_barrier", None)
+        future = read_barrier() if callable(read_barrier) else node.barrier()
+        future.result(timeout)
 
     # -- versions -----------------------------------------------------------------
 
