@@ -115,6 +115,13 @@ class Group(Mapping[str, Structure]):
 
     def _submit(self, structure: Optional[str], op: str, version: int,
                 args: list[Any]) -> concurrent.futures.Future[Any]:
+        if self.applying():
+            # Inside apply, a submission would happen on the leader only
+            # (and waiting for it would deadlock): the same error everywhere,
+            # attached or not.
+            raise RuntimeError(f"{op!r} of {structure!r} submits a command: it cannot be "
+                               f"called while a command is applied (call @replicated methods, "
+                               f"which run in place, or submit from outside the FSM)")
         node = self._node
         if node is None:
             raise NotAttachedError("this group is not attached to a node: "

@@ -118,12 +118,6 @@ class Structure:
         if group is None:
             raise NotAttachedError(f"{type(self).__name__} is not attached to a node: give it "
                                    f"(or its Group) to a Node as its fsm, then call attach(node)")
-        if group.applying():
-            # Inside apply, a submission would happen on the leader only
-            # (and waiting for it would deadlock): the same error everywhere.
-            raise RuntimeError(f"{type(self).__name__}.{op} submits a command: it cannot be "
-                               f"called while a command is applied (call @replicated methods, "
-                               f"which run in place, or submit from outside the FSM)")
         version = max(self._version, self._ops[op].version)
         return group._submit(self._name, op, version, args)
 
