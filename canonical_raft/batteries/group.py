@@ -242,13 +242,16 @@ class Group(Mapping[str, Structure]):
         active, states = doc.get("active"), doc.get("structures")
         if type(active) is not int or active < 1 or type(states) is not dict:
             raise ValueError("malformed batteries snapshot")
-        for name in set(states) - set(self._structures):
+        lacking = []
+        for name in sorted(set(states) - set(self._structures)):
             # A structure of newer code that was never active holds nothing
-            # (every command to it failed): skip it. Any other: refuse.
+            # (every command to it failed): skip it. One that was active:
+            # this node cannot hold it, it is outdated (but keeps running,
+            # a voter the cluster may need while it is upgraded).
             entry = states[name]
             since = entry.get("version") if type(entry) is dict else None
             if type(since) is not int or since <= active:
-                raise ValueError(f"the snapshot has a structure this group lacks: {name!r}")
+                lacking.append(name)
         prepared = []
         for name, structure in self._structures.items():
             entry = states.get(name)
@@ -265,6 +268,10 @@ class Group(Mapping[str, Structure]):
         self._active = 1
         self._outdated = None
         self._activate(active)
+        if lacking and self._outdated is None:
+            self._outdated = (f"the snapshot holds structures this node's code lacks: "
+                              f"{', '.join(map(repr, lacking))}: upgrade it")
+            log.error("%s", self._outdated)
 
 
 class _GroupSnapshot:
