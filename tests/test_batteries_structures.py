@@ -237,7 +237,9 @@ def test_misuse_is_a_clear_error(cluster, tmp_path):
     with pytest.raises(ValueError, match="new Group for each Node"):
         cluster.fsm(1).attach(cluster.node(2))
     d = ReplicatedDict()
-    Group(x=d)
+    with pytest.raises(batteries.NotAttachedError):
+        d.get("k", consistency="linearizable")
+    Group(x=d)                                              # the failed read bound nothing
     with pytest.raises(ValueError, match="one group"):
         Group(y=d)
     with pytest.raises(ValueError, match="give the Group"):

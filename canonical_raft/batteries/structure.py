@@ -133,7 +133,8 @@ class Structure:
         if group is None:
             if consistency == "local":
                 return
-            group = self._solo()
+            raise NotAttachedError(f"a {consistency} read needs the node: attach "
+                                   f"{type(self).__name__} (or its Group) to it first")
         group.read_point(consistency, self.timeout)
 
     # -- a structure as a node's FSM by itself ----------------------------------
