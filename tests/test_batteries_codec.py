@@ -95,7 +95,7 @@ def test_command_format_is_a_compact_versioned_array():
 @pytest.mark.parametrize("data", [
     b"", b"\xff\xfe", b"garbage", b"{}", b"[]", b'["1"]', b"[1]", b'[1,"s","op",1]',
     b'[1,2,"op",1,[]]', b'[1,"s",3,1,[]]', b'[1,"s","op",0,[]]', b'[1,"s","op",1,{}]',
-    b'[1,"s","op",true,[]]', b"\x00" * 8,
+    b'[1,"s","op",true,[]]', b"\x00" * 8, b"[" * 100_000,
 ])
 def test_garbage_is_a_bad_command(data):
     with pytest.raises(batteries.BadCommandError):

@@ -48,8 +48,11 @@ def decode(data: bytes) -> Command:
     UnsupportedCommandError if it is of a newer FORMAT."""
     try:
         msg = json.loads(data)
-    except (ValueError, UnicodeDecodeError) as exc:  # JSONDecodeError is a ValueError
-        raise BadCommandError(f"not a batteries command ({len(data)} bytes): {exc}") from None
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+        # (JSONDecodeError is a ValueError; RecursionError: nested too deep,
+        # far deeper than the codec lets a value be.)
+        raise BadCommandError(f"not a batteries command ({len(data)} bytes): "
+                              f"{type(exc).__name__}: {exc}") from None
     if type(msg) is not list or not msg or type(msg[0]) is not int:
         raise BadCommandError(f"not a batteries command: {_preview(data)}")
     if msg[0] != FORMAT:

@@ -232,7 +232,7 @@ class Group(Mapping[str, Structure]):
     def restore(self, data: bytes) -> None:
         try:
             doc = codec.loads(data)
-        except (ValueError, UnicodeDecodeError) as exc:
+        except (ValueError, UnicodeDecodeError, RecursionError) as exc:
             raise ValueError(f"not a batteries snapshot ({len(data)} bytes): {exc}") from None
         if type(doc) is not dict or doc.get("kind") != _SNAPSHOT_KIND:
             raise ValueError("not a batteries snapshot")
