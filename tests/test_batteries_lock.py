@@ -35,7 +35,7 @@ def attach_all(cluster):
 
 def lock_state(group):
     lock = group["lock"]
-    return lock._lease, lock.log_time, lock.last_token
+    return tuple(lock._leases.items()), lock.log_time, lock.last_token
 
 
 @pytest.fixture
@@ -73,7 +73,7 @@ def test_ttl_by_log_time_and_fencing(cluster):
     assert lock.acquire("a", 1).result(10) == 3              # every grant: a higher token
     cluster.wait_converged(key=lock_state)
     states = {lock_state(g) for g in cluster.fsms}
-    assert states == {(Lease("a", 3, 1020.9), 1019.9, 3)}
+    assert states == {((("", Lease("a", 3, 1020.9)),), 1019.9, 3)}
 
 
 def test_log_time_never_goes_back(cluster):
@@ -115,6 +115,25 @@ def test_tokens_increase_across_leader_changes_and_snapshots(cluster):
         CLOCK.now += 1
         tokens.append(lock_on_leader(cluster).acquire(f"v{i}", 0.5).result(10))
     assert tokens == sorted(set(tokens)) and tokens == list(range(1, 46))
+    cluster.wait_converged(key=lock_state)
+
+
+def test_named_resources_and_a_bounded_table(cluster):
+    lock = lock_on_leader(cluster)
+    CLOCK.now = 6000.0
+    a = lock.acquire("w1", 10, resource="job-1").result(10)
+    b = lock.acquire("w2", 10, resource="job-2").result(10)
+    assert b == a + 1                                         # one token sequence for all
+    assert lock.acquire("w2", 10, resource="job-1").result(10) is None
+    assert lock.acquire("w3", 10).result(10) == b + 1         # the "" lock is free
+    assert set(lock.leases()) == {"job-1", "job-2", ""}
+    assert lock.lease("job-2") == Lease("w2", b, 6010.0)
+    assert lock.release("w1", a, resource="job-2").result(10) is False
+    assert lock.release("w1", a, resource="job-1").result(10) is True
+    for i in range(50):                                       # many short-lived locks
+        lock.acquire("w", 1, resource=f"tmp-{i}").result(10)
+        CLOCK.now += 2
+    assert len(lock._leases) <= 8                             # expired ones were dropped
     cluster.wait_converged(key=lock_state)
 
 

@@ -53,7 +53,8 @@ def fill(group, n=50, tag="x"):
         apply_directly(group, "c", "add", i)
         apply_directly(group, "q", "put", [i])
         apply_directly(group, "notes", "write", [f"{tag}{i}"], {})
-    apply_directly(group, "lock", "acquire", "me", 30.0, 1234.5)
+    apply_directly(group, "lock", "acquire", "me", 30.0, 1234.5, "")
+    apply_directly(group, "lock", "acquire", "you", 30.0, 1234.5, "job-7")
 
 
 def test_snapshot_round_trips_every_structure():
@@ -66,6 +67,8 @@ def test_snapshot_round_trips_every_structure():
     b.restore(data)
     assert state(a) == state(b)
     assert state(b)[3] == batteries.Lease("me", 1, 1264.5)
+    assert b["lock"].leases() == {"": batteries.Lease("me", 1, 1264.5),
+                                  "job-7": batteries.Lease("you", 2, 1264.5)}
     doc = json.loads(data)
     assert doc["kind"] == "canonical_raft.batteries" and doc["format"] == 1
     assert {k: v["type"] for k, v in doc["structures"].items()} == \
@@ -115,7 +118,7 @@ def test_restoring_a_structure_this_code_lacks():
      b'"structures": {"d": {"type": "dict", "state": {"a": 1}}, "c": {"type": "counter", '
      b'"state": "many"}}}', "must be an int"),
     (b'{"kind": "canonical_raft.batteries", "format": 1, "active": 1, '
-     b'"structures": {"lock": {"type": "lock", "state": {"lease": ["me"]}}}}', "malformed lock"),
+     b'"structures": {"lock": {"type": "lock", "state": {"leases": [["me"]]}}}}', "malformed lock"),
     (b'{"kind": "canonical_raft.batteries", "format": 1, "active": 1, '
      b'"structures": {"q": {"type": "queue", "state": {}}}}', "holds a list"),
 ])

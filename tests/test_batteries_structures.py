@@ -211,7 +211,8 @@ def test_group_routes_by_structure_name(cluster, leader):
     (b'[1,"c","add",1,["x"]]', TypeError),                              # a bad argument
     (b'[1,"d","set",1,[1,1]]', TypeError),
     (b'[1,"d","set",1,["k"]]', TypeError),                              # wrong arity
-    (b'[1,"lock","acquire",1,["me",5,"soon"]]', TypeError),
+    (b'[1,"lock","acquire",1,["me",5,"soon",""]]', TypeError),
+    (b'[1,"lock","acquire",1,["me",5,1.0,7]]', TypeError),
 ])
 def test_bad_commands_fail_alike_everywhere_and_change_nothing(cluster, data, error):
     before = converge(cluster)
