@@ -36,6 +36,7 @@ def test_leader_killed_mid_writes(tmp_path):
         for i in range(400):
             futures.append((f"k{i}", g["d"].set(f"k{i}", i), g["c"].incr()))
             if i == 200:
+                futures[150][1].result(10)                   # some acknowledged, some in flight
                 cluster.kill(old.id)
         acked, counted = [], 0
         for key, set_future, incr_future in futures:
@@ -60,7 +61,9 @@ def test_leader_killed_mid_writes(tmp_path):
         g = cluster.fsm(new.id)
         assert g["lock"].lease() is not None and g["lock"].lease().token == token
         assert g["lock"].acquire("other", 10).result(10) is None
-        assert g["c"].incr().result(10) == survivors[0]["c"].get()
+        before = survivors[0]["c"].get()
+        assert len(acked) > 150 and before >= 150
+        assert g["c"].incr().result(10) == before + 1
         cluster.restart(old.id)
         attach_all(cluster)
         cluster.wait_converged(key=state, timeout=20)
