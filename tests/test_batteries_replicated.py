@@ -6,7 +6,7 @@ import pytest
 
 from canonical_raft import batteries
 from canonical_raft.batteries import Group, ReplicatedObject, replicated
-from canonical_raft.testing import LocalCluster
+from canonical_raft.testing import LocalCluster, wait_until
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -111,7 +111,9 @@ def test_state_snapshots_and_restores(cluster):
     bank.open("b").result(10)
     for _ in range(100):
         bank.transfer("a", "b", 1).result(10)
-    assert min(n.stats()["snapshot_index"] for n in cluster.nodes) > 0
+    # Followers snapshot once they have applied past the threshold.
+    wait_until(lambda: min(n.stats()["snapshot_index"] for n in cluster.nodes) > 0,
+               timeout=20, message="every node to take a snapshot")
     restored = []
 
     class Watched(Bank):
