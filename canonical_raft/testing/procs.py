@@ -46,7 +46,7 @@ from typing import IO, Any, Callable, Optional, Union
 
 __all__ = ["Message", "Handler", "ProcessError", "ProcessGone", "ReplyTimeout", "RemoteError",
            "Child", "Process", "child_env", "python_argv", "stop_all",
-           "format_servers", "parse_servers", "node_arguments", "node_settings"]
+           "format_servers", "parse_servers", "node_arguments", "node_settings", "at_least"]
 
 #: One decoded JSON object: a reply's or an event's fields, a request's args.
 Message = dict[str, Any]
