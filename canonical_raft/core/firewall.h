@@ -431,12 +431,17 @@ static inline enum fw_reason fw_eof(struct fw_conn *c)
     return (enum fw_reason)c->reason;
 }
 
+/* libraft pads the handshake's address and each configuration to 8 bytes. */
+static inline uint64_t fw__pad8(uint64_t n)
+{
+    return (n + 7) & ~(uint64_t)7;
+}
+
 /* Bytes a configuration may take with these limits (its padded size). */
 static inline uint64_t fw__conf_max(const struct fw_limits *l)
 {
-    uint64_t n = 1 + 8 + (uint64_t)l->max_conf_servers *
-                             (8 + (uint64_t)l->max_address_len + 1 + 1);
-    return (n + 7) & ~(uint64_t)7;
+    return fw__pad8(1 + 8 + (uint64_t)l->max_conf_servers *
+                                (8 + (uint64_t)l->max_address_len + 1 + 1));
 }
 
 /* ------------------------------------------------------------------------ */
@@ -643,18 +648,242 @@ out:
     return r;
 }
 
+/* Checks shared by the plain header fields (terms, indexes, flag words), run
+ * in this order, so that a field breaking several rules gets the same reason
+ * whichever message it is in. */
+#define FW__F_RANGE 0x01 /* a term or index: < 2^63 */
+#define FW__F_TERM 0x02  /* the message's term: nonzero, kept in c->term */
+#define FW__F_ORDER 0x04 /* a log term: <= c->term */
+#define FW__F_PREV 0x08  /* a log term: 0 iff the index in c->aux is 0 */
+#define FW__F_META 0x10  /* snapshot metadata: nonzero */
+#define FW__F_LE_AUX 0x20 /* with FW__F_META: <= c->aux (conf_index) */
+#define FW__F_FLAGS 0x40 /* a flag word: no bits outside .allowed */
+#define FW__F_AUX 0x80   /* kept in c->aux for a later field */
+
+struct fw__rule
+{
+    uint8_t checks; /* FW__F_* */
+    uint8_t next;   /* the state after the field (unless the case sets it) */
+    uint8_t last;   /* the header's last field: the message may be done */
+    uint64_t allowed; /* FW__F_FLAGS: the bits the word may have */
+};
+
+/* A message preamble's type word: the version and header size per type. */
+static inline enum fw_reason fw__preamble_word(struct fw_conn *c, uint64_t v)
+{
+    static const uint8_t version[] = {
+        0,
+        FW_VERSION_APPEND_ENTRIES,
+        FW_VERSION_APPEND_ENTRIES_RESULT,
+        FW_VERSION_REQUEST_VOTE,
+        FW_VERSION_REQUEST_VOTE_RESULT,
+        FW_VERSION_INSTALL_SNAPSHOT,
+        FW_VERSION_TIMEOUT_NOW,
+    };
+    uint8_t type = (uint8_t)v;
+    if ((v & ~(uint64_t)0xff00ff) != 0) {
+        return FW_MSG_RESERVED;
+    }
+    if (type < FW_APPEND_ENTRIES || type > FW_TIMEOUT_NOW) {
+        return FW_MSG_TYPE;
+    }
+    if ((uint8_t)(v >> 16) != version[type]) {
+        return FW_MSG_VERSION;
+    }
+    c->type = type;
+    c->state = FW_S_PRE_HLEN;
+    return FW_OK;
+}
+
+/* A message preamble's header length, for the type c->type. */
+static inline enum fw_reason fw__header_length(struct fw_conn *c, uint64_t v)
+{
+    /* Fixed header sizes (0: sized by its contents) and first states. */
+    static const struct {
+        uint8_t size;
+        uint8_t first;
+    } types[] = {
+        {0, FW_S_DEAD},
+        {0, FW_S_AE_TERM},
+        {FW_SIZE_APPEND_ENTRIES_RESULT, FW_S_AER_TERM},
+        {FW_SIZE_REQUEST_VOTE, FW_S_RV_TERM},
+        {FW_SIZE_REQUEST_VOTE_RESULT, FW_S_RVR_TERM},
+        {0, FW_S_IS_TERM},
+        {FW_SIZE_TIMEOUT_NOW, FW_S_TN_TERM},
+    };
+    const struct fw_limits *l = &c->lim;
+    int ok;
+    if (c->type == FW_APPEND_ENTRIES) {
+        ok = v >= FW_SIZE_APPEND_ENTRIES_FIXED &&
+             (v - FW_SIZE_APPEND_ENTRIES_FIXED) % FW_SIZE_ENTRY_DESCRIPTOR == 0;
+        if (ok && (v - FW_SIZE_APPEND_ENTRIES_FIXED) / FW_SIZE_ENTRY_DESCRIPTOR >
+                      l->max_entries) {
+            return FW_ENTRY_COUNT;
+        }
+    } else if (c->type == FW_INSTALL_SNAPSHOT) {
+        /* The smallest configuration (one server, 1-byte address) takes 24
+         * bytes padded. */
+        ok = v >= FW_SIZE_INSTALL_SNAPSHOT_FIXED + 24 && v % 8 == 0;
+        if (ok && v - FW_SIZE_INSTALL_SNAPSHOT_FIXED > fw__conf_max(l)) {
+            return FW_CONF_LEN;
+        }
+    } else {
+        ok = v == types[c->type].size;
+    }
+    if (!ok) {
+        return FW_HDR_LEN;
+    }
+    if (v > l->max_message_size || FW_PREAMBLE_SIZE + v > l->max_message_size) {
+        return FW_MSG_TOO_BIG;
+    }
+    c->state = types[c->type].first;
+    c->hdr_len = v;
+    c->payload = 0;
+    return FW_OK;
+}
+
+/* An AppendEntries entry descriptor's second word: type, unused, length. */
+static inline enum fw_reason fw__entry_info(struct fw_conn *c, uint64_t v)
+{
+    uint8_t type = (uint8_t)v;
+    uint32_t unused = (uint32_t)((v >> 8) & 0xffffff);
+    uint32_t len = (uint32_t)(v >> 32);
+    if (type != FW_ENTRY_COMMAND && type != FW_ENTRY_BARRIER &&
+        type != FW_ENTRY_CHANGE) {
+        return FW_ENTRY_TYPE;
+    }
+    if (unused != 0) {
+        return FW_FLAGS;
+    }
+    /* libraft's receiver steps over each entry padded to 8
+     * (uvDecodeEntriesBatch) while the sender sends it unpadded: only
+     * multiples of 8 line up.  A zero length leaves the batch pointer
+     * unset (n > 0 with no payload) or feeds an empty configuration. */
+    if (len == 0 || len % 8 != 0) {
+        return FW_ENTRY_LEN;
+    }
+    if (type == FW_ENTRY_CHANGE) {
+        if (c->nchanges >= FW_CHANGES_MAX) {
+            return FW_TOO_MANY_CHANGES;
+        }
+        if (len > fw__conf_max(&c->lim)) {
+            return FW_CONF_LEN;
+        }
+        c->change_off[c->nchanges] = c->payload;
+        c->change_len[c->nchanges] = len;
+        c->nchanges++;
+    }
+    c->payload += len;
+    if (FW_PREAMBLE_SIZE + c->hdr_len + c->payload > c->lim.max_message_size) {
+        return FW_PAYLOAD_TOO_BIG;
+    }
+    c->i++;
+    c->state = c->i < c->n ? FW_S_AE_ETERM : FW_S_AE_UNUSED;
+    return FW_OK;
+}
+
+/* The last word of a header with a payload: the payload, if any, follows. */
+static inline enum fw_reason fw__header_end(struct fw_conn *c, int *msg_done)
+{
+    if (c->payload == 0) {
+        *msg_done = 1;
+    } else {
+        c->state = FW_S_PAYLOAD;
+        c->left = c->payload;
+        c->ppos = 0;
+        c->in_conf = 0;
+    }
+    return FW_OK;
+}
+
 /* A header field (8 bytes, little endian) is complete. */
 static inline enum fw_reason fw__field(struct fw_conn *c, uint64_t v, int *msg_done)
 {
+#define FW__R(state, checks, next) [state] = {checks, next, 0, 0}
+#define FW__LAST(state, checks, allowed) [state] = {checks, 0, 1, allowed}
+    /* The header fields in wire order; a state not listed here is checked by
+     * its case below alone. */
+    static const struct fw__rule rules[FW_S_DEAD + 1] = {
+        FW__R(FW_S_HS_PROTO, 0, FW_S_HS_ID),
+        FW__R(FW_S_HS_ID, 0, FW_S_HS_ALEN),
+        FW__R(FW_S_HS_ALEN, 0, FW_S_HS_ADDR),
+        /* RequestVote */
+        FW__R(FW_S_RV_TERM, FW__F_RANGE | FW__F_TERM, FW_S_RV_CAND),
+        FW__R(FW_S_RV_CAND, 0, FW_S_RV_LLI),
+        FW__R(FW_S_RV_LLI, FW__F_RANGE | FW__F_AUX, FW_S_RV_LLT),
+        FW__R(FW_S_RV_LLT, FW__F_RANGE | FW__F_ORDER | FW__F_PREV, FW_S_RV_FLAGS),
+        FW__LAST(FW_S_RV_FLAGS, FW__F_FLAGS, 3), /* disrupt_leader, pre_vote */
+        /* RequestVoteResult: term, vote_granted (a bool), then flags (bit 0
+         * pre_vote), unused u8, features, capacity (any), unused u16 */
+        FW__R(FW_S_RVR_TERM, FW__F_RANGE, FW_S_RVR_GRANTED),
+        [FW_S_RVR_GRANTED] = {FW__F_FLAGS, FW_S_RVR_TAIL, 0, 1},
+        FW__LAST(FW_S_RVR_TAIL, FW__F_FLAGS,
+                 0x1 | (uint64_t)FW_FEATURE_CAPACITY << 16 |
+                     (uint64_t)0xffff << 32),
+        /* AppendEntries */
+        FW__R(FW_S_AE_TERM, FW__F_RANGE | FW__F_TERM, FW_S_AE_PLI),
+        FW__R(FW_S_AE_PLI, FW__F_RANGE | FW__F_AUX, FW_S_AE_PLT),
+        /* replication.c asserts prev_log_term == 0 iff index == 0. */
+        FW__R(FW_S_AE_PLT, FW__F_RANGE | FW__F_ORDER | FW__F_PREV, FW_S_AE_COMMIT),
+        FW__R(FW_S_AE_COMMIT, FW__F_RANGE, FW_S_AE_N),
+        FW__R(FW_S_AE_ETERM, FW__F_RANGE, FW_S_AE_EINFO),
+        [FW_S_AE_UNUSED] = {FW__F_FLAGS, 0, 0, 0},
+        /* AppendEntriesResult: term, rejected, last_log_index, then features,
+         * capacity (any), unused u32 */
+        FW__R(FW_S_AER_TERM, FW__F_RANGE, FW_S_AER_REJ),
+        FW__R(FW_S_AER_REJ, FW__F_RANGE | FW__F_AUX, FW_S_AER_LLI),
+        /* Not checked: on a rejection for a stale term libraft 0.22.1 leaves
+         * last_log_index uninitialized (recv_append_entries.c, "goto reply"),
+         * so an honest peer may send any value here; the receiver then steps
+         * down on the higher term without reading it. */
+        FW__R(FW_S_AER_LLI, 0, FW_S_AER_TAIL),
+        FW__LAST(FW_S_AER_TAIL, FW__F_FLAGS,
+                 FW_FEATURE_CAPACITY | (uint64_t)0xffff << 16),
+        /* InstallSnapshot */
+        FW__R(FW_S_IS_TERM, FW__F_RANGE | FW__F_TERM, FW_S_IS_LI),
+        FW__R(FW_S_IS_LI, FW__F_RANGE | FW__F_META | FW__F_AUX, FW_S_IS_LT),
+        FW__R(FW_S_IS_LT, FW__F_RANGE | FW__F_ORDER | FW__F_META, FW_S_IS_CI),
+        FW__R(FW_S_IS_CI, FW__F_RANGE | FW__F_META | FW__F_LE_AUX, FW_S_IS_CLEN),
+        FW__R(FW_S_IS_CLEN, 0, FW_S_IS_CONF),
+        FW__R(FW_S_IS_DLEN, 0, FW_S_IS_UNUSED),
+        [FW_S_IS_UNUSED] = {FW__F_FLAGS, 0, 0, 0},
+        /* TimeoutNow */
+        FW__R(FW_S_TN_TERM, FW__F_RANGE | FW__F_TERM, FW_S_TN_LLI),
+        FW__R(FW_S_TN_LLI, FW__F_RANGE | FW__F_AUX, FW_S_TN_LLT),
+        FW__LAST(FW_S_TN_LLT, FW__F_RANGE | FW__F_ORDER | FW__F_PREV, 0),
+    };
+#undef FW__R
+#undef FW__LAST
+    const struct fw__rule *f = &rules[c->state];
     const struct fw_limits *l = &c->lim;
+
+    if ((f->checks & FW__F_RANGE) && v >= FW_TERM_LIMIT) {
+        return FW_TERM_RANGE;
+    }
+    if ((f->checks & FW__F_TERM) && v == 0) {
+        return FW_TERM_ZERO;
+    }
+    if ((f->checks & FW__F_ORDER) && v > c->term) {
+        return FW_TERM_ORDER;
+    }
+    if ((f->checks & FW__F_PREV) && (v == 0) != (c->aux == 0)) {
+        return FW_PREV_LOG;
+    }
+    if ((f->checks & FW__F_META) &&
+        (v == 0 || ((f->checks & FW__F_LE_AUX) && v > c->aux))) {
+        return FW_SNAPSHOT_META;
+    }
+    if ((f->checks & FW__F_FLAGS) && (v & ~f->allowed) != 0) {
+        return FW_FLAGS;
+    }
+
+    /* What a field needs beyond the shared checks. */
     switch (c->state) {
-        /* ---- handshake ---- */
         case FW_S_HS_PROTO:
             if (v != FW_HANDSHAKE_PROTOCOL) {
                 return FW_HS_PROTOCOL;
             }
-            c->state = FW_S_HS_ID;
-            return FW_OK;
+            break;
         case FW_S_HS_ID:
             if (v == 0) {
                 return FW_HS_ID_ZERO;
@@ -666,222 +895,31 @@ static inline enum fw_reason fw__field(struct fw_conn *c, uint64_t v, int *msg_d
                 return FW_HS_ID_REFUSED;
             }
             c->peer_id = v;
-            c->state = FW_S_HS_ALEN;
-            return FW_OK;
+            break;
         case FW_S_HS_ALEN:
             /* The address, its NUL and padding to 8 (uvTcpEncodeHandshake). */
             if (v == 0 || v % 8 != 0 ||
-                v > (((uint64_t)l->max_address_len + 1 + 7) & ~(uint64_t)7)) {
+                v > fw__pad8((uint64_t)l->max_address_len + 1)) {
                 return FW_HS_ADDR_LEN;
             }
             c->left = v;
             c->hs_len = FW_HANDSHAKE_PREAMBLE + v;
             c->alen = 0;
             c->nul_seen = 0;
-            c->state = FW_S_HS_ADDR;
-            return FW_OK;
-
-        /* ---- message preamble ---- */
-        case FW_S_PRE_WORD: {
-            uint8_t type = (uint8_t)v;
-            uint8_t version = (uint8_t)(v >> 16);
-            uint8_t want;
-            if ((v & ~(uint64_t)0xff00ff) != 0) {
-                return FW_MSG_RESERVED;
-            }
-            switch (type) {
-                case FW_APPEND_ENTRIES:
-                    want = FW_VERSION_APPEND_ENTRIES;
-                    break;
-                case FW_APPEND_ENTRIES_RESULT:
-                    want = FW_VERSION_APPEND_ENTRIES_RESULT;
-                    break;
-                case FW_REQUEST_VOTE:
-                    want = FW_VERSION_REQUEST_VOTE;
-                    break;
-                case FW_REQUEST_VOTE_RESULT:
-                    want = FW_VERSION_REQUEST_VOTE_RESULT;
-                    break;
-                case FW_INSTALL_SNAPSHOT:
-                    want = FW_VERSION_INSTALL_SNAPSHOT;
-                    break;
-                case FW_TIMEOUT_NOW:
-                    want = FW_VERSION_TIMEOUT_NOW;
-                    break;
-                default:
-                    return FW_MSG_TYPE;
-            }
-            if (version != want) {
-                return FW_MSG_VERSION;
-            }
-            c->type = type;
-            c->state = FW_S_PRE_HLEN;
-            return FW_OK;
-        }
-        case FW_S_PRE_HLEN: {
-            int ok;
-            switch (c->type) {
-                case FW_APPEND_ENTRIES:
-                    ok = v >= FW_SIZE_APPEND_ENTRIES_FIXED &&
-                         (v - FW_SIZE_APPEND_ENTRIES_FIXED) %
-                                 FW_SIZE_ENTRY_DESCRIPTOR ==
-                             0;
-                    if (ok && (v - FW_SIZE_APPEND_ENTRIES_FIXED) /
-                                      FW_SIZE_ENTRY_DESCRIPTOR >
-                                  l->max_entries) {
-                        return FW_ENTRY_COUNT;
-                    }
-                    c->state = FW_S_AE_TERM;
-                    break;
-                case FW_APPEND_ENTRIES_RESULT:
-                    ok = v == FW_SIZE_APPEND_ENTRIES_RESULT;
-                    c->state = FW_S_AER_TERM;
-                    break;
-                case FW_REQUEST_VOTE:
-                    ok = v == FW_SIZE_REQUEST_VOTE;
-                    c->state = FW_S_RV_TERM;
-                    break;
-                case FW_REQUEST_VOTE_RESULT:
-                    ok = v == FW_SIZE_REQUEST_VOTE_RESULT;
-                    c->state = FW_S_RVR_TERM;
-                    break;
-                case FW_INSTALL_SNAPSHOT:
-                    /* The smallest configuration (one server, 1-byte address)
-                     * takes 24 bytes padded. */
-                    ok = v >= FW_SIZE_INSTALL_SNAPSHOT_FIXED + 24 && v % 8 == 0;
-                    if (ok && v - FW_SIZE_INSTALL_SNAPSHOT_FIXED > fw__conf_max(l)) {
-                        return FW_CONF_LEN;
-                    }
-                    c->state = FW_S_IS_TERM;
-                    break;
-                case FW_TIMEOUT_NOW:
-                    ok = v == FW_SIZE_TIMEOUT_NOW;
-                    c->state = FW_S_TN_TERM;
-                    break;
-                default:
-                    ok = 0;
-                    break;
-            }
-            if (!ok) {
-                return FW_HDR_LEN;
-            }
-            if (v > l->max_message_size ||
-                FW_PREAMBLE_SIZE + v > l->max_message_size) {
-                return FW_MSG_TOO_BIG;
-            }
-            c->hdr_len = v;
-            c->payload = 0;
-            return FW_OK;
-        }
-
-        /* ---- RequestVote ---- */
-        case FW_S_RV_TERM:
-            if (v >= FW_TERM_LIMIT) {
-                return FW_TERM_RANGE;
-            }
-            if (v == 0) {
-                return FW_TERM_ZERO;
-            }
-            c->term = v;
-            c->state = FW_S_RV_CAND;
-            return FW_OK;
+            break;
+        case FW_S_PRE_WORD:
+            return fw__preamble_word(c, v);
+        case FW_S_PRE_HLEN:
+            return fw__header_length(c, v);
         case FW_S_RV_CAND:
             /* libraft sends its own id; with a known peer it must match. */
             if (v == 0 || (c->peer_id != 0 && v != c->peer_id)) {
                 return FW_CANDIDATE;
             }
-            c->state = FW_S_RV_LLI;
-            return FW_OK;
-        case FW_S_RV_LLI:
-            if (v >= FW_TERM_LIMIT) {
-                return FW_TERM_RANGE;
-            }
-            c->aux = v;
-            c->state = FW_S_RV_LLT;
-            return FW_OK;
-        case FW_S_RV_LLT:
-            if (v >= FW_TERM_LIMIT) {
-                return FW_TERM_RANGE;
-            }
-            if (v > c->term) {
-                return FW_TERM_ORDER;
-            }
-            if ((v == 0) != (c->aux == 0)) {
-                return FW_PREV_LOG;
-            }
-            c->state = FW_S_RV_FLAGS;
-            return FW_OK;
-        case FW_S_RV_FLAGS:
-            if (v & ~(uint64_t)3) {
-                return FW_FLAGS;
-            }
-            *msg_done = 1;
-            return FW_OK;
-
-        /* ---- RequestVoteResult ---- */
-        case FW_S_RVR_TERM:
-            if (v >= FW_TERM_LIMIT) {
-                return FW_TERM_RANGE;
-            }
-            c->state = FW_S_RVR_GRANTED;
-            return FW_OK;
-        case FW_S_RVR_GRANTED:
-            if (v > 1) {
-                return FW_FLAGS;
-            }
-            c->state = FW_S_RVR_TAIL;
-            return FW_OK;
-        case FW_S_RVR_TAIL: {
-            uint8_t flags = (uint8_t)v;
-            uint8_t unused = (uint8_t)(v >> 8);
-            uint16_t features = (uint16_t)(v >> 16);
-            uint16_t unused2 = (uint16_t)(v >> 48);
-            if ((flags & ~1u) || unused || unused2 ||
-                (features & ~(unsigned)FW_FEATURE_CAPACITY)) {
-                return FW_FLAGS;
-            }
-            *msg_done = 1;
-            return FW_OK;
-        }
-
-        /* ---- AppendEntries ---- */
-        case FW_S_AE_TERM:
-            if (v >= FW_TERM_LIMIT) {
-                return FW_TERM_RANGE;
-            }
-            if (v == 0) {
-                return FW_TERM_ZERO;
-            }
-            c->term = v;
-            c->state = FW_S_AE_PLI;
-            return FW_OK;
-        case FW_S_AE_PLI:
-            if (v >= FW_TERM_LIMIT) {
-                return FW_TERM_RANGE;
-            }
-            c->aux = v;
-            c->state = FW_S_AE_PLT;
-            return FW_OK;
+            break;
         case FW_S_AE_PLT:
-            if (v >= FW_TERM_LIMIT) {
-                return FW_TERM_RANGE;
-            }
-            if (v > c->term) {
-                return FW_TERM_ORDER;
-            }
-            /* replication.c asserts prev_log_term == 0 iff index == 0. */
-            if ((v == 0) != (c->aux == 0)) {
-                return FW_PREV_LOG;
-            }
-            c->eterm = v;
-            c->state = FW_S_AE_COMMIT;
-            return FW_OK;
-        case FW_S_AE_COMMIT:
-            if (v >= FW_TERM_LIMIT) {
-                return FW_TERM_RANGE;
-            }
-            c->state = FW_S_AE_N;
-            return FW_OK;
+            c->eterm = v; /* the first entry's term may not be below it */
+            break;
         case FW_S_AE_N:
             /* The header length already bounds n; it must match it exactly
              * (libraft reads n descriptors whatever the header length). */
@@ -899,141 +937,13 @@ static inline enum fw_reason fw__field(struct fw_conn *c, uint64_t v, int *msg_d
         case FW_S_AE_ETERM:
             /* Raft logs: entry terms >= 1, never decreasing, never above the
              * leader's term; the first not below prev_log_term. */
-            if (v >= FW_TERM_LIMIT) {
-                return FW_TERM_RANGE;
-            }
             if (v == 0 || v > c->term || v < c->eterm) {
                 return FW_ENTRY_TERM;
             }
             c->eterm = v;
-            c->state = FW_S_AE_EINFO;
-            return FW_OK;
-        case FW_S_AE_EINFO: {
-            uint8_t type = (uint8_t)v;
-            uint32_t unused = (uint32_t)((v >> 8) & 0xffffff);
-            uint32_t len = (uint32_t)(v >> 32);
-            if (type != FW_ENTRY_COMMAND && type != FW_ENTRY_BARRIER &&
-                type != FW_ENTRY_CHANGE) {
-                return FW_ENTRY_TYPE;
-            }
-            if (unused != 0) {
-                return FW_FLAGS;
-            }
-            /* libraft's receiver steps over each entry padded to 8
-             * (uvDecodeEntriesBatch) while the sender sends it unpadded: only
-             * multiples of 8 line up.  A zero length leaves the batch pointer
-             * unset (n > 0 with no payload) or feeds an empty configuration. */
-            if (len == 0 || len % 8 != 0) {
-                return FW_ENTRY_LEN;
-            }
-            if (type == FW_ENTRY_CHANGE) {
-                if (c->nchanges >= FW_CHANGES_MAX) {
-                    return FW_TOO_MANY_CHANGES;
-                }
-                if (len > fw__conf_max(l)) {
-                    return FW_CONF_LEN;
-                }
-                c->change_off[c->nchanges] = c->payload;
-                c->change_len[c->nchanges] = len;
-                c->nchanges++;
-            }
-            c->payload += len;
-            if (FW_PREAMBLE_SIZE + c->hdr_len + c->payload >
-                l->max_message_size) {
-                return FW_PAYLOAD_TOO_BIG;
-            }
-            c->i++;
-            c->state = c->i < c->n ? FW_S_AE_ETERM : FW_S_AE_UNUSED;
-            return FW_OK;
-        }
-        case FW_S_AE_UNUSED:
-            if (v != 0) {
-                return FW_FLAGS;
-            }
-            if (c->payload == 0) {
-                *msg_done = 1;
-            } else {
-                c->state = FW_S_PAYLOAD;
-                c->left = c->payload;
-                c->ppos = 0;
-                c->in_conf = 0;
-            }
-            return FW_OK;
-
-        /* ---- AppendEntriesResult ---- */
-        case FW_S_AER_TERM:
-            if (v >= FW_TERM_LIMIT) {
-                return FW_TERM_RANGE;
-            }
-            c->state = FW_S_AER_REJ;
-            return FW_OK;
-        case FW_S_AER_REJ:
-            if (v >= FW_TERM_LIMIT) {
-                return FW_TERM_RANGE;
-            }
-            c->aux = v;
-            c->state = FW_S_AER_LLI;
-            return FW_OK;
-        case FW_S_AER_LLI:
-            /* Not checked: on a rejection for a stale term libraft 0.22.1
-             * leaves last_log_index uninitialized (recv_append_entries.c,
-             * "goto reply"), so an honest peer may send any value here; the
-             * receiver then steps down on the higher term without reading it. */
-            (void)v;
-            c->state = FW_S_AER_TAIL;
-            return FW_OK;
-        case FW_S_AER_TAIL: {
-            uint16_t features = (uint16_t)v;
-            uint32_t unused = (uint32_t)(v >> 32);
-            if ((features & ~(unsigned)FW_FEATURE_CAPACITY) || unused) {
-                return FW_FLAGS;
-            }
-            *msg_done = 1;
-            return FW_OK;
-        }
-
-        /* ---- InstallSnapshot ---- */
-        case FW_S_IS_TERM:
-            if (v >= FW_TERM_LIMIT) {
-                return FW_TERM_RANGE;
-            }
-            if (v == 0) {
-                return FW_TERM_ZERO;
-            }
-            c->term = v;
-            c->state = FW_S_IS_LI;
-            return FW_OK;
-        case FW_S_IS_LI:
-            if (v >= FW_TERM_LIMIT) {
-                return FW_TERM_RANGE;
-            }
-            if (v == 0) {
-                return FW_SNAPSHOT_META;
-            }
-            c->aux = v;
-            c->state = FW_S_IS_LT;
-            return FW_OK;
-        case FW_S_IS_LT:
-            if (v >= FW_TERM_LIMIT) {
-                return FW_TERM_RANGE;
-            }
-            if (v > c->term) {
-                return FW_TERM_ORDER;
-            }
-            if (v == 0) {
-                return FW_SNAPSHOT_META;
-            }
-            c->state = FW_S_IS_CI;
-            return FW_OK;
-        case FW_S_IS_CI:
-            if (v >= FW_TERM_LIMIT) {
-                return FW_TERM_RANGE;
-            }
-            if (v == 0 || v > c->aux) {
-                return FW_SNAPSHOT_META;
-            }
-            c->state = FW_S_IS_CLEN;
-            return FW_OK;
+            break;
+        case FW_S_AE_EINFO:
+            return fw__entry_info(c, v);
         case FW_S_IS_CLEN:
             /* configurationEncodedSize() pads to 8; the header is exactly
              * the fixed part plus the configuration. */
@@ -1042,65 +952,35 @@ static inline enum fw_reason fw__field(struct fw_conn *c, uint64_t v, int *msg_d
                 return FW_CONF_LEN;
             }
             fw__conf_start(c, v);
-            c->state = FW_S_IS_CONF;
-            return FW_OK;
+            break;
         case FW_S_IS_DLEN:
             if (v > l->max_message_size ||
                 FW_PREAMBLE_SIZE + c->hdr_len + v > l->max_message_size) {
                 return FW_PAYLOAD_TOO_BIG;
             }
             c->payload = v;
-            c->state = FW_S_IS_UNUSED;
-            return FW_OK;
+            break;
         case FW_S_IS_UNUSED:
-            if (v != 0) {
-                return FW_FLAGS;
-            }
-            if (c->payload == 0) {
-                *msg_done = 1;
-            } else {
-                c->state = FW_S_PAYLOAD;
-                c->left = c->payload;
-                c->ppos = 0;
-                c->nchanges = 0;
-                c->ichange = 0;
-                c->in_conf = 0;
-            }
-            return FW_OK;
-
-        /* ---- TimeoutNow ---- */
-        case FW_S_TN_TERM:
-            if (v >= FW_TERM_LIMIT) {
-                return FW_TERM_RANGE;
-            }
-            if (v == 0) {
-                return FW_TERM_ZERO;
-            }
-            c->term = v;
-            c->state = FW_S_TN_LLI;
-            return FW_OK;
-        case FW_S_TN_LLI:
-            if (v >= FW_TERM_LIMIT) {
-                return FW_TERM_RANGE;
-            }
-            c->aux = v;
-            c->state = FW_S_TN_LLT;
-            return FW_OK;
-        case FW_S_TN_LLT:
-            if (v >= FW_TERM_LIMIT) {
-                return FW_TERM_RANGE;
-            }
-            if (v > c->term) {
-                return FW_TERM_ORDER;
-            }
-            if ((v == 0) != (c->aux == 0)) {
-                return FW_PREV_LOG;
-            }
-            *msg_done = 1;
-            return FW_OK;
+            c->nchanges = 0; /* a snapshot's data holds no configuration */
+            c->ichange = 0;
+            return fw__header_end(c, msg_done);
+        case FW_S_AE_UNUSED:
+            return fw__header_end(c, msg_done);
         default:
-            return FW_MSG_TYPE; /* not reached */
+            break;
     }
+    if (f->checks & FW__F_TERM) {
+        c->term = v;
+    }
+    if (f->checks & FW__F_AUX) {
+        c->aux = v;
+    }
+    if (f->last) {
+        *msg_done = 1;
+    } else {
+        c->state = f->next;
+    }
+    return FW_OK;
 }
 
 static inline void fw__msg_done(struct fw_conn *c)
@@ -1153,7 +1033,7 @@ static inline enum fw_reason fw_feed(struct fw_conn *c,
                         }
                     } else if (b == 0) {
                         if (c->alen == 0 ||
-                            (((uint64_t)c->alen + 1 + 7) & ~(uint64_t)7) !=
+                            fw__pad8((uint64_t)c->alen + 1) !=
                                 c->hs_len - FW_HANDSHAKE_PREAMBLE) {
                             r = FW_HS_ADDR;
                             goto drop;
