@@ -712,6 +712,13 @@ static void pair_transfer(struct pair *p, const char *name, size_t n)
     send_payload(&p->cli, n);
 }
 
+/* The same, node2 writing back what it reads. */
+static void pair_echo(struct pair *p, const char *name, size_t n)
+{
+    pair_transfer(p, name, n);
+    p->srv.echo = 1;
+}
+
 /* Listen, connect, run. */
 static void pair_run(struct pair *p, unsigned timeout_ms)
 {
@@ -758,10 +765,9 @@ static void test_echo(void)
     const size_t n = 8u << 20;
     double secs;
 
-    pair_transfer(&p, "echo", n);
+    pair_echo(&p, "echo", n);
     p.cli.cfg.expect_id = 2;
     p.srv.cfg.expect_id = 1;
-    p.srv.echo = 1;
     p.srv.cfg.inbound = filter;
     p.srv.cfg.inbound_arg = &p.srv;
     p.cli.cfg.inbound = filter;
@@ -1198,8 +1204,7 @@ static void test_close_in_transfer(void)
 {
     struct pair p;
     const size_t n = 16u << 20;
-    pair_transfer(&p, "close_in_transfer", n);
-    p.srv.echo = 1;
+    pair_echo(&p, "close_in_transfer", n);
     p.cli.close_pump_at = 1u << 20;
     pair_run(&p, 30000);
     CHECK(p.closed_midway);
