@@ -668,17 +668,17 @@ struct fw__rule
     uint64_t allowed; /* FW__F_FLAGS: the bits the word may have */
 };
 
-/* A message preamble's type word: the version and header size per type. */
+/* A message preamble's type word: a known type, at the version 0.22.1
+ * sends. */
 static inline enum fw_reason fw__preamble_word(struct fw_conn *c, uint64_t v)
 {
-    static const uint8_t version[] = {
-        0,
-        FW_VERSION_APPEND_ENTRIES,
-        FW_VERSION_APPEND_ENTRIES_RESULT,
-        FW_VERSION_REQUEST_VOTE,
-        FW_VERSION_REQUEST_VOTE_RESULT,
-        FW_VERSION_INSTALL_SNAPSHOT,
-        FW_VERSION_TIMEOUT_NOW,
+    static const uint8_t version[FW_TIMEOUT_NOW + 1] = {
+        [FW_APPEND_ENTRIES] = FW_VERSION_APPEND_ENTRIES,
+        [FW_APPEND_ENTRIES_RESULT] = FW_VERSION_APPEND_ENTRIES_RESULT,
+        [FW_REQUEST_VOTE] = FW_VERSION_REQUEST_VOTE,
+        [FW_REQUEST_VOTE_RESULT] = FW_VERSION_REQUEST_VOTE_RESULT,
+        [FW_INSTALL_SNAPSHOT] = FW_VERSION_INSTALL_SNAPSHOT,
+        [FW_TIMEOUT_NOW] = FW_VERSION_TIMEOUT_NOW,
     };
     uint8_t type = (uint8_t)v;
     if ((v & ~(uint64_t)0xff00ff) != 0) {
@@ -698,18 +698,18 @@ static inline enum fw_reason fw__preamble_word(struct fw_conn *c, uint64_t v)
 /* A message preamble's header length, for the type c->type. */
 static inline enum fw_reason fw__header_length(struct fw_conn *c, uint64_t v)
 {
-    /* Fixed header sizes (0: sized by its contents) and first states. */
+    /* Per type (checked by fw__preamble_word): the fixed header size (0:
+     * sized by its contents, checked below) and the first header state. */
     static const struct {
         uint8_t size;
         uint8_t first;
-    } types[] = {
-        {0, FW_S_DEAD},
-        {0, FW_S_AE_TERM},
-        {FW_SIZE_APPEND_ENTRIES_RESULT, FW_S_AER_TERM},
-        {FW_SIZE_REQUEST_VOTE, FW_S_RV_TERM},
-        {FW_SIZE_REQUEST_VOTE_RESULT, FW_S_RVR_TERM},
-        {0, FW_S_IS_TERM},
-        {FW_SIZE_TIMEOUT_NOW, FW_S_TN_TERM},
+    } types[FW_TIMEOUT_NOW + 1] = {
+        [FW_APPEND_ENTRIES] = {0, FW_S_AE_TERM},
+        [FW_APPEND_ENTRIES_RESULT] = {FW_SIZE_APPEND_ENTRIES_RESULT, FW_S_AER_TERM},
+        [FW_REQUEST_VOTE] = {FW_SIZE_REQUEST_VOTE, FW_S_RV_TERM},
+        [FW_REQUEST_VOTE_RESULT] = {FW_SIZE_REQUEST_VOTE_RESULT, FW_S_RVR_TERM},
+        [FW_INSTALL_SNAPSHOT] = {0, FW_S_IS_TERM},
+        [FW_TIMEOUT_NOW] = {FW_SIZE_TIMEOUT_NOW, FW_S_TN_TERM},
     };
     const struct fw_limits *l = &c->lim;
     int ok;
