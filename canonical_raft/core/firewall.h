@@ -268,6 +268,8 @@ static inline void fw_limits_init(struct fw_limits *l)
 /* fw_conn_init() flags */
 #define FW_NO_HANDSHAKE 1 /* the stream starts at the first message */
 
+/* In wire order: after a header field, the next state is the next field
+ * (fw__field steps with state + 1). */
 enum fw__state {
     FW_S_HS_PROTO,
     FW_S_HS_ID,
@@ -648,26 +650,6 @@ out:
     return r;
 }
 
-/* Checks shared by the plain header fields (terms, indexes, flag words), run
- * in this order, so that a field breaking several rules gets the same reason
- * whichever message it is in. */
-#define FW__F_RANGE 0x01 /* a term or index: < 2^63 */
-#define FW__F_TERM 0x02  /* the message's term: nonzero, kept in c->term */
-#define FW__F_ORDER 0x04 /* a log term: <= c->term */
-#define FW__F_PREV 0x08  /* a log term: 0 iff the index in c->aux is 0 */
-#define FW__F_META 0x10  /* snapshot metadata: nonzero */
-#define FW__F_LE_AUX 0x20 /* with FW__F_META: <= c->aux (conf_index) */
-#define FW__F_FLAGS 0x40 /* a flag word: no bits outside .allowed */
-#define FW__F_AUX 0x80   /* kept in c->aux for a later field */
-
-struct fw__rule
-{
-    uint8_t checks; /* FW__F_* */
-    uint8_t next;   /* the state after the field (unless the case sets it) */
-    uint8_t last;   /* the header's last field: the message may be done */
-    uint64_t allowed; /* FW__F_FLAGS: the bits the word may have */
-};
-
 /* A message preamble's type word: a known type, at the version 0.22.1
  * sends. */
 static inline enum fw_reason fw__preamble_word(struct fw_conn *c, uint64_t v)
@@ -782,9 +764,14 @@ static inline enum fw_reason fw__entry_info(struct fw_conn *c, uint64_t v)
     return FW_OK;
 }
 
-/* The last word of a header with a payload: the payload, if any, follows. */
-static inline enum fw_reason fw__header_end(struct fw_conn *c, int *msg_done)
+/* The unused last word of a header that has a payload length: then the
+ * payload, if any. */
+static inline enum fw_reason fw__header_end(struct fw_conn *c, uint64_t v,
+                                            int *msg_done)
 {
+    if (v != 0) {
+        return FW_FLAGS;
+    }
     if (c->payload == 0) {
         *msg_done = 1;
     } else {
@@ -796,89 +783,16 @@ static inline enum fw_reason fw__header_end(struct fw_conn *c, int *msg_done)
     return FW_OK;
 }
 
-/* A header field (8 bytes, little endian) is complete. */
+/* A header field (8 bytes, little endian) is complete.  Fields that obey the
+ * same rules share one case; each then steps to the next state (the header
+ * states are declared in wire order).  A term or index is checked against
+ * FW_TERM_LIMIT before anything else. */
 static inline enum fw_reason fw__field(struct fw_conn *c, uint64_t v, int *msg_done)
 {
-#define FW__R(state, checks, next) [state] = {checks, next, 0, 0}
-#define FW__LAST(state, checks, allowed) [state] = {checks, 0, 1, allowed}
-    /* The header fields in wire order; a state not listed here is checked by
-     * its case below alone. */
-    static const struct fw__rule rules[FW_S_DEAD + 1] = {
-        FW__R(FW_S_HS_PROTO, 0, FW_S_HS_ID),
-        FW__R(FW_S_HS_ID, 0, FW_S_HS_ALEN),
-        FW__R(FW_S_HS_ALEN, 0, FW_S_HS_ADDR),
-        /* RequestVote */
-        FW__R(FW_S_RV_TERM, FW__F_RANGE | FW__F_TERM, FW_S_RV_CAND),
-        FW__R(FW_S_RV_CAND, 0, FW_S_RV_LLI),
-        FW__R(FW_S_RV_LLI, FW__F_RANGE | FW__F_AUX, FW_S_RV_LLT),
-        FW__R(FW_S_RV_LLT, FW__F_RANGE | FW__F_ORDER | FW__F_PREV, FW_S_RV_FLAGS),
-        FW__LAST(FW_S_RV_FLAGS, FW__F_FLAGS, 3), /* disrupt_leader, pre_vote */
-        /* RequestVoteResult: term, vote_granted (a bool), then flags (bit 0
-         * pre_vote), unused u8, features, capacity (any), unused u16 */
-        FW__R(FW_S_RVR_TERM, FW__F_RANGE, FW_S_RVR_GRANTED),
-        [FW_S_RVR_GRANTED] = {FW__F_FLAGS, FW_S_RVR_TAIL, 0, 1},
-        FW__LAST(FW_S_RVR_TAIL, FW__F_FLAGS,
-                 0x1 | (uint64_t)FW_FEATURE_CAPACITY << 16 |
-                     (uint64_t)0xffff << 32),
-        /* AppendEntries */
-        FW__R(FW_S_AE_TERM, FW__F_RANGE | FW__F_TERM, FW_S_AE_PLI),
-        FW__R(FW_S_AE_PLI, FW__F_RANGE | FW__F_AUX, FW_S_AE_PLT),
-        /* replication.c asserts prev_log_term == 0 iff index == 0. */
-        FW__R(FW_S_AE_PLT, FW__F_RANGE | FW__F_ORDER | FW__F_PREV, FW_S_AE_COMMIT),
-        FW__R(FW_S_AE_COMMIT, FW__F_RANGE, FW_S_AE_N),
-        FW__R(FW_S_AE_ETERM, FW__F_RANGE, FW_S_AE_EINFO),
-        [FW_S_AE_UNUSED] = {FW__F_FLAGS, 0, 0, 0},
-        /* AppendEntriesResult: term, rejected, last_log_index, then features,
-         * capacity (any), unused u32 */
-        FW__R(FW_S_AER_TERM, FW__F_RANGE, FW_S_AER_REJ),
-        FW__R(FW_S_AER_REJ, FW__F_RANGE | FW__F_AUX, FW_S_AER_LLI),
-        /* Not checked: on a rejection for a stale term libraft 0.22.1 leaves
-         * last_log_index uninitialized (recv_append_entries.c, "goto reply"),
-         * so an honest peer may send any value here; the receiver then steps
-         * down on the higher term without reading it. */
-        FW__R(FW_S_AER_LLI, 0, FW_S_AER_TAIL),
-        FW__LAST(FW_S_AER_TAIL, FW__F_FLAGS,
-                 FW_FEATURE_CAPACITY | (uint64_t)0xffff << 16),
-        /* InstallSnapshot */
-        FW__R(FW_S_IS_TERM, FW__F_RANGE | FW__F_TERM, FW_S_IS_LI),
-        FW__R(FW_S_IS_LI, FW__F_RANGE | FW__F_META | FW__F_AUX, FW_S_IS_LT),
-        FW__R(FW_S_IS_LT, FW__F_RANGE | FW__F_ORDER | FW__F_META, FW_S_IS_CI),
-        FW__R(FW_S_IS_CI, FW__F_RANGE | FW__F_META | FW__F_LE_AUX, FW_S_IS_CLEN),
-        FW__R(FW_S_IS_CLEN, 0, FW_S_IS_CONF),
-        FW__R(FW_S_IS_DLEN, 0, FW_S_IS_UNUSED),
-        [FW_S_IS_UNUSED] = {FW__F_FLAGS, 0, 0, 0},
-        /* TimeoutNow */
-        FW__R(FW_S_TN_TERM, FW__F_RANGE | FW__F_TERM, FW_S_TN_LLI),
-        FW__R(FW_S_TN_LLI, FW__F_RANGE | FW__F_AUX, FW_S_TN_LLT),
-        FW__LAST(FW_S_TN_LLT, FW__F_RANGE | FW__F_ORDER | FW__F_PREV, 0),
-    };
-#undef FW__R
-#undef FW__LAST
-    const struct fw__rule *f = &rules[c->state];
     const struct fw_limits *l = &c->lim;
 
-    if ((f->checks & FW__F_RANGE) && v >= FW_TERM_LIMIT) {
-        return FW_TERM_RANGE;
-    }
-    if ((f->checks & FW__F_TERM) && v == 0) {
-        return FW_TERM_ZERO;
-    }
-    if ((f->checks & FW__F_ORDER) && v > c->term) {
-        return FW_TERM_ORDER;
-    }
-    if ((f->checks & FW__F_PREV) && (v == 0) != (c->aux == 0)) {
-        return FW_PREV_LOG;
-    }
-    if ((f->checks & FW__F_META) &&
-        (v == 0 || ((f->checks & FW__F_LE_AUX) && v > c->aux))) {
-        return FW_SNAPSHOT_META;
-    }
-    if ((f->checks & FW__F_FLAGS) && (v & ~f->allowed) != 0) {
-        return FW_FLAGS;
-    }
-
-    /* What a field needs beyond the shared checks. */
     switch (c->state) {
+        /* ---- handshake ---- */
         case FW_S_HS_PROTO:
             if (v != FW_HANDSHAKE_PROTOCOL) {
                 return FW_HS_PROTOCOL;
@@ -907,19 +821,109 @@ static inline enum fw_reason fw__field(struct fw_conn *c, uint64_t v, int *msg_d
             c->alen = 0;
             c->nul_seen = 0;
             break;
+
+        /* ---- message preamble ---- */
         case FW_S_PRE_WORD:
             return fw__preamble_word(c, v);
         case FW_S_PRE_HLEN:
             return fw__header_length(c, v);
+
+        /* ---- terms and indexes, by what they are ---- */
+        case FW_S_RV_TERM:
+        case FW_S_AE_TERM:
+        case FW_S_IS_TERM:
+        case FW_S_TN_TERM:
+            /* The term of a request. */
+            if (v >= FW_TERM_LIMIT) {
+                return FW_TERM_RANGE;
+            }
+            if (v == 0) {
+                return FW_TERM_ZERO;
+            }
+            c->term = v;
+            break;
+        case FW_S_RV_LLI:
+        case FW_S_AE_PLI:
+        case FW_S_AER_REJ:
+        case FW_S_TN_LLI:
+        case FW_S_IS_LI:
+            /* An index, kept for the field checked against it (a log term,
+             * or a snapshot's conf_index). */
+            if (v >= FW_TERM_LIMIT) {
+                return FW_TERM_RANGE;
+            }
+            if (v == 0 && c->state == FW_S_IS_LI) {
+                return FW_SNAPSHOT_META; /* a snapshot has a last index */
+            }
+            c->aux = v;
+            break;
+        case FW_S_RV_LLT:
+        case FW_S_AE_PLT:
+        case FW_S_TN_LLT:
+            /* A log term: not above the message's term, and 0 iff its index
+             * is (replication.c asserts prev_log_term == 0 iff index == 0). */
+            if (v >= FW_TERM_LIMIT) {
+                return FW_TERM_RANGE;
+            }
+            if (v > c->term) {
+                return FW_TERM_ORDER;
+            }
+            if ((v == 0) != (c->aux == 0)) {
+                return FW_PREV_LOG;
+            }
+            if (c->state == FW_S_TN_LLT) {
+                *msg_done = 1;
+                return FW_OK;
+            }
+            c->eterm = v; /* AppendEntries: no entry term below it */
+            break;
+        case FW_S_RVR_TERM:
+        case FW_S_AE_COMMIT:
+        case FW_S_AER_TERM:
+            /* A term or index with no other rule. */
+            if (v >= FW_TERM_LIMIT) {
+                return FW_TERM_RANGE;
+            }
+            break;
+        case FW_S_AER_LLI:
+            /* Not checked: on a rejection for a stale term libraft 0.22.1
+             * leaves last_log_index uninitialized (recv_append_entries.c,
+             * "goto reply"), so an honest peer may send any value here; the
+             * receiver then steps down on the higher term without reading it. */
+            break;
+
+        /* ---- RequestVote, RequestVoteResult ---- */
         case FW_S_RV_CAND:
             /* libraft sends its own id; with a known peer it must match. */
             if (v == 0 || (c->peer_id != 0 && v != c->peer_id)) {
                 return FW_CANDIDATE;
             }
             break;
-        case FW_S_AE_PLT:
-            c->eterm = v; /* the first entry's term may not be below it */
+        case FW_S_RV_FLAGS:
+            if (v & ~(uint64_t)3) { /* disrupt_leader, pre_vote */
+                return FW_FLAGS;
+            }
+            *msg_done = 1;
+            return FW_OK;
+        case FW_S_RVR_GRANTED:
+            if (v > 1) {
+                return FW_FLAGS;
+            }
             break;
+        case FW_S_RVR_TAIL: {
+            uint8_t flags = (uint8_t)v;
+            uint8_t unused = (uint8_t)(v >> 8);
+            uint16_t features = (uint16_t)(v >> 16);
+            uint16_t unused2 = (uint16_t)(v >> 48);
+            if ((flags & ~1u) || unused || unused2 ||
+                (features & ~(unsigned)FW_FEATURE_CAPACITY)) {
+                return FW_FLAGS;
+            }
+            *msg_done = 1;
+            return FW_OK;
+        }
+
+        /* ---- AppendEntries, AppendEntriesResult ---- */
         case FW_S_AE_N:
             /* The header length already bounds n; it must match it exactly
              * (libraft reads n descriptors whatever the header length). */
@@ -935,6 +939,9 @@ static inline enum fw_reason fw__field(struct fw_conn *c, uint64_t v, int *msg_d
             c->state = v > 0 ? FW_S_AE_ETERM : FW_S_AE_UNUSED;
             return FW_OK;
         case FW_S_AE_ETERM:
+            if (v >= FW_TERM_LIMIT) {
+                return FW_TERM_RANGE;
+            }
             /* Raft logs: entry terms >= 1, never decreasing, never above the
              * leader's term; the first not below prev_log_term. */
             if (v == 0 || v > c->term || v < c->eterm) {
@@ -944,6 +951,38 @@ static inline enum fw_reason fw__field(struct fw_conn *c, uint64_t v, int *msg_d
             break;
         case FW_S_AE_EINFO:
             return fw__entry_info(c, v);
+        case FW_S_AE_UNUSED:
+            return fw__header_end(c, v, msg_done);
+        case FW_S_AER_TAIL: {
+            uint16_t features = (uint16_t)v;
+            uint32_t unused = (uint32_t)(v >> 32);
+            if ((features & ~(unsigned)FW_FEATURE_CAPACITY) || unused) {
+                return FW_FLAGS;
+            }
+            *msg_done = 1;
+            return FW_OK;
+        }
+
+        /* ---- InstallSnapshot ---- */
+        case FW_S_IS_LT:
+            if (v >= FW_TERM_LIMIT) {
+                return FW_TERM_RANGE;
+            }
+            if (v > c->term) {
+                return FW_TERM_ORDER;
+            }
+            if (v == 0) {
+                return FW_SNAPSHOT_META;
+            }
+            break;
+        case FW_S_IS_CI:
+            if (v >= FW_TERM_LIMIT) {
+                return FW_TERM_RANGE;
+            }
+            if (v == 0 || v > c->aux) {
+                return FW_SNAPSHOT_META;
+            }
+            break;
         case FW_S_IS_CLEN:
             /* configurationEncodedSize() pads to 8; the header is exactly
              * the fixed part plus the configuration. */
@@ -963,23 +1002,11 @@ static inline enum fw_reason fw__field(struct fw_conn *c, uint64_t v, int *msg_d
         case FW_S_IS_UNUSED:
             c->nchanges = 0; /* a snapshot's data holds no configuration */
             c->ichange = 0;
-            return fw__header_end(c, msg_done);
-        case FW_S_AE_UNUSED:
-            return fw__header_end(c, msg_done);
+            return fw__header_end(c, v, msg_done);
         default:
-            break;
+            return FW_MSG_TYPE; /* not reached */
     }
-    if (f->checks & FW__F_TERM) {
-        c->term = v;
-    }
-    if (f->checks & FW__F_AUX) {
-        c->aux = v;
-    }
-    if (f->last) {
-        *msg_done = 1;
-    } else {
-        c->state = f->next;
-    }
+    c->state++;
     return FW_OK;
 }
 
