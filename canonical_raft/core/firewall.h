@@ -268,6 +268,8 @@ static inline void fw_limits_init(struct fw_limits *l)
 /* fw_conn_init() flags */
 #define FW_NO_HANDSHAKE 1 /* the stream starts at the first message */
 
+/* In wire order: after a header field, the next state is the next field
+ * (fw__field steps with state + 1). */
 enum fw__state {
     FW_S_HS_PROTO,
     FW_S_HS_ID,
@@ -431,12 +433,17 @@ static inline enum fw_reason fw_eof(struct fw_conn *c)
     return (enum fw_reason)c->reason;
 }
 
+/* libraft pads the handshake's address and each configuration to 8 bytes. */
+static inline uint64_t fw__pad8(uint64_t n)
+{
+    return (n + 7) & ~(uint64_t)7;
+}
+
 /* Bytes a configuration may take with these limits (its padded size). */
 static inline uint64_t fw__conf_max(const struct fw_limits *l)
 {
-    uint64_t n = 1 + 8 + (uint64_t)l->max_conf_servers *
-                             (8 + (uint64_t)l->max_address_len + 1 + 1);
-    return (n + 7) & ~(uint64_t)7;
+    return fw__pad8(1 + 8 + (uint64_t)l->max_conf_servers *
+                                (8 + (uint64_t)l->max_address_len + 1 + 1));
 }
 
 /* ------------------------------------------------------------------------ */
@@ -643,18 +650,154 @@ out:
     return r;
 }
 
-/* A header field (8 bytes, little endian) is complete. */
+/* A message preamble's type word: a known type, at the version 0.22.1
+ * sends. */
+static inline enum fw_reason fw__preamble_word(struct fw_conn *c, uint64_t v)
+{
+    static const uint8_t version[FW_TIMEOUT_NOW + 1] = {
+        [FW_APPEND_ENTRIES] = FW_VERSION_APPEND_ENTRIES,
+        [FW_APPEND_ENTRIES_RESULT] = FW_VERSION_APPEND_ENTRIES_RESULT,
+        [FW_REQUEST_VOTE] = FW_VERSION_REQUEST_VOTE,
+        [FW_REQUEST_VOTE_RESULT] = FW_VERSION_REQUEST_VOTE_RESULT,
+        [FW_INSTALL_SNAPSHOT] = FW_VERSION_INSTALL_SNAPSHOT,
+        [FW_TIMEOUT_NOW] = FW_VERSION_TIMEOUT_NOW,
+    };
+    uint8_t type = (uint8_t)v;
+    if ((v & ~(uint64_t)0xff00ff) != 0) {
+        return FW_MSG_RESERVED;
+    }
+    if (type < FW_APPEND_ENTRIES || type > FW_TIMEOUT_NOW) {
+        return FW_MSG_TYPE;
+    }
+    if ((uint8_t)(v >> 16) != version[type]) {
+        return FW_MSG_VERSION;
+    }
+    c->type = type;
+    c->state = FW_S_PRE_HLEN;
+    return FW_OK;
+}
+
+/* A message preamble's header length, for the type c->type. */
+static inline enum fw_reason fw__header_length(struct fw_conn *c, uint64_t v)
+{
+    /* Per type (checked by fw__preamble_word): the fixed header size (0:
+     * sized by its contents, checked below) and the first header state. */
+    static const struct {
+        uint8_t size;
+        uint8_t first;
+    } types[FW_TIMEOUT_NOW + 1] = {
+        [FW_APPEND_ENTRIES] = {0, FW_S_AE_TERM},
+        [FW_APPEND_ENTRIES_RESULT] = {FW_SIZE_APPEND_ENTRIES_RESULT, FW_S_AER_TERM},
+        [FW_REQUEST_VOTE] = {FW_SIZE_REQUEST_VOTE, FW_S_RV_TERM},
+        [FW_REQUEST_VOTE_RESULT] = {FW_SIZE_REQUEST_VOTE_RESULT, FW_S_RVR_TERM},
+        [FW_INSTALL_SNAPSHOT] = {0, FW_S_IS_TERM},
+        [FW_TIMEOUT_NOW] = {FW_SIZE_TIMEOUT_NOW, FW_S_TN_TERM},
+    };
+    const struct fw_limits *l = &c->lim;
+    int ok;
+    if (c->type == FW_APPEND_ENTRIES) {
+        ok = v >= FW_SIZE_APPEND_ENTRIES_FIXED &&
+             (v - FW_SIZE_APPEND_ENTRIES_FIXED) % FW_SIZE_ENTRY_DESCRIPTOR == 0;
+        if (ok && (v - FW_SIZE_APPEND_ENTRIES_FIXED) / FW_SIZE_ENTRY_DESCRIPTOR >
+                      l->max_entries) {
+            return FW_ENTRY_COUNT;
+        }
+    } else if (c->type == FW_INSTALL_SNAPSHOT) {
+        /* The smallest configuration (one server, 1-byte address) takes 24
+         * bytes padded. */
+        ok = v >= FW_SIZE_INSTALL_SNAPSHOT_FIXED + 24 && v % 8 == 0;
+        if (ok && v - FW_SIZE_INSTALL_SNAPSHOT_FIXED > fw__conf_max(l)) {
+            return FW_CONF_LEN;
+        }
+    } else {
+        ok = v == types[c->type].size;
+    }
+    if (!ok) {
+        return FW_HDR_LEN;
+    }
+    if (v > l->max_message_size || FW_PREAMBLE_SIZE + v > l->max_message_size) {
+        return FW_MSG_TOO_BIG;
+    }
+    c->state = types[c->type].first;
+    c->hdr_len = v;
+    c->payload = 0;
+    return FW_OK;
+}
+
+/* An AppendEntries entry descriptor's second word: type, unused, length. */
+static inline enum fw_reason fw__entry_info(struct fw_conn *c, uint64_t v)
+{
+    uint8_t type = (uint8_t)v;
+    uint32_t unused = (uint32_t)((v >> 8) & 0xffffff);
+    uint32_t len = (uint32_t)(v >> 32);
+    if (type != FW_ENTRY_COMMAND && type != FW_ENTRY_BARRIER &&
+        type != FW_ENTRY_CHANGE) {
+        return FW_ENTRY_TYPE;
+    }
+    if (unused != 0) {
+        return FW_FLAGS;
+    }
+    /* libraft's receiver steps over each entry padded to 8
+     * (uvDecodeEntriesBatch) while the sender sends it unpadded: only
+     * multiples of 8 line up.  A zero length leaves the batch pointer
+     * unset (n > 0 with no payload) or feeds an empty configuration. */
+    if (len == 0 || len % 8 != 0) {
+        return FW_ENTRY_LEN;
+    }
+    if (type == FW_ENTRY_CHANGE) {
+        if (c->nchanges >= FW_CHANGES_MAX) {
+            return FW_TOO_MANY_CHANGES;
+        }
+        if (len > fw__conf_max(&c->lim)) {
+            return FW_CONF_LEN;
+        }
+        c->change_off[c->nchanges] = c->payload;
+        c->change_len[c->nchanges] = len;
+        c->nchanges++;
+    }
+    c->payload += len;
+    if (FW_PREAMBLE_SIZE + c->hdr_len + c->payload > c->lim.max_message_size) {
+        return FW_PAYLOAD_TOO_BIG;
+    }
+    c->i++;
+    c->state = c->i < c->n ? FW_S_AE_ETERM : FW_S_AE_UNUSED;
+    return FW_OK;
+}
+
+/* The unused last word of a header that has a payload length: then the
+ * payload, if any. */
+static inline enum fw_reason fw__header_end(struct fw_conn *c, uint64_t v,
+                                            int *msg_done)
+{
+    if (v != 0) {
+        return FW_FLAGS;
+    }
+    if (c->payload == 0) {
+        *msg_done = 1;
+    } else {
+        c->state = FW_S_PAYLOAD;
+        c->left = c->payload;
+        c->ppos = 0;
+        c->in_conf = 0;
+    }
+    return FW_OK;
+}
+
+/* A header field (8 bytes, little endian) is complete.  Fields that obey the
+ * same rules share one case; each then steps to the next state (the header
+ * states are declared in wire order).  A term or index is checked against
+ * FW_TERM_LIMIT before anything else. */
 static inline enum fw_reason fw__field(struct fw_conn *c, uint64_t v, int *msg_done)
 {
     const struct fw_limits *l = &c->lim;
+
     switch (c->state) {
         /* ---- handshake ---- */
         case FW_S_HS_PROTO:
             if (v != FW_HANDSHAKE_PROTOCOL) {
                 return FW_HS_PROTOCOL;
             }
-            c->state = FW_S_HS_ID;
-            return FW_OK;
+            break;
         case FW_S_HS_ID:
             if (v == 0) {
                 return FW_HS_ID_ZERO;
@@ -666,116 +809,31 @@ static inline enum fw_reason fw__field(struct fw_conn *c, uint64_t v, int *msg_d
                 return FW_HS_ID_REFUSED;
             }
             c->peer_id = v;
-            c->state = FW_S_HS_ALEN;
-            return FW_OK;
+            break;
         case FW_S_HS_ALEN:
             /* The address, its NUL and padding to 8 (uvTcpEncodeHandshake). */
             if (v == 0 || v % 8 != 0 ||
-                v > (((uint64_t)l->max_address_len + 1 + 7) & ~(uint64_t)7)) {
+                v > fw__pad8((uint64_t)l->max_address_len + 1)) {
                 return FW_HS_ADDR_LEN;
             }
             c->left = v;
             c->hs_len = FW_HANDSHAKE_PREAMBLE + v;
             c->alen = 0;
             c->nul_seen = 0;
-            c->state = FW_S_HS_ADDR;
-            return FW_OK;
+            break;
 
         /* ---- message preamble ---- */
-        case FW_S_PRE_WORD: {
-            uint8_t type = (uint8_t)v;
-            uint8_t version = (uint8_t)(v >> 16);
-            uint8_t want;
-            if ((v & ~(uint64_t)0xff00ff) != 0) {
-                return FW_MSG_RESERVED;
-            }
-            switch (type) {
-                case FW_APPEND_ENTRIES:
-                    want = FW_VERSION_APPEND_ENTRIES;
-                    break;
-                case FW_APPEND_ENTRIES_RESULT:
-                    want = FW_VERSION_APPEND_ENTRIES_RESULT;
-                    break;
-                case FW_REQUEST_VOTE:
-                    want = FW_VERSION_REQUEST_VOTE;
-                    break;
-                case FW_REQUEST_VOTE_RESULT:
-                    want = FW_VERSION_REQUEST_VOTE_RESULT;
-                    break;
-                case FW_INSTALL_SNAPSHOT:
-                    want = FW_VERSION_INSTALL_SNAPSHOT;
-                    break;
-                case FW_TIMEOUT_NOW:
-                    want = FW_VERSION_TIMEOUT_NOW;
-                    break;
-                default:
-                    return FW_MSG_TYPE;
-            }
-            if (version != want) {
-                return FW_MSG_VERSION;
-            }
-            c->type = type;
-            c->state = FW_S_PRE_HLEN;
-            return FW_OK;
-        }
-        case FW_S_PRE_HLEN: {
-            int ok;
-            switch (c->type) {
-                case FW_APPEND_ENTRIES:
-                    ok = v >= FW_SIZE_APPEND_ENTRIES_FIXED &&
-                         (v - FW_SIZE_APPEND_ENTRIES_FIXED) %
-                                 FW_SIZE_ENTRY_DESCRIPTOR ==
-                             0;
-                    if (ok && (v - FW_SIZE_APPEND_ENTRIES_FIXED) /
-                                      FW_SIZE_ENTRY_DESCRIPTOR >
-                                  l->max_entries) {
-                        return FW_ENTRY_COUNT;
-                    }
-                    c->state = FW_S_AE_TERM;
-                    break;
-                case FW_APPEND_ENTRIES_RESULT:
-                    ok = v == FW_SIZE_APPEND_ENTRIES_RESULT;
-                    c->state = FW_S_AER_TERM;
-                    break;
-                case FW_REQUEST_VOTE:
-                    ok = v == FW_SIZE_REQUEST_VOTE;
-                    c->state = FW_S_RV_TERM;
-                    break;
-                case FW_REQUEST_VOTE_RESULT:
-                    ok = v == FW_SIZE_REQUEST_VOTE_RESULT;
-                    c->state = FW_S_RVR_TERM;
-                    break;
-                case FW_INSTALL_SNAPSHOT:
-                    /* The smallest configuration (one server, 1-byte address)
-                     * takes 24 bytes padded. */
-                    ok = v >= FW_SIZE_INSTALL_SNAPSHOT_FIXED + 24 && v % 8 == 0;
-                    if (ok && v - FW_SIZE_INSTALL_SNAPSHOT_FIXED > fw__conf_max(l)) {
-                        return FW_CONF_LEN;
-                    }
-                    c->state = FW_S_IS_TERM;
-                    break;
-                case FW_TIMEOUT_NOW:
-                    ok = v == FW_SIZE_TIMEOUT_NOW;
-                    c->state = FW_S_TN_TERM;
-                    break;
-                default:
-                    ok = 0;
-                    break;
-            }
-            if (!ok) {
-                return FW_HDR_LEN;
-            }
-            if (v > l->max_message_size ||
-                FW_PREAMBLE_SIZE + v > l->max_message_size) {
-                return FW_MSG_TOO_BIG;
-            }
-            c->hdr_len = v;
-            c->payload = 0;
-            return FW_OK;
-        }
+        case FW_S_PRE_WORD:
+            return fw__preamble_word(c, v);
+        case FW_S_PRE_HLEN:
+            return fw__header_length(c, v);
 
-        /* ---- RequestVote ---- */
+        /* ---- terms and indexes, by what they are ---- */
         case FW_S_RV_TERM:
+        case FW_S_AE_TERM:
+        case FW_S_IS_TERM:
+        case FW_S_TN_TERM:
+            /* The term of a request. */
             if (v >= FW_TERM_LIMIT) {
                 return FW_TERM_RANGE;
             }
@@ -783,23 +841,27 @@ static inline enum fw_reason fw__field(struct fw_conn *c, uint64_t v, int *msg_d
                 return FW_TERM_ZERO;
             }
             c->term = v;
-            c->state = FW_S_RV_CAND;
-            return FW_OK;
-        case FW_S_RV_CAND:
-            /* libraft sends its own id; with a known peer it must match. */
-            if (v == 0 || (c->peer_id != 0 && v != c->peer_id)) {
-                return FW_CANDIDATE;
-            }
-            c->state = FW_S_RV_LLI;
-            return FW_OK;
+            break;
         case FW_S_RV_LLI:
+        case FW_S_AE_PLI:
+        case FW_S_AER_REJ:
+        case FW_S_TN_LLI:
+        case FW_S_IS_LI:
+            /* An index, kept for the field checked against it (a log term,
+             * or a snapshot's conf_index). */
             if (v >= FW_TERM_LIMIT) {
                 return FW_TERM_RANGE;
             }
+            if (v == 0 && c->state == FW_S_IS_LI) {
+                return FW_SNAPSHOT_META; /* a snapshot has a last index */
+            }
             c->aux = v;
-            c->state = FW_S_RV_LLT;
-            return FW_OK;
+            break;
         case FW_S_RV_LLT:
+        case FW_S_AE_PLT:
+        case FW_S_TN_LLT:
+            /* A log term: not above the message's term, and 0 iff its index
+             * is (replication.c asserts prev_log_term == 0 iff index == 0). */
             if (v >= FW_TERM_LIMIT) {
                 return FW_TERM_RANGE;
             }
@@ -809,28 +871,45 @@ static inline enum fw_reason fw__field(struct fw_conn *c, uint64_t v, int *msg_d
             if ((v == 0) != (c->aux == 0)) {
                 return FW_PREV_LOG;
             }
-            c->state = FW_S_RV_FLAGS;
-            return FW_OK;
-        case FW_S_RV_FLAGS:
-            if (v & ~(uint64_t)3) {
-                return FW_FLAGS;
+            if (c->state == FW_S_TN_LLT) {
+                *msg_done = 1;
+                return FW_OK;
             }
-            *msg_done = 1;
-            return FW_OK;
-
-        /* ---- RequestVoteResult ---- */
+            c->eterm = v; /* AppendEntries: no entry term below it */
+            break;
         case FW_S_RVR_TERM:
+        case FW_S_AE_COMMIT:
+        case FW_S_AER_TERM:
+            /* A term or index with no other rule. */
             if (v >= FW_TERM_LIMIT) {
                 return FW_TERM_RANGE;
             }
-            c->state = FW_S_RVR_GRANTED;
+            break;
+        case FW_S_AER_LLI:
+            /* Not checked: on a rejection for a stale term libraft 0.22.1
+             * leaves last_log_index uninitialized (recv_append_entries.c,
+             * "goto reply"), so an honest peer may send any value here; the
+             * receiver then steps down on the higher term without reading it. */
+            break;
+
+        /* ---- RequestVote, RequestVoteResult ---- */
+        case FW_S_RV_CAND:
+            /* libraft sends its own id; with a known peer it must match. */
+            if (v == 0 || (c->peer_id != 0 && v != c->peer_id)) {
+                return FW_CANDIDATE;
+            }
+            break;
+        case FW_S_RV_FLAGS:
+            if (v & ~(uint64_t)3) { /* disrupt_leader, pre_vote */
+                return FW_FLAGS;
+            }
+            *msg_done = 1;
             return FW_OK;
         case FW_S_RVR_GRANTED:
             if (v > 1) {
                 return FW_FLAGS;
             }
-            c->state = FW_S_RVR_TAIL;
-            return FW_OK;
+            break;
         case FW_S_RVR_TAIL: {
             uint8_t flags = (uint8_t)v;
             uint8_t unused = (uint8_t)(v >> 8);
@@ -844,44 +923,7 @@ static inline enum fw_reason fw__field(struct fw_conn *c, uint64_t v, int *msg_d
             return FW_OK;
         }
 
-        /* ---- AppendEntries ---- */
-        case FW_S_AE_TERM:
-            if (v >= FW_TERM_LIMIT) {
-                return FW_TERM_RANGE;
-            }
-            if (v == 0) {
-                return FW_TERM_ZERO;
-            }
-            c->term = v;
-            c->state = FW_S_AE_PLI;
-            return FW_OK;
-        case FW_S_AE_PLI:
-            if (v >= FW_TERM_LIMIT) {
-                return FW_TERM_RANGE;
-            }
-            c->aux = v;
-            c->state = FW_S_AE_PLT;
-            return FW_OK;
-        case FW_S_AE_PLT:
-            if (v >= FW_TERM_LIMIT) {
-                return FW_TERM_RANGE;
-            }
-            if (v > c->term) {
-                return FW_TERM_ORDER;
-            }
-            /* replication.c asserts prev_log_term == 0 iff index == 0. */
-            if ((v == 0) != (c->aux == 0)) {
-                return FW_PREV_LOG;
-            }
-            c->eterm = v;
-            c->state = FW_S_AE_COMMIT;
-            return FW_OK;
-        case FW_S_AE_COMMIT:
-            if (v >= FW_TERM_LIMIT) {
-                return FW_TERM_RANGE;
-            }
-            c->state = FW_S_AE_N;
-            return FW_OK;
+        /* ---- AppendEntries, AppendEntriesResult ---- */
         case FW_S_AE_N:
             /* The header length already bounds n; it must match it exactly
              * (libraft reads n descriptors whatever the header length). */
@@ -897,91 +939,20 @@ static inline enum fw_reason fw__field(struct fw_conn *c, uint64_t v, int *msg_d
             c->state = v > 0 ? FW_S_AE_ETERM : FW_S_AE_UNUSED;
             return FW_OK;
         case FW_S_AE_ETERM:
-            /* Raft logs: entry terms >= 1, never decreasing, never above the
-             * leader's term; the first not below prev_log_term. */
             if (v >= FW_TERM_LIMIT) {
                 return FW_TERM_RANGE;
             }
+            /* Raft logs: entry terms >= 1, never decreasing, never above the
+             * leader's term; the first not below prev_log_term. */
             if (v == 0 || v > c->term || v < c->eterm) {
                 return FW_ENTRY_TERM;
             }
             c->eterm = v;
-            c->state = FW_S_AE_EINFO;
-            return FW_OK;
-        case FW_S_AE_EINFO: {
-            uint8_t type = (uint8_t)v;
-            uint32_t unused = (uint32_t)((v >> 8) & 0xffffff);
-            uint32_t len = (uint32_t)(v >> 32);
-            if (type != FW_ENTRY_COMMAND && type != FW_ENTRY_BARRIER &&
-                type != FW_ENTRY_CHANGE) {
-                return FW_ENTRY_TYPE;
-            }
-            if (unused != 0) {
-                return FW_FLAGS;
-            }
-            /* libraft's receiver steps over each entry padded to 8
-             * (uvDecodeEntriesBatch) while the sender sends it unpadded: only
-             * multiples of 8 line up.  A zero length leaves the batch pointer
-             * unset (n > 0 with no payload) or feeds an empty configuration. */
-            if (len == 0 || len % 8 != 0) {
-                return FW_ENTRY_LEN;
-            }
-            if (type == FW_ENTRY_CHANGE) {
-                if (c->nchanges >= FW_CHANGES_MAX) {
-                    return FW_TOO_MANY_CHANGES;
-                }
-                if (len > fw__conf_max(l)) {
-                    return FW_CONF_LEN;
-                }
-                c->change_off[c->nchanges] = c->payload;
-                c->change_len[c->nchanges] = len;
-                c->nchanges++;
-            }
-            c->payload += len;
-            if (FW_PREAMBLE_SIZE + c->hdr_len + c->payload >
-                l->max_message_size) {
-                return FW_PAYLOAD_TOO_BIG;
-            }
-            c->i++;
-            c->state = c->i < c->n ? FW_S_AE_ETERM : FW_S_AE_UNUSED;
-            return FW_OK;
-        }
+            break;
+        case FW_S_AE_EINFO:
+            return fw__entry_info(c, v);
         case FW_S_AE_UNUSED:
-            if (v != 0) {
-                return FW_FLAGS;
-            }
-            if (c->payload == 0) {
-                *msg_done = 1;
-            } else {
-                c->state = FW_S_PAYLOAD;
-                c->left = c->payload;
-                c->ppos = 0;
-                c->in_conf = 0;
-            }
-            return FW_OK;
-
-        /* ---- AppendEntriesResult ---- */
-        case FW_S_AER_TERM:
-            if (v >= FW_TERM_LIMIT) {
-                return FW_TERM_RANGE;
-            }
-            c->state = FW_S_AER_REJ;
-            return FW_OK;
-        case FW_S_AER_REJ:
-            if (v >= FW_TERM_LIMIT) {
-                return FW_TERM_RANGE;
-            }
-            c->aux = v;
-            c->state = FW_S_AER_LLI;
-            return FW_OK;
-        case FW_S_AER_LLI:
-            /* Not checked: on a rejection for a stale term libraft 0.22.1
-             * leaves last_log_index uninitialized (recv_append_entries.c,
-             * "goto reply"), so an honest peer may send any value here; the
-             * receiver then steps down on the higher term without reading it. */
-            (void)v;
-            c->state = FW_S_AER_TAIL;
-            return FW_OK;
+            return fw__header_end(c, v, msg_done);
         case FW_S_AER_TAIL: {
             uint16_t features = (uint16_t)v;
             uint32_t unused = (uint32_t)(v >> 32);
@@ -993,26 +964,6 @@ static inline enum fw_reason fw__field(struct fw_conn *c, uint64_t v, int *msg_d
         }
 
         /* ---- InstallSnapshot ---- */
-        case FW_S_IS_TERM:
-            if (v >= FW_TERM_LIMIT) {
-                return FW_TERM_RANGE;
-            }
-            if (v == 0) {
-                return FW_TERM_ZERO;
-            }
-            c->term = v;
-            c->state = FW_S_IS_LI;
-            return FW_OK;
-        case FW_S_IS_LI:
-            if (v >= FW_TERM_LIMIT) {
-                return FW_TERM_RANGE;
-            }
-            if (v == 0) {
-                return FW_SNAPSHOT_META;
-            }
-            c->aux = v;
-            c->state = FW_S_IS_LT;
-            return FW_OK;
         case FW_S_IS_LT:
             if (v >= FW_TERM_LIMIT) {
                 return FW_TERM_RANGE;
@@ -1023,8 +974,7 @@ static inline enum fw_reason fw__field(struct fw_conn *c, uint64_t v, int *msg_d
             if (v == 0) {
                 return FW_SNAPSHOT_META;
             }
-            c->state = FW_S_IS_CI;
-            return FW_OK;
+            break;
         case FW_S_IS_CI:
             if (v >= FW_TERM_LIMIT) {
                 return FW_TERM_RANGE;
@@ -1032,8 +982,7 @@ static inline enum fw_reason fw__field(struct fw_conn *c, uint64_t v, int *msg_d
             if (v == 0 || v > c->aux) {
                 return FW_SNAPSHOT_META;
             }
-            c->state = FW_S_IS_CLEN;
-            return FW_OK;
+            break;
         case FW_S_IS_CLEN:
             /* configurationEncodedSize() pads to 8; the header is exactly
              * the fixed part plus the configuration. */
@@ -1042,65 +991,23 @@ static inline enum fw_reason fw__field(struct fw_conn *c, uint64_t v, int *msg_d
                 return FW_CONF_LEN;
             }
             fw__conf_start(c, v);
-            c->state = FW_S_IS_CONF;
-            return FW_OK;
+            break;
         case FW_S_IS_DLEN:
             if (v > l->max_message_size ||
                 FW_PREAMBLE_SIZE + c->hdr_len + v > l->max_message_size) {
                 return FW_PAYLOAD_TOO_BIG;
             }
             c->payload = v;
-            c->state = FW_S_IS_UNUSED;
-            return FW_OK;
+            break;
         case FW_S_IS_UNUSED:
-            if (v != 0) {
-                return FW_FLAGS;
-            }
-            if (c->payload == 0) {
-                *msg_done = 1;
-            } else {
-                c->state = FW_S_PAYLOAD;
-                c->left = c->payload;
-                c->ppos = 0;
-                c->nchanges = 0;
-                c->ichange = 0;
-                c->in_conf = 0;
-            }
-            return FW_OK;
-
-        /* ---- TimeoutNow ---- */
-        case FW_S_TN_TERM:
-            if (v >= FW_TERM_LIMIT) {
-                return FW_TERM_RANGE;
-            }
-            if (v == 0) {
-                return FW_TERM_ZERO;
-            }
-            c->term = v;
-            c->state = FW_S_TN_LLI;
-            return FW_OK;
-        case FW_S_TN_LLI:
-            if (v >= FW_TERM_LIMIT) {
-                return FW_TERM_RANGE;
-            }
-            c->aux = v;
-            c->state = FW_S_TN_LLT;
-            return FW_OK;
-        case FW_S_TN_LLT:
-            if (v >= FW_TERM_LIMIT) {
-                return FW_TERM_RANGE;
-            }
-            if (v > c->term) {
-                return FW_TERM_ORDER;
-            }
-            if ((v == 0) != (c->aux == 0)) {
-                return FW_PREV_LOG;
-            }
-            *msg_done = 1;
-            return FW_OK;
+            c->nchanges = 0; /* a snapshot's data holds no configuration */
+            c->ichange = 0;
+            return fw__header_end(c, v, msg_done);
         default:
             return FW_MSG_TYPE; /* not reached */
     }
+    c->state++;
+    return FW_OK;
 }
 
 static inline void fw__msg_done(struct fw_conn *c)
@@ -1153,7 +1060,7 @@ static inline enum fw_reason fw_feed(struct fw_conn *c,
                         }
                     } else if (b == 0) {
                         if (c->alen == 0 ||
-                            (((uint64_t)c->alen + 1 + 7) & ~(uint64_t)7) !=
+                            fw__pad8((uint64_t)c->alen + 1) !=
                                 c->hs_len - FW_HANDSHAKE_PREAMBLE) {
                             r = FW_HS_ADDR;
                             goto drop;

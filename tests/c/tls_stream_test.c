@@ -197,6 +197,9 @@ struct pair {
     int closed_midway;
     int tcp_small_buffers;
     void (*on_ready)(struct side *);
+    /* what pair_setup() made, freed by pair_free() */
+    SSL_CTX *own_srv, *own_cli;
+    uint8_t *payload;
 };
 
 static void maybe_end(struct pair *p);
@@ -244,6 +247,16 @@ static void check_closed_cb(uv_handle_t *h)
     (void)h;
 }
 
+/* The pair's own handles: the listener and the mid-handshake check. */
+static void close_pair_handles(struct pair *p)
+{
+    close_listener(p);
+    if (p->check_open) {
+        p->check_open = 0;
+        uv_close((uv_handle_t *)&p->check, check_closed_cb);
+    }
+}
+
 /* Everything of this pair is over: let the loop end. */
 static void maybe_end(struct pair *p)
 {
@@ -254,11 +267,7 @@ static void maybe_end(struct pair *p)
                                  : (p->cli.closed_calls &&
                                     (p->cli.plain == NULL));
     if (srv_done && cli_done) {
-        close_listener(p);
-        if (p->check_open) {
-            p->check_open = 0;
-            uv_close((uv_handle_t *)&p->check, check_closed_cb);
-        }
+        close_pair_handles(p);
     }
 }
 
@@ -477,6 +486,27 @@ static void start_side(struct side *sd, uv_tcp_t *tcp)
     }
 }
 
+/* Close a pump before its handshake is done: ready fires inside the close,
+ * cancelled. */
+static void cancel_handshake(struct side *sd)
+{
+    cr_tls_stream_close(sd->s);
+    CHECK(sd->ready_calls == 1);
+    CHECK_STATUS(sd->ready_status, CR_TLS_ECANCELED);
+}
+
+/* With `flag`: close sd's pump once it has read ciphertext, mid-handshake. */
+static void close_if_midway(struct side *sd, int flag)
+{
+    struct cr_tls_stats st;
+    if (flag && sd->s != NULL && !sd->ready_calls) {
+        cr_tls_stream_stats(sd->s, &st);
+        if (st.tls_in > 0) {
+            cancel_handshake(sd);
+        }
+    }
+}
+
 /* raw sockets (no pump) */
 
 static void raw_alloc(uv_handle_t *h, size_t size, uv_buf_t *buf)
@@ -499,9 +529,7 @@ static void raw_read_cb(uv_stream_t *st, ssize_t n, const uv_buf_t *buf)
     }
     if (n > 0 && p->raw_close_client_on_read && p->cli.s != NULL &&
         p->cli.ready_calls == 0) {
-        cr_tls_stream_close(p->cli.s);
-        CHECK(p->cli.ready_calls == 1); /* fired inside close */
-        CHECK_STATUS(p->cli.ready_status, CR_TLS_ECANCELED);
+        cancel_handshake(&p->cli);
     }
 }
 
@@ -546,9 +574,7 @@ static void on_connection(uv_stream_t *server, int status)
     }
     start_side(&p->srv, tcp);
     if (p->close_server_at_start) {
-        cr_tls_stream_close(p->srv.s);
-        CHECK(p->srv.ready_calls == 1);
-        CHECK_STATUS(p->srv.ready_status, CR_TLS_ECANCELED);
+        cancel_handshake(&p->srv);
         cr_tls_stream_close(p->srv.s); /* a no-op while closing */
     }
 }
@@ -572,23 +598,8 @@ static void on_connect(uv_connect_t *req, int status)
 static void check_cb(uv_check_t *c)
 {
     struct pair *p = c->data;
-    struct cr_tls_stats st;
-    if (p->close_srv_midway && p->srv.s != NULL && !p->srv.ready_calls) {
-        cr_tls_stream_stats(p->srv.s, &st);
-        if (st.tls_in > 0) {
-            cr_tls_stream_close(p->srv.s);
-            CHECK(p->srv.ready_calls == 1);
-            CHECK_STATUS(p->srv.ready_status, CR_TLS_ECANCELED);
-        }
-    }
-    if (p->close_cli_midway && p->cli.s != NULL && !p->cli.ready_calls) {
-        cr_tls_stream_stats(p->cli.s, &st);
-        if (st.tls_in > 0) {
-            cr_tls_stream_close(p->cli.s);
-            CHECK(p->cli.ready_calls == 1);
-            CHECK_STATUS(p->cli.ready_status, CR_TLS_ECANCELED);
-        }
-    }
+    close_if_midway(&p->srv, p->close_srv_midway);
+    close_if_midway(&p->cli, p->close_cli_midway);
 }
 
 /* the watchdog */
@@ -621,11 +632,7 @@ static void watchdog_cb(uv_timer_t *t)
     if (p->raw != NULL && !uv_is_closing((uv_handle_t *)p->raw)) {
         uv_close((uv_handle_t *)p->raw, raw_closed_cb);
     }
-    close_listener(p);
-    if (p->check_open) {
-        p->check_open = 0;
-        uv_close((uv_handle_t *)&p->check, check_closed_cb);
-    }
+    close_pair_handles(p);
     uv_timer_start(t, watchdog_cb, 3000, 0);
 }
 
@@ -662,6 +669,54 @@ static void pair_init(struct pair *p, const char *name, SSL_CTX *srv_ctx,
     p->cli.cfg.ctx = cli_ctx;
     p->srv.cfg.handshake_timeout_ms = 5000;
     p->cli.cfg.handshake_timeout_ms = 5000;
+}
+
+/* pair_init() with contexts for the nodes named (NULL: none; each trusting
+ * "ca") and, if n > 0, n bytes of the pattern in p->payload; pair_free()
+ * frees them. */
+static void pair_setup(struct pair *p, const char *name, const char *srv,
+                       const char *cli, size_t n)
+{
+    SSL_CTX *s = srv != NULL ? ctx_for(srv, "ca") : NULL;
+    SSL_CTX *c = cli != NULL ? ctx_for(cli, "ca") : NULL;
+    pair_init(p, name, s, c);
+    p->own_srv = s;
+    p->own_cli = c;
+    p->payload = n > 0 ? make_payload(n) : NULL;
+}
+
+static void pair_free(struct pair *p)
+{
+    SSL_CTX_free(p->own_srv);
+    SSL_CTX_free(p->own_cli);
+    free(p->payload);
+}
+
+/* The usual pair: node2 serves, node1 connects, with an n-byte payload. */
+static void pair_nodes(struct pair *p, const char *name, size_t n)
+{
+    pair_setup(p, name, "node2", "node1", n);
+}
+
+/* sd writes the first n bytes of the payload once ready. */
+static void send_payload(struct side *sd, size_t n)
+{
+    sd->send = sd->pair->payload;
+    sd->send_len = n;
+}
+
+/* The usual transfer: node1 sends n bytes of the pattern to node2. */
+static void pair_transfer(struct pair *p, const char *name, size_t n)
+{
+    pair_nodes(p, name, n);
+    send_payload(&p->cli, n);
+}
+
+/* The same, node2 writing back what it reads. */
+static void pair_echo(struct pair *p, const char *name, size_t n)
+{
+    pair_transfer(p, name, n);
+    p->srv.echo = 1;
 }
 
 /* Listen, connect, run. */
@@ -708,21 +763,15 @@ static void test_echo(void)
 {
     struct pair p;
     const size_t n = 8u << 20;
-    uint8_t *payload = make_payload(n);
-    SSL_CTX *s = ctx_for("node2", "ca");
-    SSL_CTX *c = ctx_for("node1", "ca");
     double secs;
 
-    pair_init(&p, "echo", s, c);
+    pair_echo(&p, "echo", n);
     p.cli.cfg.expect_id = 2;
     p.srv.cfg.expect_id = 1;
-    p.srv.echo = 1;
     p.srv.cfg.inbound = filter;
     p.srv.cfg.inbound_arg = &p.srv;
     p.cli.cfg.inbound = filter;
     p.cli.cfg.inbound_arg = &p.cli;
-    p.cli.send = payload;
-    p.cli.send_len = n;
     p.cli.expect_len = n;
     pair_run(&p, 60000);
 
@@ -746,9 +795,7 @@ static void test_echo(void)
     echo_mbps = secs > 0 ? (double)n / (1 << 20) / secs : 0;
     printf("    echo: %zu MiB each way in %.3f s: %.1f MiB/s\n", n >> 20, secs,
            echo_mbps);
-    SSL_CTX_free(s);
-    SSL_CTX_free(c);
-    free(payload);
+    pair_free(&p);
 }
 
 /* Small messages one at a time: the round-trip latency the pump adds. */
@@ -757,24 +804,18 @@ static void test_pingpong(void)
 {
     struct pair p;
     const size_t size = 128, rounds = 2000;
-    uint8_t *payload = make_payload(size * rounds);
-    SSL_CTX *s = ctx_for("node2", "ca");
-    SSL_CTX *c = ctx_for("node1", "ca");
-    pair_init(&p, "pingpong", s, c);
+    pair_nodes(&p, "pingpong", size * rounds);
     p.srv.echo = 1;
-    p.cli.send = payload;
-    p.cli.send_len = size;
+    send_payload(&p.cli, size);
     p.cli.pp_size = size;
-    p.cli.pp_payload = payload;
+    p.cli.pp_payload = p.payload;
     p.cli.expect_len = size * rounds;
     pair_run(&p, 60000);
     CHECK(p.cli.got == size * rounds && !p.cli.mismatch);
     pingpong_us = (double)(p.cli.t_done - p.cli.t_ready) / 1e3 / rounds;
     printf("    pingpong: %zu round trips of %zu bytes, %.1f us each\n", rounds,
            size, pingpong_us);
-    SSL_CTX_free(s);
-    SSL_CTX_free(c);
-    free(payload);
+    pair_free(&p);
 }
 
 /* Server sends a stream to a client that sends nothing: the other direction
@@ -783,13 +824,9 @@ static void test_server_push(void)
 {
     struct pair p;
     const size_t n = 3u << 20;
-    uint8_t *payload = make_payload(n);
-    SSL_CTX *s = ctx_for("node2", "ca");
-    SSL_CTX *c = ctx_for("node1", "ca");
 
-    pair_init(&p, "server_push", s, c);
-    p.srv.send = payload;
-    p.srv.send_len = n;
+    pair_nodes(&p, "server_push", n);
+    send_payload(&p.srv, n);
     p.srv.no_read = 1;
     p.cli.expect_len = n;
     p.on_ready = NULL;
@@ -798,9 +835,7 @@ static void test_server_push(void)
      * plain stream is closed by the test once its pump ended. */
     CHECK(p.cli.got == n && !p.cli.mismatch);
     CHECK(p.cli.closed_calls == 1);
-    SSL_CTX_free(s);
-    SSL_CTX_free(c);
-    free(payload);
+    pair_free(&p);
 }
 
 /* The filter refuses the chunk that would pass 100,000 bytes: the server's
@@ -808,17 +843,11 @@ static void test_server_push(void)
 static void test_filter_drop(void)
 {
     struct pair p;
-    const size_t n = 1u << 20;
-    uint8_t *payload = make_payload(n);
-    SSL_CTX *s = ctx_for("node2", "ca");
-    SSL_CTX *c = ctx_for("node1", "ca");
 
-    pair_init(&p, "filter_drop", s, c);
+    pair_transfer(&p, "filter_drop", 1u << 20);
     p.srv.cfg.inbound = filter;
     p.srv.cfg.inbound_arg = &p.srv;
     p.srv.filter_limit = 100000;
-    p.cli.send = payload;
-    p.cli.send_len = n;
     pair_run(&p, 30000);
 
     CHECK_STATUS(p.srv.ready_status, CR_TLS_OK);
@@ -832,9 +861,7 @@ static void test_filter_drop(void)
     CHECK(p.srv.last_stats.bytes_in == p.srv.filter_pos);
     CHECK(p.cli.plain_eof || p.cli.plain_error);
     CHECK(p.cli.closed_calls == 1);
-    SSL_CTX_free(s);
-    SSL_CTX_free(c);
-    free(payload);
+    pair_free(&p);
 }
 
 /* A reader takes exactly 24 bytes (alloc sized to what is missing), stops,
@@ -843,21 +870,14 @@ static void test_preamble_handoff(void)
 {
     struct pair p;
     const size_t n = 1u << 20;
-    uint8_t *payload = make_payload(n);
-    SSL_CTX *s = ctx_for("node2", "ca");
-    SSL_CTX *c = ctx_for("node1", "ca");
-    pair_init(&p, "preamble_handoff", s, c);
+    pair_transfer(&p, "preamble_handoff", n);
     p.srv.preamble_len = 24;
     p.srv.expect_len = n;
-    p.cli.send = payload;
-    p.cli.send_len = n;
     pair_run(&p, 30000);
     CHECK(p.srv.preamble_stopped);
     CHECK(p.srv.got == n && !p.srv.mismatch);
     CHECK(p.srv.closed_calls == 1 && p.cli.closed_calls == 1);
-    SSL_CTX_free(s);
-    SSL_CTX_free(c);
-    free(payload);
+    pair_free(&p);
 }
 
 /* Many strangers at once: 64 bare TCP connections that never speak, each
@@ -955,36 +975,46 @@ static void test_many_strangers(void)
     SSL_CTX_free(many.cfg.ctx);
 }
 
-/* Refusals: each side's ready status and closed reason. */
+/* Refusals: one side's handshake fails with a verdict, the other side is
+ * refused (CR_TLS_EREFUSED); each side's ready status and closed reason. */
+enum { SRV, CLI };
+
 struct refusal {
     const char *name;
-    const char *srv_cert, *srv_ca;
-    const char *cli_cert, *cli_ca;
+    const char *srv_cert, *cli_cert; /* NULL: no certificate (raw only) */
+    const char *srv_ca, *cli_ca;     /* the CA each trusts (NULL: "ca") */
     int raw_srv, raw_cli; /* build with raw_ctx (identity rule broken) */
     uint64_t srv_expect, cli_expect;
-    int want_srv, want_cli;
+    int refuser; /* SRV or CLI: the side whose handshake fails with verdict */
+    int verdict;
     uint64_t want_cli_peer_id;
 };
+
+static SSL_CTX *refusal_ctx(int raw, const char *cert, const char *ca)
+{
+    ca = ca != NULL ? ca : "ca";
+    return raw ? raw_ctx(cert, ca) : ctx_for(cert, ca);
+}
 
 static void run_refusal(const struct refusal *r)
 {
     struct pair p;
-    SSL_CTX *s = r->raw_srv ? raw_ctx(r->srv_cert, r->srv_ca)
-                            : ctx_for(r->srv_cert, r->srv_ca);
-    SSL_CTX *c = r->raw_cli ? raw_ctx(r->cli_cert, r->cli_ca)
-                            : ctx_for(r->cli_cert, r->cli_ca);
+    SSL_CTX *s = refusal_ctx(r->raw_srv, r->srv_cert, r->srv_ca);
+    SSL_CTX *c = refusal_ctx(r->raw_cli, r->cli_cert, r->cli_ca);
+    int want_srv = r->refuser == SRV ? r->verdict : CR_TLS_EREFUSED;
+    int want_cli = r->refuser == CLI ? r->verdict : CR_TLS_EREFUSED;
     pair_init(&p, r->name, s, c);
     p.srv.cfg.expect_id = r->srv_expect;
     p.cli.cfg.expect_id = r->cli_expect;
     pair_run(&p, 10000);
-    if (p.srv.ready_status != r->want_srv || p.cli.ready_status != r->want_cli) {
+    if (p.srv.ready_status != want_srv || p.cli.ready_status != want_cli) {
         fprintf(stderr, "  %s:\n", r->name);
     }
-    CHECK_STATUS(p.srv.ready_status, r->want_srv);
-    CHECK_STATUS(p.cli.ready_status, r->want_cli);
+    CHECK_STATUS(p.srv.ready_status, want_srv);
+    CHECK_STATUS(p.cli.ready_status, want_cli);
     CHECK(p.srv.ready_calls == 1 && p.cli.ready_calls == 1);
-    CHECK_STATUS(p.srv.closed_reason, r->want_srv);
-    CHECK_STATUS(p.cli.closed_reason, r->want_cli);
+    CHECK_STATUS(p.srv.closed_reason, want_srv);
+    CHECK_STATUS(p.cli.closed_reason, want_cli);
     CHECK(p.srv.closed_calls == 1 && p.cli.closed_calls == 1);
     CHECK(p.srv.plain == NULL && p.cli.plain == NULL);
     if (r->want_cli_peer_id) {
@@ -996,34 +1026,38 @@ static void run_refusal(const struct refusal *r)
 
 static const struct refusal refusals[] = {
     /* the server's certificate is from another CA */
-    {"wrong_ca_server", "other1", "ca2", "node1", "ca", 0, 0, 0, 0,
-     CR_TLS_EREFUSED, CR_TLS_EVERIFY, 0},
+    {.name = "wrong_ca_server", .srv_cert = "other1", .srv_ca = "ca2",
+     .cli_cert = "node1", .refuser = CLI, .verdict = CR_TLS_EVERIFY},
     /* the client's certificate is from another CA (it trusts ours) */
-    {"wrong_ca_client", "node2", "ca", "other1", "ca", 0, 0, 0, 0,
-     CR_TLS_EVERIFY, CR_TLS_EREFUSED, 0},
+    {.name = "wrong_ca_client", .srv_cert = "node2", .cli_cert = "other1",
+     .refuser = SRV, .verdict = CR_TLS_EVERIFY},
     /* two clusters: each refuses the other */
-    {"wrong_ca_both", "node2", "ca", "other1", "ca2", 0, 0, 0, 0,
-     CR_TLS_EREFUSED, CR_TLS_EVERIFY, 0},
-    {"expired_server", "expired1", "ca", "node2", "ca", 0, 0, 0, 0,
-     CR_TLS_EREFUSED, CR_TLS_EEXPIRED, 0},
-    {"expired_client", "node2", "ca", "expired1", "ca", 0, 0, 0, 0,
-     CR_TLS_EEXPIRED, CR_TLS_EREFUSED, 0},
-    {"future_server", "future1", "ca", "node2", "ca", 0, 0, 0, 0,
-     CR_TLS_EREFUSED, CR_TLS_ENOTYETVALID, 0},
-    {"future_client", "node2", "ca", "future1", "ca", 0, 0, 0, 0,
-     CR_TLS_ENOTYETVALID, CR_TLS_EREFUSED, 0},
-    /* the client dials id 3, the server's certificate says 2 */
-    {"id_mismatch_client", "node2", "ca", "node1", "ca", 0, 0, 0, 3,
-     CR_TLS_EREFUSED, CR_TLS_EIDMISMATCH, 2},
-    /* the server expects id 3, the client's certificate says 2 */
-    {"id_mismatch_server", "node1", "ca", "node2", "ca", 0, 0, 3, 0,
-     CR_TLS_EIDMISMATCH, CR_TLS_EREFUSED, 0},
-    {"noid_server", "noid", "ca", "node1", "ca", 1, 0, 0, 0, CR_TLS_EREFUSED,
-     CR_TLS_ENOID, 0},
-    {"twoid_client", "node2", "ca", "twoid", "ca", 0, 1, 0, 0, CR_TLS_ENOID,
-     CR_TLS_EREFUSED, 0},
-    {"no_client_cert", "node2", "ca", NULL, "ca", 0, 1, 0, 0, CR_TLS_ENOCERT,
-     CR_TLS_EREFUSED, 0},
+    {.name = "wrong_ca_both", .srv_cert = "node2", .cli_cert = "other1",
+     .cli_ca = "ca2", .refuser = CLI, .verdict = CR_TLS_EVERIFY},
+    {.name = "noid_server", .srv_cert = "noid", .raw_srv = 1,
+     .cli_cert = "node1", .refuser = CLI, .verdict = CR_TLS_ENOID},
+    {.name = "twoid_client", .srv_cert = "node2", .cli_cert = "twoid",
+     .raw_cli = 1, .refuser = SRV, .verdict = CR_TLS_ENOID},
+    {.name = "no_client_cert", .srv_cert = "node2", .raw_cli = 1,
+     .refuser = SRV, .verdict = CR_TLS_ENOCERT},
+};
+
+/* A certificate problem tried on each side in turn: `bad` against `good`
+ * (which expects id `expect`, 0: any); the good side refuses with verdict. */
+static const struct {
+    const char *name[2]; /* bad on the server, bad on the client */
+    const char *bad, *good;
+    uint64_t expect;
+    int verdict;
+    uint64_t cli_peer_id; /* checked when the client refuses (0: not) */
+} mirrored[] = {
+    {{"expired_server", "expired_client"}, "expired1", "node2", 0,
+     CR_TLS_EEXPIRED, 0},
+    {{"future_server", "future_client"}, "future1", "node2", 0,
+     CR_TLS_ENOTYETVALID, 0},
+    /* the refusing side dials (expects) id 3, the certificate says 2 */
+    {{"id_mismatch_client", "id_mismatch_server"}, "node2", "node1", 3,
+     CR_TLS_EIDMISMATCH, 2},
 };
 
 static void test_refusals(void)
@@ -1032,16 +1066,35 @@ static void test_refusals(void)
     for (i = 0; i < sizeof refusals / sizeof refusals[0]; i++) {
         run_refusal(&refusals[i]);
     }
+    for (i = 0; i < sizeof mirrored / sizeof mirrored[0]; i++) {
+        struct refusal r = {.refuser = CLI};
+        r.verdict = mirrored[i].verdict;
+        /* bad on the server: the client refuses */
+        r.name = mirrored[i].name[0];
+        r.srv_cert = mirrored[i].bad;
+        r.cli_cert = mirrored[i].good;
+        r.cli_expect = mirrored[i].expect;
+        r.want_cli_peer_id = mirrored[i].cli_peer_id;
+        run_refusal(&r);
+        /* bad on the client: the server refuses */
+        r.name = mirrored[i].name[1];
+        r.srv_cert = mirrored[i].good;
+        r.cli_cert = mirrored[i].bad;
+        r.srv_expect = mirrored[i].expect;
+        r.cli_expect = 0;
+        r.want_cli_peer_id = 0;
+        r.refuser = SRV;
+        run_refusal(&r);
+    }
 }
 
 /* A client that connects and sends nothing: the server's timeout fires. */
 static void test_server_timeout(void)
 {
     struct pair p;
-    SSL_CTX *s = ctx_for("node2", "ca");
     uint64_t t0 = uv_hrtime();
     double ms;
-    pair_init(&p, "server_timeout", s, NULL);
+    pair_setup(&p, "server_timeout", "node2", NULL, 0);
     p.raw_client = 1;
     p.srv.cfg.handshake_timeout_ms = 300;
     pair_run(&p, 10000);
@@ -1050,94 +1103,100 @@ static void test_server_timeout(void)
     CHECK_STATUS(p.srv.closed_reason, CR_TLS_ETIMEDOUT);
     CHECK(ms >= 250 && ms < 3000);
     CHECK(p.raw_closed); /* the raw client saw the server close */
-    SSL_CTX_free(s);
+    pair_free(&p);
 }
 
 /* A server that accepts and never answers: the client's timeout fires. */
 static void test_client_timeout(void)
 {
     struct pair p;
-    SSL_CTX *c = ctx_for("node1", "ca");
-    pair_init(&p, "client_timeout", NULL, c);
+    pair_setup(&p, "client_timeout", NULL, "node1", 0);
     p.raw_server = 1;
     p.cli.cfg.handshake_timeout_ms = 300;
     pair_run(&p, 10000);
     CHECK_STATUS(p.cli.ready_status, CR_TLS_ETIMEDOUT);
     CHECK(p.cli.closed_calls == 1);
     CHECK(p.raw_closed);
-    SSL_CTX_free(c);
+    pair_free(&p);
+}
+
+/* A bare TCP client sends `send` (then closes, if close_after) to a server
+ * pump: the server's handshake ends with `want`, the client sees the close. */
+static void run_raw_client(const char *name, const char *send,
+                           int close_after, int want)
+{
+    struct pair p;
+    pair_setup(&p, name, "node2", NULL, 0);
+    p.raw_client = 1;
+    p.raw_send = send;
+    p.raw_close_after_send = close_after;
+    pair_run(&p, 10000);
+    CHECK_STATUS(p.srv.ready_status, want);
+    CHECK(p.raw_closed);
+    pair_free(&p);
 }
 
 /* Not TLS at all. */
 static void test_garbage(void)
 {
-    struct pair p;
-    SSL_CTX *s = ctx_for("node2", "ca");
-    pair_init(&p, "garbage", s, NULL);
-    p.raw_client = 1;
-    p.raw_send = "GET / HTTP/1.0\r\nHost: x\r\n\r\n";
-    pair_run(&p, 10000);
-    CHECK_STATUS(p.srv.ready_status, CR_TLS_EHANDSHAKE);
-    CHECK(p.raw_closed);
-    SSL_CTX_free(s);
+    run_raw_client("garbage", "GET / HTTP/1.0\r\nHost: x\r\n\r\n", 0,
+                   CR_TLS_EHANDSHAKE);
 }
 
 /* The client sends a record header and goes away: EEOF. */
 static void test_eof_in_handshake(void)
 {
-    struct pair p;
-    SSL_CTX *s = ctx_for("node2", "ca");
-    pair_init(&p, "eof_in_handshake", s, NULL);
-    p.raw_client = 1;
-    p.raw_send = "\x16\x03\x01\x02\x00"; /* a record header, then nothing */
-    p.raw_close_after_send = 1;
-    pair_run(&p, 10000);
-    CHECK_STATUS(p.srv.ready_status, CR_TLS_EEOF);
-    CHECK(p.raw_closed);
-    SSL_CTX_free(s);
+    /* a record header, then nothing */
+    run_raw_client("eof_in_handshake", "\x16\x03\x01\x02\x00", 1, CR_TLS_EEOF);
 }
 
 /* close() in the middle of handshakes: right at start (server), after the
  * server read the ClientHello, after the client read the server's flight,
- * and a client whose server only ever reads. All freed (ASan). */
+ * and a client whose server only ever reads. All freed (ASan).  The closed
+ * side's ready status is checked in cancel_handshake(). */
+enum close_at { AT_START, SRV_MIDWAY, CLI_MIDWAY, RAW_SERVER };
+
+/* Run a pair with one close_* switch set; every pump closed exactly once. */
+static void run_close(struct pair *p, const char *name, enum close_at at)
+{
+    pair_setup(p, name, at == RAW_SERVER ? NULL : "node2", "node1", 0);
+    p->close_server_at_start = at == AT_START;
+    p->close_srv_midway = at == SRV_MIDWAY;
+    p->close_cli_midway = at == CLI_MIDWAY;
+    p->raw_server = p->raw_close_client_on_read = at == RAW_SERVER;
+    pair_run(p, 10000);
+    if (at == RAW_SERVER) {
+        CHECK(p->cli.closed_calls == 1 && p->raw_closed);
+    } else {
+        CHECK(p->srv.closed_calls == 1 && p->cli.closed_calls == 1);
+    }
+}
+
 static void test_close_in_handshake(void)
 {
     struct pair p;
-    SSL_CTX *s = ctx_for("node2", "ca");
-    SSL_CTX *c = ctx_for("node1", "ca");
+    int i;
 
-    pair_init(&p, "close_server_at_start", s, c);
-    p.close_server_at_start = 1;
-    pair_run(&p, 10000);
+    run_close(&p, "close_server_at_start", AT_START);
     CHECK_STATUS(p.srv.closed_reason, CR_TLS_ECANCELED);
     CHECK(p.cli.ready_status == CR_TLS_EEOF ||
           p.cli.ready_status == CR_TLS_EIO);
-    CHECK(p.srv.closed_calls == 1 && p.cli.closed_calls == 1);
+    pair_free(&p);
 
-    pair_init(&p, "close_server_midway", s, c);
-    p.close_srv_midway = 1;
-    pair_run(&p, 10000);
+    run_close(&p, "close_server_midway", SRV_MIDWAY);
     CHECK_STATUS(p.srv.ready_status, CR_TLS_ECANCELED);
     CHECK(p.cli.ready_status == CR_TLS_EEOF ||
           p.cli.ready_status == CR_TLS_EIO ||
           p.cli.ready_status == CR_TLS_EREFUSED);
-    CHECK(p.srv.closed_calls == 1 && p.cli.closed_calls == 1);
+    pair_free(&p);
 
-    pair_init(&p, "close_client_midway", s, c);
-    p.close_cli_midway = 1;
-    pair_run(&p, 10000);
-    CHECK_STATUS(p.cli.ready_status, CR_TLS_ECANCELED);
-    CHECK(p.srv.closed_calls == 1 && p.cli.closed_calls == 1);
-
-    pair_init(&p, "close_client_raw_server", NULL, c);
-    p.raw_server = 1;
-    p.raw_close_client_on_read = 1;
-    pair_run(&p, 10000);
-    CHECK_STATUS(p.cli.ready_status, CR_TLS_ECANCELED);
-    CHECK(p.cli.closed_calls == 1 && p.raw_closed);
-
-    SSL_CTX_free(s);
-    SSL_CTX_free(c);
+    /* The client closed midway, against a server pump or a bare reader. */
+    for (i = 0; i < 2; i++) {
+        run_close(&p, i == 0 ? "close_client_midway" : "close_client_raw_server",
+                  i == 0 ? CLI_MIDWAY : RAW_SERVER);
+        CHECK_STATUS(p.cli.ready_status, CR_TLS_ECANCELED);
+        pair_free(&p);
+    }
 }
 
 /* cr_tls_stream_close on both pumps in the middle of an echo of 16 MiB. */
@@ -1145,13 +1204,7 @@ static void test_close_in_transfer(void)
 {
     struct pair p;
     const size_t n = 16u << 20;
-    uint8_t *payload = make_payload(n);
-    SSL_CTX *s = ctx_for("node2", "ca");
-    SSL_CTX *c = ctx_for("node1", "ca");
-    pair_init(&p, "close_in_transfer", s, c);
-    p.srv.echo = 1;
-    p.cli.send = payload;
-    p.cli.send_len = n;
+    pair_echo(&p, "close_in_transfer", n);
     p.cli.close_pump_at = 1u << 20;
     pair_run(&p, 30000);
     CHECK(p.closed_midway);
@@ -1159,9 +1212,7 @@ static void test_close_in_transfer(void)
     CHECK_STATUS(p.cli.closed_reason, CR_TLS_ECANCELED);
     CHECK_STATUS(p.srv.closed_reason, CR_TLS_ECANCELED);
     CHECK(p.cli.plain_closed && p.srv.plain_closed);
-    SSL_CTX_free(s);
-    SSL_CTX_free(c);
-    free(payload);
+    pair_free(&p);
 }
 
 /* The peer closes its plain stream mid-transfer: orderly end on both. */
@@ -1169,22 +1220,15 @@ static void test_peer_eof(void)
 {
     struct pair p;
     const size_t n = 4u << 20;
-    uint8_t *payload = make_payload(n);
-    SSL_CTX *s = ctx_for("node2", "ca");
-    SSL_CTX *c = ctx_for("node1", "ca");
-    pair_init(&p, "peer_eof", s, c);
+    pair_transfer(&p, "peer_eof", n);
     p.srv.expect_len = 1u << 20; /* reads 1 MiB, then closes its end */
-    p.cli.send = payload;
-    p.cli.send_len = n;
     pair_run(&p, 30000);
     CHECK(p.srv.got >= (1u << 20));
     CHECK(!p.srv.mismatch);
     CHECK(p.cli.plain_eof || p.cli.plain_error);
     CHECK(p.srv.closed_calls == 1 && p.cli.closed_calls == 1);
     CHECK_STATUS(p.srv.closed_reason, 0);
-    SSL_CTX_free(s);
-    SSL_CTX_free(c);
-    free(payload);
+    pair_free(&p);
 }
 
 /* The server's user stops reading: both pumps stay under max_buffered and
@@ -1225,18 +1269,13 @@ static void test_backpressure(void)
     struct pair p;
     const size_t n = 16u << 20;
     const size_t max = 128 * 1024;
-    uint8_t *payload = make_payload(n);
-    SSL_CTX *s = ctx_for("node2", "ca");
-    SSL_CTX *c = ctx_for("node1", "ca");
-    pair_init(&p, "backpressure", s, c);
+    pair_transfer(&p, "backpressure", n);
     bp_pair = &p;
     p.tcp_small_buffers = 1;
     p.srv.cfg.max_buffered = max;
     p.cli.cfg.max_buffered = max;
     p.srv.no_read = 1;
     p.srv.expect_len = n;
-    p.cli.send = payload;
-    p.cli.send_len = n;
     p.on_ready = bp_on_ready;
     pair_run(&p, 60000);
     CHECK(p.srv.got == n && !p.srv.mismatch);
@@ -1244,25 +1283,42 @@ static void test_backpressure(void)
     CHECK(p.srv.last_stats.in_high <= max);
     CHECK(p.cli.last_stats.out_paused > 0 && p.srv.last_stats.in_paused > 0);
     CHECK(p.srv.closed_calls == 1 && p.cli.closed_calls == 1);
-    SSL_CTX_free(s);
-    SSL_CTX_free(c);
-    free(payload);
+    pair_free(&p);
 }
 
 /* Reload: the caller drops its references to the contexts as soon as the
  * streams started, the connection still works; a second connection uses new
  * contexts (other certificates). */
+static void let_go(struct side *sd)
+{
+    if (sd->cfg.ctx != NULL) {
+        SSL_CTX_free(sd->cfg.ctx);
+        sd->cfg.ctx = NULL;
+    }
+}
+
 static void reload_on_ready(struct side *sd)
 {
     /* Both contexts' owners let go while the streams run. */
-    if (sd->pair->srv.cfg.ctx != NULL) {
-        SSL_CTX_free(sd->pair->srv.cfg.ctx);
-        sd->pair->srv.cfg.ctx = NULL;
-    }
-    if (sd->pair->cli.cfg.ctx != NULL) {
-        SSL_CTX_free(sd->pair->cli.cfg.ctx);
-        sd->pair->cli.cfg.ctx = NULL;
-    }
+    let_go(&sd->pair->srv);
+    let_go(&sd->pair->cli);
+}
+
+/* An echo of the payload's n bytes from cli to srv (new contexts each, let
+ * go of once ready), the client expecting id expect_id (0: any). */
+static void run_reload(struct pair *p, const char *name, const char *srv,
+                       const char *cli, uint64_t expect_id,
+                       const uint8_t *payload, size_t n)
+{
+    pair_init(p, name, ctx_for(srv, "ca"), ctx_for(cli, "ca"));
+    p->cli.cfg.expect_id = expect_id;
+    p->srv.echo = 1;
+    p->cli.send = payload;
+    p->cli.send_len = n;
+    p->cli.expect_len = n;
+    p->on_ready = reload_on_ready;
+    pair_run(p, 30000);
+    CHECK(p->cli.got == n && !p->cli.mismatch);
 }
 
 static void test_ctx_reload(void)
@@ -1271,25 +1327,9 @@ static void test_ctx_reload(void)
     const size_t n = 2u << 20;
     uint8_t *payload = make_payload(n);
 
-    pair_init(&p, "reload_old", ctx_for("node2", "ca"), ctx_for("node1", "ca"));
-    p.srv.echo = 1;
-    p.cli.send = payload;
-    p.cli.send_len = n;
-    p.cli.expect_len = n;
-    p.on_ready = reload_on_ready;
-    pair_run(&p, 30000);
-    CHECK(p.cli.got == n && !p.cli.mismatch);
+    run_reload(&p, "reload_old", "node2", "node1", 0, payload, n);
     CHECK(p.srv.cfg.ctx == NULL && p.cli.cfg.ctx == NULL);
-
-    pair_init(&p, "reload_new", ctx_for("node3", "ca"), ctx_for("node2", "ca"));
-    p.cli.cfg.expect_id = 3;
-    p.srv.echo = 1;
-    p.cli.send = payload;
-    p.cli.send_len = n;
-    p.cli.expect_len = n;
-    p.on_ready = reload_on_ready;
-    pair_run(&p, 30000);
-    CHECK(p.cli.got == n && !p.cli.mismatch);
+    run_reload(&p, "reload_new", "node3", "node2", 3, payload, n);
     CHECK(p.cli.peer_id == 3 && p.srv.peer_id == 2);
     free(payload);
 }
