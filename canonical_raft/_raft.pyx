@@ -7,7 +7,9 @@ This file is the shell: imports, the constants C defines, the process-wide
 counters, and the core's parts by job (core/*.pxi, data model first).
 """
 
-from cpython.buffer cimport PyObject_CheckBuffer, PyObject_GetBuffer, PyBuffer_Release, PyBUF_SIMPLE
+from cpython.buffer cimport (PyObject_CheckBuffer, PyObject_GetBuffer, PyBuffer_Release,
+                            PyBUF_SIMPLE, PyBUF_READ)
+from cpython.memoryview cimport PyMemoryView_FromMemory
 from cpython.bytes cimport PyBytes_FromStringAndSize, PyBytes_AS_STRING
 from cpython.exc cimport PyErr_CheckSignals
 from cpython.pystate cimport PyThreadState, PyGILState_STATE

@@ -74,6 +74,7 @@ cdef struct NodeState:
     # raft-thread only
     int phase
     bint in_start              # inside raft_start: restore errors go to start()
+    int start_code             # libraft's error from raft_init/raft_start (0: none)
     bint notify_pending        # published a change on_prepare must announce
     unsigned short capacity_threshold    # KiB: libraft refuses entries below
     unsigned long long disk_low_since    # uv_hrtime() the log space ran low

@@ -108,6 +108,7 @@ cdef int node_setup(NodeState *s) noexcept nogil:
     s.fsm.restore = fsm_restore
     rv = raft.raft_init(&s.raft, &s.io, &s.fsm, s.id, s.address)
     if rv != 0:
+        s.start_code = rv
         set_error(s, raft.raft_errmsg(&s.raft))
         raft.raft_uv_close(&s.io)
         raft.raft_uv_tcp_close(&s.tcp)
@@ -121,6 +122,7 @@ cdef int node_setup(NodeState *s) noexcept nogil:
         rv = raft.raft_start(&s.raft)
         s.in_start = False
         if rv != 0:
+            s.start_code = rv
             # libraft does not always pass the io's message on (io->start).
             set_error(s, first_message(raft.raft_errmsg(&s.raft), s.io.errmsg,
                                        s.transport.errmsg, raft.raft_strerror(rv)))
@@ -167,6 +169,7 @@ cdef int configure(NodeState *s) noexcept with gil:
         raft.raft_set_max_inflight_entries(r, c.max_inflight_entries)
         segment_size = c.segment_size
         raft.raft_uv_set_segment_size(&s.io, segment_size)
+        raft.raft_uv_set_auto_recovery(&s.io, c.auto_recovery)
         s.snapshot_compression = c.snapshot_compression
         s.tcp_nodelay = c.tcp_nodelay
         s.max_batch_bytes = c.max_batch_bytes

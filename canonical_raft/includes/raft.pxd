@@ -220,6 +220,7 @@ cdef extern from "raft/uv.h" nogil:
                      raft_uv_transport *transport)
     void raft_uv_close(raft_io *io)
     void raft_uv_set_segment_size(raft_io *io, size_t size)
+    void raft_uv_set_auto_recovery(raft_io *io, bint flag)
     void raft_uv_set_tracer(raft_io *io, raft_tracer *tracer)
     int raft_uv_tcp_init(raft_uv_transport *t, uv_loop_t *loop)
     void raft_uv_tcp_close(raft_uv_transport *t)
