@@ -131,6 +131,7 @@ include "core/gil.pxi"          # the raft thread's GIL, waking waiters
 include "core/entry.pxi"        # the entry and snapshot formats
 include "core/queue.pxi"        # the submission queue, end to end
 include "core/commands.pxi"     # libraft calls and their callbacks
+include "core/removed.pxi"      # a removed node stops (ShutdownOnRemove)
 include "core/fsm.pxi"          # the FSM trampolines and their Python side
 include "core/status.pxi"       # the status mirror
 include "core/transport.pxi"    # TCP, with TCP_NODELAY
@@ -141,6 +142,7 @@ include "core/offline.pxi"      # bootstrap and recover
 include "core/core.pxi"         # Core: the caller's side
 
 # Last: these modules may import this one back (for the constants above).
+from . import datadir as _datadir
 from . import errors as _errors
 from . import futures as _futures
 from . import types as _types

@@ -112,10 +112,16 @@ class Node:
         """Take the data dir's lock, then (unless auto_recovery) refuse a
         damaged dir before libraft's repairs touch it (integrity.py)."""
         self._lock.acquire()
-        if self._core.started or self._auto_recovery:
+        if self._core.started:
             return
         try:
-            integrity.check(self._data_dir)
+            removed = os.path.join(self._data_dir, datadir.REMOVED_NAME)
+            if os.path.exists(removed):
+                with open(removed) as f:
+                    why = f.read().strip()
+                raise ShutdownError(f"{removed}: {why}", SHUTDOWN)
+            if not self._auto_recovery:
+                integrity.check(self._data_dir)
         except BaseException:
             self._lock.release()
             raise

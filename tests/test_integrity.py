@@ -352,3 +352,69 @@ def test_sigkill_under_load_restarts_cleanly(tmp_path):
     assert isinstance(outcome, list)
     assert outcome[:acked_total + 1] == [b"c%d" % i for i in range(acked_total + 1)]
     assert outcome == [b"c%d" % i for i in range(len(outcome))]
+
+
+# -- the previous release's data dir -----------------------------------------
+
+def test_a_data_dir_of_the_previous_release_opens(tmp_path):
+    """tests/data/v1-datadir.tar.gz (made by make_v1_datadir.py with the
+    release before the snapshot checksum): its version-1 snapshots load;
+    snapshots taken now are version 2 and load too."""
+    import struct
+    import tarfile
+    with tarfile.open(Path(__file__).with_name("data") / "v1-datadir.tar.gz") as tar:
+        tar.extractall(tmp_path, filter="data")
+    path = tmp_path / "node1"
+    snaps = [n for n in os.listdir(path) if n.startswith("snapshot-") and "." not in n]
+    assert snaps and all(struct.unpack_from("<H", (path / n).read_bytes(), 4)[0] == 1
+                         for n in snaps)
+    old = [b"v1-%d" % i for i in range(300)]
+    fsm = RecordingFSM()
+    address = "127.0.0.1:%d" % int(free_address().rsplit(":", 1)[1])
+    with raft.Node(1, address, path, fsm, snapshot_threshold=100, snapshot_trailing=10,
+                   segment_size=SEGMENT) as node:
+        node.start()
+        node.wait_for_leader(10)
+        node.barrier().result(10)
+        assert fsm.commands == old
+        for i in range(250):
+            node.apply(b"v2-%d" % i).result(10)
+    versions = {struct.unpack_from("<H", (path / n).read_bytes(), 4)[0]
+                for n in os.listdir(path) if n.startswith("snapshot-") and "." not in n}
+    assert versions == {2}
+    assert start_and_read(path) == old + [b"v2-%d" % i for i in range(250)]
+
+
+def test_snapshot_checksum_refused_before_restore(tmp_path):
+    """A version-2 snapshot whose data was damaged never reaches
+    FSM.restore(): the scan names the file."""
+    import struct
+    path = tmp_path / "node"
+    fsm = RecordingFSM()
+    node = raft.Node(1, free_address(), path, fsm, snapshot_threshold=50, snapshot_trailing=5)
+    node.bootstrap([(1, node.address)])
+    with node:
+        node.start()
+        node.wait_for_leader(10)
+        for i in range(120):
+            node.apply(b"s%d" % i).result(10)
+    snaps = sorted((n for n in os.listdir(path) if n.startswith("snapshot-") and "." not in n),
+                   key=lambda n: tuple(int(x) for x in n.split("-")[1:]))
+    file = path / snaps[-1]
+    data = bytearray(file.read_bytes())
+    assert struct.unpack_from("<H", data, 4)[0] == 2
+    data[-3] ^= 0xFF
+    file.write_bytes(bytes(data))
+    assert raft._raft.snapshot_problem(bytes(data)) == "snapshot data does not match its checksum"
+    restored = []
+
+    class Watching(RecordingFSM):
+        def restore(self, data):
+            restored.append(data)
+            super().restore(data)
+
+    node = raft.Node(1, free_address(), path, Watching())
+    with pytest.raises(raft.CorruptError, match=f"{snaps[-1]}: snapshot data does not match"):
+        node.start()
+    node.close()
+    assert restored == []

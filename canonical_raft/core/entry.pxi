@@ -6,6 +6,11 @@
 #                              command count u32 | reserved u32 | tag u64
 #           per command:       length u64 | bytes | zero padding to 8
 #
+# Notice:   an entry header with flags bit 0 (ENTRY_NOTICE) and command count
+#           0, then kind u64 (1: removed) | server id u64. The binding's own
+#           word to every node (removed.pxi); a release that does not know
+#           it sees an entry without commands.
+#
 # libraft's uv backend wants every entry length a multiple of 8, which the
 # padding gives. The tag lets the node that submitted an entry recognise it
 # when it is applied (index alone is not proof after a leader change).
@@ -29,6 +34,9 @@ cdef enum:
     ENTRY_AT_TAG = 16
     ENTRY_HEADER = 24
     COMMAND_HEADER = 8            # a command's length, before its bytes
+    ENTRY_NOTICE = 1              # flags: a notice, not commands
+    NOTICE_REMOVED = 1            # the kind of notice: server id removed
+    NOTICE_SIZE = ENTRY_HEADER + 16
 
     SNAPSHOT_MAGIC = 0x4E535243   # b"CRSN"
     SNAPSHOT_VERSION = 2
@@ -96,6 +104,29 @@ cdef inline char *entry_put_commands_of(char *p, const raft.raft_buffer *entry) 
 
 cdef inline void entry_set_tag(raft.raft_buffer *buf, uint64_t tag) noexcept nogil:
     cr_put64(<char *>buf.base + ENTRY_AT_TAG, tag)
+
+
+cdef bint entry_new_notice(raft.raft_buffer *buf, uint64_t kind, uint64_t id) noexcept nogil:
+    """A notice entry in buf (raft_malloc'd); False if memory is short."""
+    cdef char *p = entry_begin(buf, 0, NOTICE_SIZE)
+    if p == NULL:
+        return False
+    cr_put16(<char *>buf.base + ENTRY_AT_FLAGS, ENTRY_NOTICE)
+    cr_put64(p, kind)
+    cr_put64(p + 8, id)
+    return True
+
+
+cdef inline bint entry_notice(const raft.raft_buffer *buf, uint64_t *kind,
+                              uint64_t *id) noexcept nogil:
+    """True (and its kind and server id) if the entry is a notice."""
+    cdef const char *p = <const char *>buf.base
+    if (buf.len != NOTICE_SIZE or cr_get32(p + ENTRY_AT_MAGIC) != ENTRY_MAGIC
+            or not cr_get16(p + ENTRY_AT_FLAGS) & ENTRY_NOTICE):
+        return False
+    kind[0] = cr_get64(p + ENTRY_HEADER)
+    id[0] = cr_get64(p + ENTRY_HEADER + 8)
+    return True
 
 
 # -- reading entries --------------------------------------------------------

@@ -80,12 +80,17 @@ cdef extern from "raft.h" nogil:
         RAFT_INSTALL_SNAPSHOT
 
     struct raft_install_snapshot:
+        raft_index last_index
         raft_configuration conf
         raft_buffer data
+
+    struct raft_append_entries:
+        raft_index leader_commit
 
     struct raft_message:
         int type
         const char *server_address
+        raft_append_entries append_entries
         raft_install_snapshot install_snapshot
 
     struct raft_snapshot:
@@ -115,6 +120,7 @@ cdef extern from "raft.h" nogil:
     struct raft:
         void *data
         raft_tracer *tracer
+        unsigned heartbeat_timeout
         raft_configuration configuration
         raft_index configuration_committed_index
         raft_index configuration_uncommitted_index
