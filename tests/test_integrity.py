@@ -418,3 +418,71 @@ def test_snapshot_checksum_refused_before_restore(tmp_path):
         node.start()
     node.close()
     assert restored == []
+
+
+# -- one follower of three ----------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def three(tmp_path_factory):
+    """A 3-node cluster with 3000 commands; one follower stopped, a pristine
+    copy of its data dir kept."""
+    from canonical_raft.testing import LocalCluster
+    root = tmp_path_factory.mktemp("three")
+    cluster = LocalCluster(3, RecordingFSM, root / "c", segment_size=SEGMENT,
+                           snapshot_threshold=THRESHOLD, snapshot_trailing=64,
+                           max_batch_bytes=0)
+    try:
+        leader = cluster.leader()
+        for start in range(0, FOLLOWER_COUNT, 500):
+            for fut in leader.apply_many(EXPECTED[start:min(start + 500, FOLLOWER_COUNT)]):
+                fut.result(20)
+        follower = cluster.followers(leader)[0]
+        cluster.wait_converged(key=lambda f: len(f.commands), timeout=20)
+        cluster.kill(follower.id)
+        pristine = root / "pristine"
+        shutil.copytree(cluster.data_dir(follower.id), pristine)
+        yield cluster, leader, follower.id, pristine
+    finally:
+        cluster.close()
+
+
+REFUSED, STARTED = [], []
+FOLLOWER_COUNT = 2700          # the last snapshot (each 1000) leaves segments after it
+FOLLOWER_CASES = ([("closed", "flip", w) for w in (0.0, 0.1, 0.5, 0.9)]
+                  + [("closed", "truncate", w) for w in (0.3, 0.97)]
+                  + [("metadata", "flip", w) for w in (0.0, 0.3)]
+                  + [("snapshot", "flip", 0.6), ("snapshot_meta", "flip", 0.6),
+                     ("snapshot_meta", "delete", 0), ("old_snapshot", "delete", 0),
+                     ("metadata", "flip", 0.8)])
+
+
+@pytest.mark.parametrize("kind,op,where", FOLLOWER_CASES, ids=lambda v: str(v))
+def test_follower_damage_is_refused_or_repaired(three, kind, op, where):
+    cluster, leader, fid, pristine = three
+    path = cluster.data_dir(fid)
+    shutil.rmtree(path)
+    shutil.copytree(pristine, path)
+    name = file_of(path, kind)
+    damage(path, name, op, where)
+    node = cluster.create(fid)
+    try:
+        node.start()
+    except raft.CorruptError as exc:
+        assert name in str(exc) or str(path) in str(exc), exc
+        node.close()
+        REFUSED.append((kind, op, where))
+        return
+    try:
+        # (No new entries: each case restores the same pristine copy, which a
+        # longer leader log would make a follower that lost entries.)
+        want = EXPECTED[:FOLLOWER_COUNT]
+        deadline = time.monotonic() + 15
+        while cluster.fsm(fid).commands[:len(want)] != want and time.monotonic() < deadline:
+            time.sleep(0.05)
+        got = cluster.fsm(fid).commands
+        assert got[:len(want)] == want, (len(got), got[-2:])
+        # Nothing else: every command it applied is one the leader applied.
+        assert got == cluster.fsm(leader.id).commands
+        STARTED.append((kind, op, where))
+    finally:
+        cluster.kill(fid)
