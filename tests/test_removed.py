@@ -66,3 +66,26 @@ def test_leader_removing_itself_stops(tmp_path):
         others = [n for n in cluster.running if n is not leader]
         new = wait_until(lambda: next((n for n in others if n.is_leader), None), timeout=15)
         assert new.apply(b"y").result(10) >= 2
+
+
+def test_removal_leaks_nothing(tmp_path):
+    """Debug build: no request, handle or node left after a removal (the
+    notice's request included), a failed one too (closing while it waits)."""
+    import gc
+
+    from canonical_raft import _raft
+    counters = getattr(_raft, "debug_counters", None)
+    if counters is None:
+        pytest.skip("needs the debug build (CANONICAL_RAFT_DEBUG=1)")
+    with LocalCluster(3, RecordingFSM, tmp_path) as cluster:
+        leader = cluster.leader()
+        leader.apply(b"x").result(10)
+        a, b = cluster.followers(leader)
+        leader.remove(a.id).result(20)
+        pending = leader.remove(b.id)        # waits for its notice's time...
+        time.sleep(0.05)
+        leader.close()                       # ...and fails with the close
+        assert isinstance(pending.exception(10), raft.ShutdownError)
+    del cluster, leader, a, b, pending
+    gc.collect()
+    assert all(v == 0 for v in counters().values()), counters()
