@@ -246,6 +246,9 @@ def check_open_segments(data_dir: str, names: list[str]) -> list[OpenScan]:
             whole = True               # a garbage count is not a torn write
         else:
             whole = written_to >= declared
+        if whole and count == 0:
+            raise corrupt(seg.path, f"{why}, yet non-zero bytes follow it (up to byte "
+                          f"{seg.nonzero_end}): damaged, not the end of a write")
         if whole:
             raise corrupt(seg.path, f"{why}, yet the batch was written whole: it is "
                           "damaged, not torn")

@@ -17,6 +17,7 @@ import pytest
 import canonical_raft as raft
 from canonical_raft import integrity
 from canonical_raft.testing import RecordingFSM, free_address
+from canonical_raft.testing.procs import child_env
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -32,7 +33,7 @@ def run_child(data_dir, address, count, kill_after=None, threshold=THRESHOLD):
     load), SIGKILL it by pid; (its first line, the last number acknowledged)."""
     proc = subprocess.Popen([sys.executable, CHILD, str(data_dir), address, str(count),
                              str(SEGMENT), str(threshold)],
-                            stdout=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, text=True, env=child_env())
     first, acked = None, -1
     started = None
     try:
