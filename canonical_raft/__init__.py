@@ -3,7 +3,7 @@
 from ._raft import libraft_version
 from ._version import __version__
 from .datadir import DataDirInUseError
-from .errors import (CantBootstrapError, CantChangeError, LeadershipLostError,
+from .errors import (CantBootstrapError, CantChangeError, CorruptError, LeadershipLostError,
                      NoConnectionError, NotLeaderError, RaftError,
                      ShutdownError)
 from .fsm import FSM
@@ -15,5 +15,6 @@ __all__ = [
     "FSM", "Future", "Node", "Role", "Server", "State",
     "RaftError", "NotLeaderError", "LeadershipLostError", "ShutdownError",
     "CantBootstrapError", "CantChangeError", "NoConnectionError", "DataDirInUseError",
+    "CorruptError",
     "libraft_version", "__version__",
 ]

@@ -39,6 +39,10 @@ STATES: dict[str, int]
 CHANGES: dict[str, int]
 """Core.change()'s ``op`` by name: ADD, ASSIGN, REMOVE."""
 
+def snapshot_problem(data: Buffer) -> str | None:
+    """None if ``data`` (a snapshot file's bytes) is a sound snapshot in the
+    binding's format (core/entry.pxi), else what is wrong with it."""
+
 def on_raft_thread(key: int | None = None) -> bool:
     """True if the calling thread is the raft thread of the node whose Core
     has this ``key`` (keys start at 1: 0 matches no node), or with None,

@@ -7,7 +7,9 @@ This file is the shell: imports, the constants C defines, the process-wide
 counters, and the core's parts by job (core/*.pxi, data model first).
 """
 
-from cpython.buffer cimport PyObject_CheckBuffer, PyObject_GetBuffer, PyBuffer_Release, PyBUF_SIMPLE
+from cpython.buffer cimport (PyObject_CheckBuffer, PyObject_GetBuffer, PyBuffer_Release,
+                            PyBUF_SIMPLE, PyBUF_READ)
+from cpython.memoryview cimport PyMemoryView_FromMemory
 from cpython.bytes cimport PyBytes_FromStringAndSize, PyBytes_AS_STRING
 from cpython.exc cimport PyErr_CheckSignals
 from cpython.pystate cimport PyThreadState, PyGILState_STATE
@@ -129,6 +131,7 @@ include "core/gil.pxi"          # the raft thread's GIL, waking waiters
 include "core/entry.pxi"        # the entry and snapshot formats
 include "core/queue.pxi"        # the submission queue, end to end
 include "core/commands.pxi"     # libraft calls and their callbacks
+include "core/removed.pxi"      # a removed node stops (ShutdownOnRemove)
 include "core/fsm.pxi"          # the FSM trampolines and their Python side
 include "core/status.pxi"       # the status mirror
 include "core/transport.pxi"    # TCP, with TCP_NODELAY
@@ -139,6 +142,7 @@ include "core/offline.pxi"      # bootstrap and recover
 include "core/core.pxi"         # Core: the caller's side
 
 # Last: these modules may import this one back (for the constants above).
+from . import datadir as _datadir
 from . import errors as _errors
 from . import futures as _futures
 from . import types as _types

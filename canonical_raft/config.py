@@ -116,6 +116,12 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("max_batch_bytes", 64 * _KIB, int, "bytes",
             "Bytes of waiting commands packed into one log entry (0: one entry per "
             "command).", high=64 * _MIB),
+    Setting("auto_recovery", False, bool, "",
+            "Let libraft repair a damaged log at start by discarding the damaged segment and "
+            "everything after it (libraft's default; this binding's is off: a damaged data "
+            "dir makes start() raise raft.CorruptError). Safe only when the other voters hold "
+            "the discarded entries, and it can leave a follower stuck behind until the next "
+            "leader change; see docs/howto/recovery.md."),
 )
 
 BY_NAME: Mapping[str, Setting] = {s.name: s for s in SETTINGS}
@@ -139,6 +145,7 @@ class Settings(TypedDict, total=False):
     snapshot_compression: bool
     tcp_nodelay: bool
     max_batch_bytes: int
+    auto_recovery: bool
 
 
 class Config:

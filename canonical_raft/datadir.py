@@ -9,6 +9,8 @@ import os
 import weakref
 
 LOCK_NAME = "canonical_raft.lock"   # libraft's uv backend ignores names it does not know
+REMOVED_NAME = "canonical_raft.removed"  # the node was removed: start() refuses (core/removed.pxi)
+BORN_NAME = "canonical_raft.born"   # the leader's commit index when this empty log joined
 
 
 class DataDirInUseError(OSError):

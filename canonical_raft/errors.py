@@ -72,6 +72,12 @@ class NoConnectionError(RaftError):
     """A peer could not be reached."""
 
 
+class CorruptError(RaftError):
+    """The data dir holds damaged state (a log segment, the metadata, a
+    snapshot): the node refuses it rather than lose acknowledged entries.
+    The message names the file and the remedy (docs/howto/recovery.md)."""
+
+
 _BY_CODE: dict[int, type[RaftError]] = {
     NOTLEADER: NotLeaderError,
     LEADERSHIPLOST: LeadershipLostError,
@@ -80,6 +86,7 @@ _BY_CODE: dict[int, type[RaftError]] = {
     CANTBOOTSTRAP: CantBootstrapError,
     CANTCHANGE: CantChangeError,
     NOCONNECTION: NoConnectionError,
+    CORRUPT: CorruptError,
 }
 
 

@@ -11,7 +11,7 @@ import weakref
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from . import _raft, config, datadir
+from . import _raft, config, datadir, integrity
 from .errors import IOERR, SHUTDOWN, RaftError, ShutdownError
 from .fsm import StateMachine, check_fsm
 from .futures import Future
@@ -46,6 +46,7 @@ class Node:
         self._lock = datadir.DataDirLock(self._data_dir)
         self._id = server.id
         self._address = server.address
+        self._auto_recovery = checked.auto_recovery
         self._core = _raft.Core(weakref.ref(self), server.id, server.address,
                                 self._data_dir, fsm, checked)
         # The hot paths: the instance attributes shadow the methods below
@@ -66,14 +67,17 @@ class Node:
         if mine[0].address != self._address:
             raise ValueError(f"servers give this node (id {self._id}) the address "
                              f"{mine[0].address!r}, but it is {self._address!r}")
-        self._lock.acquire()
+        self._open_data_dir()
         self._core.bootstrap(checked)
 
     def recover(self, servers: Iterable[Server | tuple[Any, ...]]) -> None:
         """Force a new configuration after losing quorum (before start())."""
         checked = self._servers(servers)
-        self._lock.acquire()
-        self._core.bootstrap(checked, recover=True)
+        self._open_data_dir()
+        try:
+            self._core.bootstrap(checked, recover=True)
+        except RaftError as exc:
+            raise integrity.start_failure(exc, self._data_dir) from exc
 
     @staticmethod
     def _servers(servers: Iterable[Server | tuple[Any, ...]]) -> list[Server]:
@@ -87,11 +91,14 @@ class Node:
 
     def start(self) -> None:
         """Start the raft thread; raises if the data dir or address is unusable."""
-        self._lock.acquire()
+        self._open_data_dir()
         try:
             self._core.start()
         except RaftError as exc:
             self._release_unless_running()
+            damaged = integrity.start_failure(exc, self._data_dir)
+            if damaged is not exc:
+                raise damaged from exc
             # libraft reports a failed listen() as a bare "I/O error".
             problem = _listen_problem(self._address) if exc.code == IOERR else None
             if problem is not None:
@@ -99,6 +106,24 @@ class Node:
             raise
         except BaseException:
             self._release_unless_running()
+            raise
+
+    def _open_data_dir(self) -> None:
+        """Take the data dir's lock, then (unless auto_recovery) refuse a
+        damaged dir before libraft's repairs touch it (integrity.py)."""
+        self._lock.acquire()
+        if self._core.started:
+            return
+        try:
+            removed = os.path.join(self._data_dir, datadir.REMOVED_NAME)
+            if os.path.exists(removed):
+                with open(removed) as f:
+                    why = f.read().strip()
+                raise ShutdownError(f"{removed}: {why}", SHUTDOWN)
+            if not self._auto_recovery:
+                integrity.check(self._data_dir)
+        except BaseException:
+            self._lock.release()
             raise
 
     def _release_unless_running(self) -> None:

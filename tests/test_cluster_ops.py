@@ -104,9 +104,12 @@ def test_removing_the_leader_itself(cluster):
     assert new.apply(b"after").result(timeout=20) == 2
     c.wait_converged(key=lambda f: f.commands, ids=[n.id for n in rest],
                      expected=[b"before", b"after"])
-    # the removed node is out: it cannot lead, it is no longer replicated to
+    # the removed node is out: it stopped (ShutdownOnRemove, API.md), it is
+    # no longer replicated to
     assert not leader.is_leader
-    assert isinstance(leader.apply(b"x").exception(timeout=10), raft.NotLeaderError)
+    wait_until(lambda: leader.state == raft.State.UNAVAILABLE, 10)
+    assert "removed from the cluster" in leader.stats()["error"]
+    assert isinstance(leader.apply(b"x").exception(timeout=10), raft.ShutdownError)
     assert c.fsm(leader.id).commands == [b"before"]
 
 

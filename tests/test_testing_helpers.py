@@ -233,7 +233,7 @@ def test_wait_converged_expected_and_ids(tmp_path):
         cluster.apply(b"b")
         ids = [leader.id, rest[1]]
         cluster.wait_converged(key=lambda fsm: fsm.commands, expected=[b"a", b"b"], ids=ids)
-        assert cluster.fsm(rest[0]).commands == [b"a"]   # removed, still running
+        assert cluster.fsm(rest[0]).commands == [b"a"]   # removed: it stopped
         assert testing.agreed_leader([cluster.node(i) for i in ids]) is leader
 
 

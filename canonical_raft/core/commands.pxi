@@ -115,6 +115,10 @@ cdef void submit_change(NodeState *s, Req *req) noexcept nogil:
 
 
 cdef int start_change(NodeState *s, Req *req) noexcept nogil:
+    if req.change_op == CHANGE_REMOVE and req.target != s.id and in_configuration(s, req.target):
+        return start_removal(s, req)       # removed.pxi: tell it first
+    if req.change_op == CHANGE_REMOVE_NOW:
+        req.change_op = CHANGE_REMOVE
     if req.change_op == CHANGE_ADD:
         return raft.raft_add(&s.raft, &req.change_req, req.target, req.address, on_changed)
     if req.change_op == CHANGE_ASSIGN:

@@ -217,6 +217,7 @@ cdef class Core:
         cdef char errmsg[ERROR_MAX]
         cdef int rv
         cdef int op = OP_RECOVER if recover else OP_BOOTSTRAP
+        cdef bint auto_recovery = self._config.auto_recovery
         errmsg[0] = 0
         raft.raft_configuration_init(&conf)
         try:
@@ -227,7 +228,7 @@ cdef class Core:
                     raise ValueError(f"bad server {server!r}: {raft.raft_strerror(rv).decode()}")
             with nogil:
                 rv = run_offline(op, self.s.data_dir, self.s.id, self.s.address,
-                                 &conf, errmsg)
+                                 &conf, auto_recovery, errmsg)
         finally:
             raft.raft_configuration_close(&conf)
         if rv != 0:
@@ -256,8 +257,9 @@ cdef class Core:
             error = self._start_error
             self._start_error = None
             if error is None:
-                error = (_errors.RaftError(s.m_error.decode(errors="replace"), raft.RAFT_IOERR)
-                         if s.m_error[0] else raft_error(raft.RAFT_IOERR, WHY_START_FAILED))
+                code = s.start_code or raft.RAFT_IOERR      # libraft's own, if it said
+                error = (_errors.error_for(code, s.m_error.decode(errors="replace"))
+                         if s.m_error[0] else raft_error(code, WHY_START_FAILED))
             raise error
 
     cdef int _wait_phase_beyond(self, int phase) except -1:

@@ -6,13 +6,22 @@
 #                              command count u32 | reserved u32 | tag u64
 #           per command:       length u64 | bytes | zero padding to 8
 #
+# Notice:   an entry header with flags bit 0 (ENTRY_NOTICE) and command count
+#           0, then kind u64 (1: removed) | server id u64. The binding's own
+#           word to every node (removed.pxi); a release that does not know
+#           it sees an entry without commands.
+#
 # libraft's uv backend wants every entry length a multiple of 8, which the
 # padding gives. The tag lets the node that submitted an entry recognise it
 # when it is applied (index alone is not proof after a leader change).
 #
-# Snapshot: header (16 bytes): magic "CRSN" u32 | version u16 |
-#                              flags u16 (bit 0: zlib) | data length u64
+# Snapshot: header (24 bytes): magic "CRSN" u32 | version u16 (2) |
+#                              flags u16 (bit 0: zlib) | data length u64 |
+#                              data CRC-32 u32 (zlib's, of the data as
+#                              stored) | reserved u32 (0)
 #           then the data.
+#           Version 1 (releases before the checksum) is the first 16 bytes
+#           alone; it is still read, unchecked.
 
 cdef enum:
     ENTRY_MAGIC = 0x54465243      # b"CRFT"
@@ -25,14 +34,21 @@ cdef enum:
     ENTRY_AT_TAG = 16
     ENTRY_HEADER = 24
     COMMAND_HEADER = 8            # a command's length, before its bytes
+    ENTRY_NOTICE = 1              # flags: a notice, not commands
+    NOTICE_REMOVED = 1            # the kind of notice: server id removed
+    NOTICE_SIZE = ENTRY_HEADER + 16
 
     SNAPSHOT_MAGIC = 0x4E535243   # b"CRSN"
-    SNAPSHOT_VERSION = 1
+    SNAPSHOT_VERSION = 2
+    SNAPSHOT_VERSION_1 = 1        # no checksum: still read
     SNAPSHOT_AT_MAGIC = 0
     SNAPSHOT_AT_VERSION = 4
     SNAPSHOT_AT_FLAGS = 6
     SNAPSHOT_AT_LENGTH = 8
-    SNAPSHOT_HEADER = 16
+    SNAPSHOT_AT_CRC = 16
+    SNAPSHOT_AT_RESERVED = 20
+    SNAPSHOT_HEADER_1 = 16
+    SNAPSHOT_HEADER = 24
     SNAPSHOT_ZLIB = 1             # flags: the data is zlib'd
 
 
@@ -90,6 +106,29 @@ cdef inline void entry_set_tag(raft.raft_buffer *buf, uint64_t tag) noexcept nog
     cr_put64(<char *>buf.base + ENTRY_AT_TAG, tag)
 
 
+cdef bint entry_new_notice(raft.raft_buffer *buf, uint64_t kind, uint64_t id) noexcept nogil:
+    """A notice entry in buf (raft_malloc'd); False if memory is short."""
+    cdef char *p = entry_begin(buf, 0, NOTICE_SIZE)
+    if p == NULL:
+        return False
+    cr_put16(<char *>buf.base + ENTRY_AT_FLAGS, ENTRY_NOTICE)
+    cr_put64(p, kind)
+    cr_put64(p + 8, id)
+    return True
+
+
+cdef inline bint entry_notice(const raft.raft_buffer *buf, uint64_t *kind,
+                              uint64_t *id) noexcept nogil:
+    """True (and its kind and server id) if the entry is a notice."""
+    cdef const char *p = <const char *>buf.base
+    if (buf.len != NOTICE_SIZE or cr_get32(p + ENTRY_AT_MAGIC) != ENTRY_MAGIC
+            or not cr_get16(p + ENTRY_AT_FLAGS) & ENTRY_NOTICE):
+        return False
+    kind[0] = cr_get64(p + ENTRY_HEADER)
+    id[0] = cr_get64(p + ENTRY_HEADER + 8)
+    return True
+
+
 # -- reading entries --------------------------------------------------------
 
 cdef inline bint entry_tag(const raft.raft_buffer *buf, uint64_t *tag) noexcept nogil:
@@ -137,6 +176,7 @@ cdef int frame_snapshot(data, bint compress, raft.raft_buffer *buf) except -1:
         data = zlib.compress(data, 1)
         flags |= SNAPSHOT_ZLIB
     cdef size_t size = len(<bytes>data)
+    cdef uint32_t crc = zlib.crc32(data)
     cdef char *p = <char *>raft.raft_malloc(SNAPSHOT_HEADER + size)
     if p == NULL:
         raise MemoryError()
@@ -144,22 +184,58 @@ cdef int frame_snapshot(data, bint compress, raft.raft_buffer *buf) except -1:
     cr_put16(p + SNAPSHOT_AT_VERSION, SNAPSHOT_VERSION)
     cr_put16(p + SNAPSHOT_AT_FLAGS, flags)
     cr_put64(p + SNAPSHOT_AT_LENGTH, size)
+    cr_put32(p + SNAPSHOT_AT_CRC, crc)
+    cr_put32(p + SNAPSHOT_AT_RESERVED, 0)
     memcpy(p + SNAPSHOT_HEADER, PyBytes_AS_STRING(data), size)
     buf.base = p
     buf.len = SNAPSHOT_HEADER + size
     return 0
 
 
-cdef bytes read_snapshot(const char *p, size_t size):
-    """The data of a snapshot file (decompressed); RaftError if it is not
-    one of ours."""
-    if (size < SNAPSHOT_HEADER or cr_get32(p + SNAPSHOT_AT_MAGIC) != SNAPSHOT_MAGIC
-            or cr_get16(p + SNAPSHOT_AT_VERSION) != SNAPSHOT_VERSION):
-        raise raft_error(raft.RAFT_CORRUPT, WHY_NOT_A_SNAPSHOT)
+cdef int snapshot_check(const char *p, size_t size, size_t *header) noexcept:
+    """WHY_LIBRAFT (0) if p holds a whole snapshot of ours whose data
+    matches its checksum (version 1: no checksum), the size of its header
+    in *header; else why not. Needs the GIL (zlib)."""
+    if size < SNAPSHOT_HEADER_1 or cr_get32(p + SNAPSHOT_AT_MAGIC) != SNAPSHOT_MAGIC:
+        return WHY_NOT_A_SNAPSHOT
+    cdef unsigned version = cr_get16(p + SNAPSHOT_AT_VERSION)
+    if version == SNAPSHOT_VERSION_1:
+        header[0] = SNAPSHOT_HEADER_1
+    elif version == SNAPSHOT_VERSION and size >= SNAPSHOT_HEADER:
+        header[0] = SNAPSHOT_HEADER
+    else:
+        return WHY_NOT_A_SNAPSHOT
     cdef uint64_t length = cr_get64(p + SNAPSHOT_AT_LENGTH)
-    if length != size - SNAPSHOT_HEADER:
-        raise raft_error(raft.RAFT_CORRUPT, WHY_SNAPSHOT_LENGTH)
-    data = PyBytes_FromStringAndSize(p + SNAPSHOT_HEADER, length)
+    if length != size - header[0]:
+        return WHY_SNAPSHOT_LENGTH
+    if version == SNAPSHOT_VERSION and <uint32_t>zlib.crc32(
+            PyMemoryView_FromMemory(<char *>p + SNAPSHOT_HEADER, length, PyBUF_READ)) \
+            != cr_get32(p + SNAPSHOT_AT_CRC):
+        return WHY_SNAPSHOT_CHECKSUM
+    return 0
+
+
+cdef bytes read_snapshot(const char *p, size_t size):
+    """The data of a snapshot file (decompressed); CorruptError if it is
+    not one of ours or its data does not match its checksum."""
+    cdef size_t header = 0
+    cdef int why = snapshot_check(p, size, &header)
+    if why:
+        raise raft_error(raft.RAFT_CORRUPT, why)
+    data = PyBytes_FromStringAndSize(p + header, size - header)
     if cr_get16(p + SNAPSHOT_AT_FLAGS) & SNAPSHOT_ZLIB:
         data = zlib.decompress(data)
     return data
+
+
+def snapshot_problem(data):
+    """For canonical_raft.integrity: None if ``data`` (a snapshot file's
+    bytes) is a sound snapshot of ours, else what is wrong with it."""
+    cdef const unsigned char[::1] view = memoryview(data).cast("B")
+    cdef size_t header = 0
+    cdef int why
+    if view.shape[0] == 0:
+        why = WHY_NOT_A_SNAPSHOT
+    else:
+        why = snapshot_check(<const char *>&view[0], view.shape[0], &header)
+    return _WORDING[why] if why else None

@@ -15,6 +15,7 @@ cdef enum Why:
     WHY_NOT_BEFORE_START
     WHY_NOT_A_SNAPSHOT
     WHY_SNAPSHOT_LENGTH
+    WHY_SNAPSHOT_CHECKSUM
 
 _WORDING = {
     WHY_NOT_APPLIED: "node is closing: the command was not applied here",
@@ -29,6 +30,7 @@ _WORDING = {
     WHY_NOT_BEFORE_START: "bootstrap and recover must come before start()",
     WHY_NOT_A_SNAPSHOT: "snapshot is not in canonical_raft's format",
     WHY_SNAPSHOT_LENGTH: "snapshot length does not match its header",
+    WHY_SNAPSHOT_CHECKSUM: "snapshot data does not match its checksum",
 }
 
 

@@ -17,6 +17,9 @@ cdef int fsm_apply(raft.raft_fsm *fsm, const raft.raft_buffer *buf, void **resul
     cdef Req *req = NULL
     cdef uint64_t tag
     result[0] = NULL
+    if apply_notice(s, buf, index):      # removed.pxi
+        count_log_bytes(s, buf.len)
+        return 0
     if entry_tag(buf, &tag):
         req = inflight_find(s, index, tag)
     hold_gil(s)
@@ -193,6 +196,16 @@ cdef int restore_snapshot(NodeState *s, const char *p, size_t size) noexcept wit
     try:
         core.fsm.restore(read_snapshot(p, size))
         return 0
+    except _errors.CorruptError as exc:
+        # read_snapshot's check (entry.pxi): the FSM never saw the bytes.
+        message = (f"corrupt snapshot refused before FSM.restore: {exc}; remove this node, "
+                   "wipe its data dir and add it back (docs/howto/recovery.md)")
+        set_error(s, message.encode(errors="replace"))
+        if s.in_start:
+            core._start_error = exc
+        else:
+            log.error("node %d: %s; stopping the node", s.id, message)
+        return -1
     except BaseException as exc:
         message = f"FSM.restore raised {exc!r}"
         set_error(s, message.encode(errors="replace"))

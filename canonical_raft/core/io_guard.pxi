@@ -58,6 +58,7 @@ cdef void guard_recv(raft.raft_io *io, raft.raft_message *message) noexcept nogi
     cdef Deferred *d
     if message.type == raft.RAFT_APPEND_ENTRIES or message.type == raft.RAFT_INSTALL_SNAPSHOT:
         s.leader_contact = uv.uv_hrtime()   # only leaders send these
+        born_check(s, message)              # removed.pxi
     if message.type == raft.RAFT_INSTALL_SNAPSHOT and s.snapshot_writing:
         d = <Deferred *>calloc(1, sizeof(Deferred))
         if d != NULL and message.server_address != NULL:

@@ -31,7 +31,8 @@ cdef void offline_closed(raft.raft *r) noexcept nogil:
 
 
 cdef int run_offline(int op, const char *data_dir, raft.raft_id id, const char *address,
-                     const raft.raft_configuration *conf, char *errmsg) noexcept nogil:
+                     const raft.raft_configuration *conf, bint auto_recovery,
+                     char *errmsg) noexcept nogil:
     """Bootstrap or recover the log in data_dir; errmsg gets libraft's text."""
     cdef Offline *o = <Offline *>calloc(1, sizeof(Offline))
     if o == NULL:
@@ -48,6 +49,8 @@ cdef int run_offline(int op, const char *data_dir, raft.raft_id id, const char *
         if rv != 0:
             cr_copy(errmsg, o.io.errmsg, ERROR_MAX)
             raft.raft_uv_tcp_close(&o.transport)
+        else:
+            raft.raft_uv_set_auto_recovery(&o.io, auto_recovery)   # recover loads the log
     if rv == 0:
         o.fsm.version = 1
         o.fsm.apply = offline_fsm_apply

@@ -16,6 +16,7 @@ cdef enum ChangeOp:
     CHANGE_ADD = 1
     CHANGE_ASSIGN = 2
     CHANGE_REMOVE = 3
+    CHANGE_REMOVE_NOW = 4   # removed.pxi: the notice is out, raft_remove now
 
 
 cdef struct Req:

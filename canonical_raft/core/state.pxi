@@ -74,6 +74,15 @@ cdef struct NodeState:
     # raft-thread only
     int phase
     bint in_start              # inside raft_start: restore errors go to start()
+    int start_code             # libraft's error from raft_init/raft_start (0: none)
+    # removed.pxi: leaving the cluster
+    Req *remove_waiting        # a remove() whose notice committed, raft_remove due
+    unsigned long long remove_at         # uv_hrtime() when it is due
+    raft.raft_index born       # the leader's commit when this node's empty log first
+                               # heard from it (0: it was bootstrapped); notices before are not for it
+    bint born_pending          # started on an empty log: record born on first contact
+    bint was_member            # a committed configuration held this node
+    bint removed
     bint notify_pending        # published a change on_prepare must announce
     unsigned short capacity_threshold    # KiB: libraft refuses entries below
     unsigned long long disk_low_since    # uv_hrtime() the log space ran low

@@ -108,6 +108,7 @@ cdef int node_setup(NodeState *s) noexcept nogil:
     s.fsm.restore = fsm_restore
     rv = raft.raft_init(&s.raft, &s.io, &s.fsm, s.id, s.address)
     if rv != 0:
+        s.start_code = rv
         set_error(s, raft.raft_errmsg(&s.raft))
         raft.raft_uv_close(&s.io)
         raft.raft_uv_tcp_close(&s.tcp)
@@ -121,6 +122,7 @@ cdef int node_setup(NodeState *s) noexcept nogil:
         rv = raft.raft_start(&s.raft)
         s.in_start = False
         if rv != 0:
+            s.start_code = rv
             # libraft does not always pass the io's message on (io->start).
             set_error(s, first_message(raft.raft_errmsg(&s.raft), s.io.errmsg,
                                        s.transport.errmsg, raft.raft_strerror(rv)))
@@ -128,6 +130,7 @@ cdef int node_setup(NodeState *s) noexcept nogil:
         s.phase = PHASE_CLOSING
         raft.raft_close(&s.raft, on_raft_closed)
         return rv
+    s.born_pending = s.born == 0 and raft.raft_last_index(&s.raft) == 0
     return 0
 
 
@@ -167,6 +170,7 @@ cdef int configure(NodeState *s) noexcept with gil:
         raft.raft_set_max_inflight_entries(r, c.max_inflight_entries)
         segment_size = c.segment_size
         raft.raft_uv_set_segment_size(&s.io, segment_size)
+        raft.raft_uv_set_auto_recovery(&s.io, c.auto_recovery)
         s.snapshot_compression = c.snapshot_compression
         s.tcp_nodelay = c.tcp_nodelay
         s.max_batch_bytes = c.max_batch_bytes
@@ -181,6 +185,7 @@ cdef int configure(NodeState *s) noexcept with gil:
     s.capacity_threshold = <unsigned short>min(<size_t>4096, segment_size // 1024)
     raft.raft_set_capacity_threshold(r, s.capacity_threshold)
     tracer_configure(s)
+    born_configure(s)
     return 0
 
 
@@ -195,6 +200,7 @@ cdef void close_own_handles(NodeState *s) noexcept nogil:
 cdef void on_raft_closed(raft.raft *r) noexcept nogil:
     cdef NodeState *s = <NodeState *>r.data
     drop_deferred(s)
+    drop_removal(s)
     raft.raft_uv_close(&s.io)
     raft.raft_uv_tcp_close(&s.tcp)
     close_own_handles(s)
@@ -216,6 +222,8 @@ cdef void on_prepare(uv.uv_prepare_t *handle) noexcept nogil:
     """Last callback before the loop blocks: publish status, let the GIL go."""
     cdef NodeState *s = <NodeState *>handle.data
     check_disk(s)
+    check_removal_due(s)        # removed.pxi
+    check_membership(s)
     if (publish_status(s) or s.notify_pending) and s.phase == PHASE_RUNNING:
         s.notify_pending = False
         hold_gil(s)

@@ -80,12 +80,17 @@ cdef extern from "raft.h" nogil:
         RAFT_INSTALL_SNAPSHOT
 
     struct raft_install_snapshot:
+        raft_index last_index
         raft_configuration conf
         raft_buffer data
+
+    struct raft_append_entries:
+        raft_index leader_commit
 
     struct raft_message:
         int type
         const char *server_address
+        raft_append_entries append_entries
         raft_install_snapshot install_snapshot
 
     struct raft_snapshot:
@@ -115,6 +120,7 @@ cdef extern from "raft.h" nogil:
     struct raft:
         void *data
         raft_tracer *tracer
+        unsigned heartbeat_timeout
         raft_configuration configuration
         raft_index configuration_committed_index
         raft_index configuration_uncommitted_index
@@ -220,6 +226,7 @@ cdef extern from "raft/uv.h" nogil:
                      raft_uv_transport *transport)
     void raft_uv_close(raft_io *io)
     void raft_uv_set_segment_size(raft_io *io, size_t size)
+    void raft_uv_set_auto_recovery(raft_io *io, bint flag)
     void raft_uv_set_tracer(raft_io *io, raft_tracer *tracer)
     int raft_uv_tcp_init(raft_uv_transport *t, uv_loop_t *loop)
     void raft_uv_tcp_close(raft_uv_transport *t)

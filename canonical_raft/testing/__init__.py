@@ -405,9 +405,11 @@ class LocalCluster(Generic[S]):
 
     @property
     def running(self) -> list[Node]:
-        """The nodes that are running (not killed), in id order; a node made
-        by :meth:`create` counts from then on."""
-        return [node for node, up in zip(self.nodes, self._running) if up]
+        """The nodes that are running (not killed, nor stopped by themselves:
+        removed from the cluster, say), in id order; a node made by
+        :meth:`create` counts from then on."""
+        return [node for node, up in zip(self.nodes, self._running)
+                if up and not node._core.closed]
 
     def leader(self, timeout: Optional[float] = None) -> Node:
         """The running node that leads, once every running node agrees on it.

@@ -1,0 +1,399 @@
+"""The check of a node's data dir before libraft opens it.
+
+libraft 0.22's uv backend repairs what it cannot read by throwing it away:
+an open segment is truncated at its first bad batch whatever its settings
+(the acknowledged entries after it are lost, or renumbered), a short
+metadata file is deleted, orphaned snapshot halves are deleted, and with
+auto-recovery (its default) a damaged closed segment is renamed away. So,
+under the data dir's lock and before ``raft_init`` touches anything,
+``check()`` reads the files libraft would repair and raises
+``CorruptError`` (naming the file, what is wrong, and the remedy) instead.
+Closed segments are left to libraft itself, started with auto-recovery
+off: it then fails on any damage, and ``start_failure()`` words that.
+
+The one thing a crash legitimately leaves behind is a torn write at the
+tail of an open segment. libraft has a single append write in flight and
+acknowledges an entry only once its write has completed, so a torn batch
+is the last thing written: nothing valid may follow it. At the first batch
+of an open segment that does not check (offset X):
+
+- the rest of the file is zeros: the normal end of the segment;
+- a valid batch (count 1..max, header CRC, data CRC, inside the file)
+  starts at an 8-byte-aligned offset after X, or a later open segment holds
+  one: corruption (entries after X were acknowledged);
+- the bad batch was written whole (its non-zero bytes reach the end its
+  header declares, rounded up to a 512-byte sector, or its count field is
+  garbage, or non-zero bytes follow a zero count): corruption;
+- otherwise a torn tail: accepted (libraft drops it), logged at WARNING.
+
+A file that ends inside a batch, an open segment smaller than a later one
+(they are allocated whole, in order: it was cut short), or a batch libraft
+would reject for a reason other than a checksum, is refused (libraft 0.22 would fail, or
+abort the process on a double free).
+
+The numbers are computed at C speed (struct, zlib): libraft's CRC-32 is
+libiberty's (polynomial 0x04C11DB7, not reflected, no final xor), which is
+zlib's reflected CRC of the bit-reversed bytes, bit-reversed.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import struct
+import zlib
+from dataclasses import dataclass
+
+from . import _raft
+from .errors import CORRUPT, IOERR, MALFORMED, CorruptError, RaftError
+
+log = logging.getLogger("canonical_raft")
+
+DISK_FORMAT = 1                          # libraft's UV__DISK_FORMAT
+MAX_BATCH_ENTRIES = 8 * 1024 * 1024 // 32  # libraft's bound on a batch's count
+ENTRY_TYPES = (1, 2, 3)                  # RAFT_COMMAND, RAFT_BARRIER, RAFT_CHANGE
+METADATA_SIZE = 32
+SECTOR = 512                             # a torn write stops at a sector boundary
+
+REMEDY = ("The node refuses to start rather than lose acknowledged entries. If the "
+          "other voters hold the data: remove this node from the cluster, wipe its "
+          "data dir and add it back (docs/howto/recovery.md); or start it with auto_recovery=True to let libraft discard the log "
+          "from the damaged point on.")
+
+_OPEN = re.compile(r"open-(\d+)\Z")
+_CLOSED = re.compile(r"(\d{16})-(\d{16})\Z")
+_SNAPSHOT = re.compile(r"snapshot-(\d+)-(\d+)-(\d+)(\.meta)?\Z")
+
+_REV = bytes(int(f"{i:08b}"[::-1], 2) for i in range(256))
+_U64 = struct.Struct("<Q")
+_PREAMBLE = struct.Struct("<IIQ")        # header CRC, data CRC, entry count
+_ENTRY = struct.Struct("<QB3xI")         # term, type, data length
+
+
+def _rev32(x: int) -> int:
+    return int.from_bytes(x.to_bytes(4, "big").translate(_REV), "little")
+
+
+def crc32(data: bytes, crc: int = 0) -> int:
+    """libraft's checksum (byteCrc32) of ``data``, continuing from ``crc``."""
+    return _rev32(~zlib.crc32(data.translate(_REV), ~_rev32(crc) & 0xFFFFFFFF) & 0xFFFFFFFF)
+
+
+def corrupt(path: str, what: str) -> CorruptError:
+    return CorruptError(f"{path}: {what}. {REMEDY}", CORRUPT)
+
+
+# -- segments -----------------------------------------------------------------
+
+class _Segment:
+    """One segment file's bytes, with the bit-reversed copy for the CRCs."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        with open(path, "rb") as f:
+            self.buf = f.read()
+        self.size = len(self.buf)
+        self._rev: memoryview | None = None
+        self.nonzero_end = len(self.buf.rstrip(b"\0"))
+
+    def crc(self, start: int, end: int) -> int:
+        if self._rev is None:
+            self._rev = memoryview(self.buf.translate(_REV))
+        return _rev32(~zlib.crc32(self._rev[start:end], 0xFFFFFFFF) & 0xFFFFFFFF)
+
+    def batch(self, off: int) -> tuple[str, int, int, str]:
+        """libraft's reading of the batch at ``off``: ("ok", its end, its
+        entry count, ""), ("bad", ...) where libraft sees RAFT_CORRUPT (and,
+        in an open segment, truncates), ("fail", ...) where it would fail
+        otherwise (or abort), with why."""
+        buf, size = self.buf, self.size
+        if off + _PREAMBLE.size > size:
+            return "fail", off, 0, "the file ends inside a batch preamble"
+        crc_header, crc_data, n = _PREAMBLE.unpack_from(buf, off)
+        if n == 0:
+            return "bad", off, 0, "entries count in preamble is zero"
+        if n > MAX_BATCH_ENTRIES:
+            return "bad", off, n, f"entries count {n} in preamble is too high"
+        header_end = off + 16 + 16 * n
+        if header_end > size:
+            return "fail", off, n, "the file ends inside a batch header"
+        if self.crc(off + 8, header_end) != crc_header:
+            return "bad", off, n, "header checksum mismatch"
+        length = 0
+        for _term, kind, size_i in _ENTRY.iter_unpack(buf[off + 16:header_end]):
+            if kind not in ENTRY_TYPES:
+                return "fail", off, n, f"unknown entry type {kind}"
+            length += size_i
+        end = header_end + length
+        if end > size:
+            return "fail", off, n, "the file ends inside a batch's data"
+        if self.crc(header_end, end) != crc_data:
+            return "bad", off, n, "data checksum mismatch"
+        return "ok", end, n, ""
+
+    def declared_end(self, off: int) -> int | None:
+        """Where the batch at ``off`` ends by its header (unchecked)."""
+        (n,) = _U64.unpack_from(self.buf, off + 8)
+        if not 0 < n <= MAX_BATCH_ENTRIES or off + 16 + 16 * n > self.size:
+            return None
+        lengths = sum(e[2] for e in _ENTRY.iter_unpack(self.buf[off + 16:off + 16 + 16 * n]))
+        return int(off + 16 + 16 * n + lengths)
+
+    def valid_batch_after(self, start: int) -> int | None:
+        """The first 8-byte-aligned offset >= start where a valid batch
+        starts, or None."""
+        buf, limit = self.buf, min(self.nonzero_end, self.size - _PREAMBLE.size)
+        words = memoryview(buf)[:self.size // 8 * 8].cast("Q")
+        for k in range((start + 7) // 8 + 1, limit // 8 + 2):
+            # word k is the count field of a batch starting at 8 * (k - 1)
+            if k < len(words) and 0 < words[k] <= MAX_BATCH_ENTRIES:
+                off = 8 * (k - 1)
+                if off + _PREAMBLE.size <= self.size and self.batch(off)[0] == "ok":
+                    return off
+        return None
+
+    def format(self) -> int | None:
+        if self.size < 8:
+            return None
+        (fmt,) = _U64.unpack_from(self.buf, 0)
+        return int(fmt)
+
+
+@dataclass
+class OpenScan:
+    """What check() found in one open segment."""
+
+    path: str
+    batches: int = 0
+    entries: int = 0
+    stop: int = 0             # offset of the first batch that did not check
+    torn: bool = False        # a torn tail was found at `stop` (libraft drops it)
+    torn_entries: int = 0     # entries its header counts (0: unknown)
+    empty: bool = False       # nothing written yet (libraft removes it)
+
+
+def _scan_open(seg: _Segment) -> tuple[OpenScan, str | None, str]:
+    """One open segment: its scan, and ("fail"|"bad"|None, why) at its stop."""
+    scan = OpenScan(seg.path)
+    if seg.size == 0:
+        scan.empty = True
+        return scan, None, ""
+    fmt = seg.format()
+    if fmt != DISK_FORMAT:
+        if fmt == 0 and seg.nonzero_end <= 8:
+            scan.empty = True
+            return scan, None, ""
+        return scan, "fail", f"unexpected format version {fmt}"
+    off = 8
+    while off < seg.size:
+        state, end, n, why = seg.batch(off)
+        if state == "ok":
+            scan.batches += 1
+            scan.entries += n
+            off = end
+            continue
+        scan.stop = off
+        if state == "fail":
+            return scan, "fail", f"batch {scan.batches + 1} at byte {off}: {why}"
+        if seg.nonzero_end <= off:
+            return scan, None, ""          # zeros from here: the segment's end
+        return scan, "bad", f"batch {scan.batches + 1} at byte {off}: {why}"
+    scan.stop = off
+    if scan.batches == 0:
+        return scan, "fail", "the file holds no batch"
+    return scan, None, ""
+
+
+def check_open_segments(data_dir: str, names: list[str]) -> list[OpenScan]:
+    """The torn-tail rule over the open segments (see the module's doc);
+    CorruptError on corruption, the scans otherwise."""
+    opens = sorted((int(m.group(1)), name) for name in names
+                   if (m := _OPEN.match(name)) is not None)
+    segments = [_Segment(os.path.join(data_dir, name)) for _, name in opens]
+    scans = []
+    for i, seg in enumerate(segments):
+        # libraft allocates open segments whole, one after another: one
+        # smaller than a later one was cut short (and its entries with it).
+        bigger = [o for o in segments[i + 1:] if o.size > seg.size]
+        if bigger:
+            raise corrupt(seg.path, f"cut short to {seg.size} bytes (the later open segment "
+                          f"{os.path.basename(bigger[0].path)} has {bigger[0].size}: open "
+                          "segments are allocated whole)")
+        scan, state, why = _scan_open(seg)
+        scans.append(scan)
+        if state == "fail":
+            raise corrupt(seg.path, why)
+        if state is None:
+            continue
+        x = scan.stop
+        later = seg.valid_batch_after(x + 8)
+        if later is not None:
+            raise corrupt(seg.path, f"{why}, yet a valid batch starts at byte {later} "
+                          "after it: entries after the damage were acknowledged")
+        for other in segments[i + 1:]:
+            if other.size >= 8 + _PREAMBLE.size and other.format() == DISK_FORMAT \
+                    and other.batch(8)[0] == "ok":
+                raise corrupt(seg.path, f"{why}, yet the later open segment "
+                              f"{os.path.basename(other.path)} holds entries: entries "
+                              "after the damage were acknowledged")
+        (count,) = _U64.unpack_from(seg.buf, x + 8)
+        declared = seg.declared_end(x)
+        written_to = -(-seg.nonzero_end // SECTOR) * SECTOR   # whole sectors written
+        if count == 0:
+            whole = seg.nonzero_end > x + 8
+        elif declared is None:
+            whole = True               # a garbage count is not a torn write
+        else:
+            whole = written_to >= declared
+        if whole and count == 0:
+            raise corrupt(seg.path, f"{why}, yet non-zero bytes follow it (up to byte "
+                          f"{seg.nonzero_end}): damaged, not the end of a write")
+        if whole:
+            raise corrupt(seg.path, f"{why}, yet the batch was written whole: it is "
+                          "damaged, not torn")
+        scan.torn = True
+        scan.torn_entries = count if declared is not None else 0
+    return scans
+
+
+# -- metadata -------------------------------------------------------------------
+
+def _metadata(data_dir: str, n: int) -> tuple[str, int | None, int | None]:
+    """(path, size or None if missing, version if the file reads as libraft's)."""
+    path = os.path.join(data_dir, f"metadata{n}")
+    try:
+        with open(path, "rb") as f:
+            content = f.read(METADATA_SIZE + 1)
+    except FileNotFoundError:
+        return path, None, None
+    if len(content) != METADATA_SIZE:
+        return path, len(content), None
+    fmt, version, _term, _vote = struct.unpack("<4Q", content)
+    if fmt != DISK_FORMAT:
+        raise corrupt(path, f"bad format version {fmt} (expected {DISK_FORMAT})")
+    if version == 0:
+        raise corrupt(path, "version is zero")
+    if (1 if version % 2 else 2) != n:
+        raise corrupt(path, f"version {version} belongs in metadata{1 if version % 2 else 2}")
+    return path, METADATA_SIZE, version
+
+
+def check_metadata(data_dir: str, has_log: bool) -> None:
+    """libraft keeps the term and vote in metadata1/2, written alternately
+    (version n in file 1 if n is odd, else 2), each 32 bytes, unchecksummed."""
+    (p1, size1, v1), (p2, size2, v2) = _metadata(data_dir, 1), _metadata(data_dir, 2)
+    for path, size, n, other in ((p1, size1, 1, v2), (p2, size2, 2, v1)):
+        if size is None or size == METADATA_SIZE:
+            continue
+        if size > METADATA_SIZE:
+            raise corrupt(path, f"size {size} instead of {METADATA_SIZE}")
+        # A short file is what a crash leaves while the file is first made:
+        # metadata2 beside version 1, or metadata1 before any log exists.
+        if not ((n == 2 and other == 1) or (n == 1 and other is None and not has_log)):
+            raise corrupt(path, f"truncated to {size} bytes (libraft would delete it and "
+                          "forget the term and vote it holds)")
+    if v1 is not None and v2 is not None and abs(v1 - v2) != 1:
+        raise corrupt(p1, f"metadata1 is at version {v1} and metadata2 at {v2}: "
+                      "one of them is damaged")
+    if v1 is None and v2 is None and has_log:
+        raise corrupt(p1, "no valid metadata file (term and vote) beside the log")
+
+
+# -- snapshots ------------------------------------------------------------------
+
+def _check_meta(path: str) -> None:
+    with open(path, "rb") as f:
+        content = f.read()
+    if len(content) < 32:
+        raise corrupt(path, f"snapshot metadata truncated to {len(content)} bytes")
+    fmt, crc, _conf_index, conf_len = struct.unpack_from("<4Q", content)
+    if fmt != DISK_FORMAT:
+        raise corrupt(path, f"bad snapshot metadata format {fmt}")
+    if conf_len == 0 or 32 + conf_len != len(content):
+        raise corrupt(path, f"configuration length {conf_len} does not match the file")
+    if crc32(content[16:], 0) != crc & 0xFFFFFFFF:
+        raise corrupt(path, "snapshot metadata checksum mismatch")
+
+
+def check_snapshots(data_dir: str, names: list[str],
+                    closed_firsts: list[int]) -> None:
+    """Each snapshot's two files (libraft deletes a lone half at raft_init),
+    the .meta's checksum, and the newest snapshot's data (the binding's
+    header and checksum, core/entry.pxi)."""
+    halves: dict[tuple[int, int, int], set[str]] = {}
+    for name in names:
+        m = _SNAPSHOT.match(name)
+        if m:
+            key = (int(m.group(1)), int(m.group(2)), int(m.group(3)))
+            halves.setdefault(key, set()).add("meta" if m.group(4) else "data")
+    complete = sorted(k for k, v in halves.items() if v == {"meta", "data"})
+    newest = complete[-1] if complete else None
+    for key in sorted(halves):
+        if halves[key] == {"meta", "data"}:
+            continue
+        term, index, ts = key
+        name = f"snapshot-{term}-{index}-{ts}"
+        if newest is not None and key < newest:
+            log.warning("%s: a lone half of an old snapshot (libraft removes it)",
+                        os.path.join(data_dir, name))
+            continue
+        path = os.path.join(data_dir, name)
+        if halves[key] == {"data"}:
+            raise corrupt(path, "snapshot without its .meta file")
+        # libraft renames the .meta into place first: a crash before the data
+        # file leaves a lone .meta, and the log the snapshot would cover is
+        # still there then. If it is not, the data file is what went missing.
+        previous = newest[1] if newest is not None else 0
+        if closed_firsts and min(closed_firsts) > previous + 1:
+            raise corrupt(path + ".meta", "snapshot data file missing, and the log "
+                          "entries it covered are gone")
+        log.warning("%s.meta: snapshot never completed (a crash while it was written); "
+                    "libraft falls back to the one before", path)
+    for key in complete:
+        _check_meta(os.path.join(data_dir, "snapshot-%d-%d-%d.meta" % key))
+    if newest is not None:
+        path = os.path.join(data_dir, "snapshot-%d-%d-%d" % newest)
+        with open(path, "rb") as f:
+            problem = _raft.snapshot_problem(f.read())
+        if problem is not None:
+            raise corrupt(path, problem)
+
+
+# -- the whole dir ----------------------------------------------------------------
+
+def check(data_dir: str) -> list[OpenScan]:
+    """Refuse (CorruptError) a data dir libraft would silently repair; log a
+    torn tail it will drop. Call with the data dir's lock held, before
+    libraft opens the dir."""
+    names = sorted(os.listdir(data_dir))
+    closed_firsts = [int(m.group(1)) for n in names if (m := _CLOSED.match(n))]
+    has_log = bool(closed_firsts) or any(_SNAPSHOT.match(n) for n in names) or any(
+        _OPEN.match(n) and os.path.getsize(os.path.join(data_dir, n)) > 0 for n in names)
+    check_metadata(data_dir, has_log)
+    check_snapshots(data_dir, names, closed_firsts)
+    scans = check_open_segments(data_dir, names)
+    for scan in scans:
+        if scan.torn:
+            what = (f"{scan.torn_entries} entries" if scan.torn_entries
+                    else "an unknown number of entries")
+            log.warning("%s: torn write at byte %d after a crash (a batch of %s, never "
+                        "acknowledged); dropping it, keeping the %d entries before it",
+                        scan.path, scan.stop, what, scan.entries)
+    return scans
+
+
+_LOAD_WORDS = ("load closed segment", "load open segment", "short read")
+
+
+def start_failure(exc: RaftError, data_dir: str) -> RaftError:
+    """libraft's failure to open a damaged data dir, as CorruptError with
+    the remedy; any other error unchanged."""
+    message = str(exc)
+    if isinstance(exc, CorruptError) and REMEDY in message:
+        return exc
+    damaged = exc.code in (CORRUPT, MALFORMED) or (
+        exc.code == IOERR and any(w in message for w in _LOAD_WORDS))
+    if not damaged:
+        return exc
+    return CorruptError(f"{data_dir}: {message}. {REMEDY}", CORRUPT)
