@@ -7,6 +7,7 @@ import logging
 import os
 import shutil
 import signal
+import struct
 import subprocess
 import sys
 import time
@@ -208,28 +209,40 @@ def _open_batches(path, name):
 
 
 def _batch(term, body):
-    import struct
     header = struct.pack("<QQB3xI", 1, term, 1, len(body))
     return struct.pack("<II", integrity.crc32(header), integrity.crc32(body)) + header + body
 
 
-def test_torn_tail_is_recovered_and_logged(crashed, tmp_path, caplog):
-    """A batch whose write stopped at a sector boundary (the rest of it
-    still the zeros of the preallocated file) after the last acknowledged
-    one: dropped with a warning, everything before it kept."""
-    import struct
+def _damaged_open_segment(crashed, tmp_path, damage):
+    """A copy of the crashed node whose open segment ``damage(data,
+    batches, stop)`` changed in place: (path, the segment's name, stop)."""
     path = tmp_path / "node"
     shutil.copytree(crashed[0], path)
     name = file_of(path, "open")
     batches, stop = _open_batches(path, name)
     file = os.path.join(path, name)
     data = bytearray(Path(file).read_bytes())
+    damage(data, batches, stop)
+    Path(file).write_bytes(bytes(data))
+    return path, name, stop
+
+
+def _torn(data, batches, stop):
+    """A 2 KiB batch after the last one whose write stopped at a sector
+    boundary inside it (the rest still the preallocated zeros); its end."""
     term = struct.unpack_from("<Q", data, batches[-1][0] + 16)[0]
     torn = _batch(term, bytes(range(256)) * 8)          # 2 KiB: spans sectors
     cut = (stop + 600) // 512 * 512                     # a sector boundary inside it
     data[stop:stop + len(torn)] = torn
     data[cut:stop + len(torn)] = bytes(stop + len(torn) - cut)
-    Path(file).write_bytes(bytes(data))
+    return stop + len(torn), term
+
+
+def test_torn_tail_is_recovered_and_logged(crashed, tmp_path, caplog):
+    """A batch whose write stopped at a sector boundary (the rest of it
+    still the zeros of the preallocated file) after the last acknowledged
+    one: dropped with a warning, everything before it kept."""
+    path, name, stop = _damaged_open_segment(crashed, tmp_path, _torn)
     with caplog.at_level(logging.WARNING, logger="canonical_raft"):
         outcome = start_and_read(path, crashed[1])
     assert outcome == EXPECTED
@@ -241,50 +254,33 @@ def test_torn_tail_is_recovered_and_logged(crashed, tmp_path, caplog):
 def test_torn_tail_followed_by_a_valid_batch_is_corruption(crashed, tmp_path):
     """The same torn batch, but with a valid batch after it: entries after
     the damage were acknowledged, so it is not a torn tail."""
-    import struct
-    path = tmp_path / "node"
-    shutil.copytree(crashed[0], path)
-    name = file_of(path, "open")
-    batches, stop = _open_batches(path, name)
-    file = os.path.join(path, name)
-    data = bytearray(Path(file).read_bytes())
-    term = struct.unpack_from("<Q", data, batches[-1][0] + 16)[0]
-    torn = _batch(term, bytes(range(256)) * 8)
-    cut = (stop + 600) // 512 * 512
-    after = _batch(term, b"x" * 64)
-    data[stop:stop + len(torn)] = torn
-    data[cut:stop + len(torn)] = bytes(stop + len(torn) - cut)
-    data[stop + len(torn):stop + len(torn) + len(after)] = after
-    Path(file).write_bytes(bytes(data))
+    after_torn = []
+
+    def torn_then_valid(data, batches, stop):
+        end, term = _torn(data, batches, stop)
+        after = _batch(term, b"x" * 64)
+        data[end:end + len(after)] = after
+        after_torn.append(end)
+    path, name, _ = _damaged_open_segment(crashed, tmp_path, torn_then_valid)
     with pytest.raises(raft.CorruptError, match=f"{name}.*valid batch starts at byte "
-                       f"{stop + len(torn)}"):
+                       f"{after_torn[0]}"):
         integrity.check(str(path))
 
 
 def test_damaged_middle_batch_is_corruption(crashed, tmp_path):
-    path = tmp_path / "node"
-    shutil.copytree(crashed[0], path)
-    name = file_of(path, "open")
-    batches, _ = _open_batches(path, name)
-    start, end = batches[len(batches) // 2]
-    file = os.path.join(path, name)
-    data = bytearray(Path(file).read_bytes())
-    data[end - 4] ^= 1
-    Path(file).write_bytes(bytes(data))
+    def flip_middle(data, batches, stop):
+        start, end = batches[len(batches) // 2]
+        data[end - 4] ^= 1
+    path, name, _ = _damaged_open_segment(crashed, tmp_path, flip_middle)
     with pytest.raises(raft.CorruptError, match=f"{name}.*data checksum mismatch.*valid batch"):
         integrity.check(str(path))
 
 
 def test_damaged_last_batch_written_whole_is_corruption(crashed, tmp_path):
-    path = tmp_path / "node"
-    shutil.copytree(crashed[0], path)
-    name = file_of(path, "open")
-    batches, _ = _open_batches(path, name)
-    start, end = batches[-1]
-    file = os.path.join(path, name)
-    data = bytearray(Path(file).read_bytes())
-    data[start + 17] ^= 0x10            # the last batch's first entry term
-    Path(file).write_bytes(bytes(data))
+    def flip_last_term(data, batches, stop):
+        start, end = batches[-1]
+        data[start + 17] ^= 0x10        # the last batch's first entry term
+    path, _, _ = _damaged_open_segment(crashed, tmp_path, flip_last_term)
     with pytest.raises(raft.CorruptError, match="written whole"):
         integrity.check(str(path))
 
@@ -315,7 +311,6 @@ def test_crc_matches_libraft(crashed):
 
 def test_scan_speed_of_a_full_16mib_open_segment(tmp_path):
     """A 16 MiB open segment full of batches scans in well under a second."""
-    import struct
     batches, off, body = [], 8, bytes(range(256)) * 4    # 1 KiB entries
     while off + 16 + 16 + len(body) <= 16 * 1024 * 1024 - 2048:
         header = struct.pack("<QQB3xI", 1, 1, 1, len(body))
@@ -361,7 +356,6 @@ def test_a_data_dir_of_the_previous_release_opens(tmp_path):
     """tests/data/v1-datadir.tar.gz (made by make_v1_datadir.py with the
     release before the snapshot checksum): its version-1 snapshots load;
     snapshots taken now are version 2 and load too."""
-    import struct
     import tarfile
     with tarfile.open(Path(__file__).with_name("data") / "v1-datadir.tar.gz") as tar:
         tar.extractall(tmp_path, filter="data")
@@ -389,7 +383,6 @@ def test_a_data_dir_of_the_previous_release_opens(tmp_path):
 def test_snapshot_checksum_refused_before_restore(tmp_path):
     """A version-2 snapshot whose data was damaged never reaches
     FSM.restore(): the scan names the file."""
-    import struct
     path = tmp_path / "node"
     fsm = RecordingFSM()
     node = raft.Node(1, free_address(), path, fsm, snapshot_threshold=50, snapshot_trailing=5)
