@@ -122,6 +122,7 @@ def libraft_version():
 
 
 # The data model first, then the parts by job.
+include "core/transport_c.pxi"  # the peer transport's C declarations
 include "core/state.pxi"        # NodeState: one node's native state
 include "core/request.pxi"      # Req: a request, and the one way it fails
 include "core/errors.pxi"       # the wording of every error
@@ -131,7 +132,7 @@ include "core/queue.pxi"        # the submission queue, end to end
 include "core/commands.pxi"     # libraft calls and their callbacks
 include "core/fsm.pxi"          # the FSM trampolines and their Python side
 include "core/status.pxi"       # the status mirror
-include "core/transport.pxi"    # TCP, with TCP_NODELAY
+include "core/transport.pxi"    # the peer transport: TLS, firewall, bounds
 include "core/io_guard.pxi"     # a libraft 0.22 workaround; persist() off-thread
 include "core/thread.pxi"       # the raft thread: setup, loop, close
 include "core/trace.pxi"        # libraft's tracer to logging

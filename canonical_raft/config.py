@@ -116,6 +116,18 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("max_batch_bytes", 64 * _KIB, int, "bytes",
             "Bytes of waiting commands packed into one log entry (0: one entry per "
             "command).", high=64 * _MIB),
+    # The peer transport (core/peer_transport.c).
+    Setting("max_message_size", 1024 * _MIB, int, "bytes",
+            "The largest raft message a peer may send this node (its firewall drops "
+            "the connection beyond). An InstallSnapshot carries a whole snapshot: "
+            "keep this above the largest snapshot your FSM makes (a snapshot that "
+            "does not fit is logged at WARNING when taken).", low=_MIB, high=2**62),
+    Setting("peer_handshake_timeout", 10.0, float, "s",
+            "How long an inbound peer connection may take from accept to the end "
+            "of its TLS and raft handshakes before it is dropped."),
+    Setting("peer_idle_timeout", 30.0, float, "s",
+            "How long an inbound peer connection may stay part-way through a "
+            "message without sending a byte before it is dropped."),
 )
 
 BY_NAME: Mapping[str, Setting] = {s.name: s for s in SETTINGS}
@@ -139,6 +151,9 @@ class Settings(TypedDict, total=False):
     snapshot_compression: bool
     tcp_nodelay: bool
     max_batch_bytes: int
+    max_message_size: int
+    peer_handshake_timeout: float
+    peer_idle_timeout: float
 
 
 class Config:
