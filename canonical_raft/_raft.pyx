@@ -105,6 +105,7 @@ def debug_counters():
         "handles": CR_COUNT_GET(live_handles),
         "nodes": CR_COUNT_GET(live_nodes),
         "wakeups": CR_COUNT_GET(live_wakeups),
+        "transport": cr_pt_live(),     # peer transports and their connections
     }
 
 

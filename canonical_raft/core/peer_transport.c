@@ -602,7 +602,6 @@ static void tls_closed(struct cr_tls_stream *s, int reason, void *data)
 {
     struct conn *c = data;
     struct pt *t = c->t;
-    int counted = 0;
     int r = 0;
     if (reason == CR_TLS_EFILTER) {
         r = c->filter_reason;
@@ -617,12 +616,10 @@ static void tls_closed(struct cr_tls_stream *s, int reason, void *data)
         return;
     }
     if (c->phase != P_CLOSING) {
-        conn_close(c, r, cr_tls_stream_errmsg(s));
-        counted = 1;
+        conn_close(c, r, cr_tls_stream_errmsg(s)); /* may free c */
+        return;
     }
-    if (!counted) {
-        refuse(t, r, c->addr, cr_tls_stream_errmsg(s));
-    }
+    refuse(t, r, c->addr, cr_tls_stream_errmsg(s));
     conn_maybe_free(c);
 }
 
