@@ -384,9 +384,11 @@ class LocalCluster(Generic[S]):
         if 1 <= id <= len(self.servers):
             raise ValueError(f"node {id} is in the cluster already (ids 1..{len(self.servers)})")
         self._check_open()
+        kwargs = {**self.node_kwargs, **node_kwargs}
+        if self.tls_dir is not None and "tls" not in kwargs:
+            kwargs["tls"] = self.tls(id)
         node = Node(id, free_address(self.host), self.data_dir(id),
-                    self.fsm_factory() if fsm is None else fsm,
-                    **{**self.node_kwargs, **node_kwargs})
+                    self.fsm_factory() if fsm is None else fsm, **kwargs)
         with self._lock:
             self._created.append(node)
         return node
