@@ -52,7 +52,7 @@ def extensions():
          "canonical_raft/core/peer_transport.c"],
         include_dirs=["canonical_raft/core"],
         depends=["canonical_raft/core/firewall.h", "canonical_raft/core/tls_stream.h",
-                 "canonical_raft/core/peer_transport.h"],
+                 "canonical_raft/core/peer_transport.h", "canonical_raft/core/log_guard.h"],
         extra_compile_args=cflags + extra_compile,
         extra_link_args=libs,
         define_macros=[("CANONICAL_RAFT_DEBUG", "1")] if debug else [],

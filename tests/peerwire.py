@@ -113,3 +113,16 @@ def garbage(n: int = 64, seed: int = 1) -> bytes:
 __all__ = ["U64", "handshake", "message", "request_vote", "append_entries_huge_count",
            "install_snapshot_huge_conf", "send_plain", "client_context", "tls_connect",
            "send_tls", "garbage", "os"]
+
+
+def append_entries(term: int, prev_index: int, prev_term: int, commit: int,
+                   entries: list[tuple[int, bytes]]) -> bytes:
+    """An AppendEntries with command entries (term, data), data padded to 8."""
+    header = struct.pack("<QQQQQ", term, prev_index, prev_term, commit, len(entries))
+    payload = b""
+    for eterm, data in entries:
+        data += b"\0" * (-len(data) % 8)
+        header += struct.pack("<QBxxxI", eterm, 1, len(data))
+        payload += data
+    header += struct.pack("<Q", 0)
+    return message(1, 0, header, payload)

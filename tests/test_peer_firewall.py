@@ -194,3 +194,24 @@ def test_data_dir_is_private(tmp_path):
     finally:
         os.umask(old)
     assert raft.Node  # the package is importable with tests' path
+
+
+@pytest.mark.timeout(60)
+def test_an_entry_conflicting_with_a_committed_one_is_dropped(cluster):
+    # libraft 0.22.1 aborts (double free) on it; core/log_guard.h drops it.
+    leader = cluster.leader()
+    cluster.apply(b"committed")
+    node = cluster.followers()[0]
+    wait_until(lambda: node.stats()["commit_index"] >= 2, timeout=10)
+    term = node.stats()["term"]
+    assert term >= 2
+    before = snapshot_state(cluster)
+    count = refused(node, "log_conflict")
+    # Entry 1 (the bootstrap configuration, term 1) replaced by a term-`term` one.
+    w.send_plain(node.address, w.handshake(leader.id, "127.0.0.1:1") +
+                 w.append_entries(term, 0, 0, 0, [(term, b"evil")]), timeout=3)
+    wait_refused(node, "log_conflict", count + 1)
+    cluster.apply(b"after")
+    assert snapshot_state(cluster) == before
+    cluster.wait_converged()
+    assert all(b"evil" not in f.commands for f in cluster.fsms)

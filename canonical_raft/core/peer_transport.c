@@ -24,6 +24,7 @@ enum {
     R_PEER_LIMIT,           /* max_per_peer reached: the oldest dropped */
     R_HANDSHAKE_TIMEOUT,    /* handshake not done within the timeout */
     R_OUTBOUND_DATA,        /* bytes from the peer on an outbound stream */
+    R_LOG_CONFLICT,         /* io_guard: an entry conflicting with a committed one */
     R_END
 };
 
@@ -57,6 +58,7 @@ static void init_reason_names(void)
     snprintf(reason_names[R_PEER_LIMIT], 48, "peer_limit");
     snprintf(reason_names[R_HANDSHAKE_TIMEOUT], 48, "handshake_timeout");
     snprintf(reason_names[R_OUTBOUND_DATA], 48, "outbound_data");
+    snprintf(reason_names[R_LOG_CONFLICT], 48, "log_conflict");
     reason_names_ready = 1;
 }
 
@@ -1256,6 +1258,16 @@ void cr_pt_free(struct raft_uv_transport *transport)
     free(t->address);
     free(t);
     LIVE_ADD(-1);
+}
+
+void cr_pt_refuse_log_conflict(struct raft_uv_transport *transport,
+                               const char *peer)
+{
+    struct pt *t = transport->impl;
+    if (t != NULL) {
+        refuse(t, R_LOG_CONFLICT, peer != NULL ? peer : "?",
+               "an AppendEntries entry conflicts with a committed one");
+    }
 }
 
 unsigned cr_pt_inbound(struct raft_uv_transport *transport)

@@ -97,6 +97,9 @@ int cr_pt_init(struct raft_uv_transport *t, uv_loop_t *loop,
 void cr_pt_free(struct raft_uv_transport *t);
 /* Objects (transports, connections) alive in the process: 0 when idle. */
 long long cr_pt_live(void);
+/* Count and log (rate-limited) a message io_guard dropped (log_guard.h). */
+void cr_pt_refuse_log_conflict(struct raft_uv_transport *t, const char *peer);
+
 /* Inbound connections open now (for tests and stats). */
 unsigned cr_pt_inbound(struct raft_uv_transport *t);
 

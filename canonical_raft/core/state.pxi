@@ -59,6 +59,8 @@ cdef struct NodeState:
     bint close_pending                   # close once persist() is done
     Deferred *deferred_head
     Deferred *deferred_tail
+    unsigned deferred_count              # at most DEFERRED_MAX held back
+    bint snapshot_too_big_logged         # a snapshot over max_message_size
     raft.raft_fsm fsm
     raft.raft raft
     uv.uv_thread_t thread

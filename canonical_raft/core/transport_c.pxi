@@ -37,3 +37,8 @@ cdef extern from "peer_transport.h" nogil:
     void cr_pt_free(raft.raft_uv_transport *t)
     long long cr_pt_live()
     unsigned cr_pt_inbound(raft.raft_uv_transport *t)
+    void cr_pt_refuse_log_conflict(raft.raft_uv_transport *t, const char *peer)
+
+cdef extern from "log_guard.h" nogil:
+    int cr_conflicts_with_committed(const raft.raft *r, const raft.raft_message *m)
+    void cr_discard_append_entries(raft.raft_message *m)
