@@ -234,3 +234,17 @@ def test_missing_and_mismatched_files_name_the_file(cluster, tmp_path):
     if os.geteuid() != 0:
         with pytest.raises(OSError, match="unreadable.key"):
             raft.TLS(d / "node-1.crt", unreadable, d / "ca.crt")
+
+
+@pytest.mark.timeout(60)
+def test_nothing_is_left_after_a_tls_cluster_closes(tmp_path):
+    from canonical_raft import _raft
+    with LocalCluster(3, RecordingFSM, tmp_path / "d", tls_dir=tmp_path / "c") as c:
+        c.apply(b"x")
+        w.send_plain(c.nodes[0].address, w.garbage(16), timeout=1)
+        with pytest.raises((ConnectionError, ssl.SSLError, OSError)):
+            w.send_tls(c.nodes[1].address,
+                       w.client_context(None, None, str(c.tls_dir / "ca.crt")), b"x", 2)
+    wait_until(lambda: _raft.transport_live() == 0, timeout=10)
+    counters = _raft.debug_counters()
+    assert counters["transport"] == 0 and counters["handles"] == 0, counters
