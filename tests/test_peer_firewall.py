@@ -215,3 +215,20 @@ def test_an_entry_conflicting_with_a_committed_one_is_dropped(cluster):
     assert snapshot_state(cluster) == before
     cluster.wait_converged()
     assert all(b"evil" not in f.commands for f in cluster.fsms)
+
+
+@pytest.mark.timeout(60)
+def test_max_message_size_is_enforced(tmp_path):
+    with pytest.raises(ValueError, match="max_message_size"):
+        raft.Node(1, "127.0.0.1:1", tmp_path / "x", RecordingFSM(), max_message_size=1000)
+    with LocalCluster(3, RecordingFSM, tmp_path / "c", max_message_size=1 << 20) as c:
+        leader = c.leader()
+        node = c.followers()[0]
+        term = node.stats()["term"]
+        big = [(term, b"\0" * (600 << 10)), (term, b"\0" * (600 << 10))]
+        before = refused(node, "fw_payload_too_big") + refused(node, "fw_message_too_big")
+        hs = w.handshake(leader.id, "127.0.0.1:1")
+        w.send_plain(node.address, hs + w.append_entries(term, 10**6, term, 0, big), timeout=3)
+        wait_until(lambda: refused(node, "fw_payload_too_big") +
+                   refused(node, "fw_message_too_big") > before, timeout=10)
+        c.apply(b"ok")

@@ -248,3 +248,29 @@ def test_nothing_is_left_after_a_tls_cluster_closes(tmp_path):
     wait_until(lambda: _raft.transport_live() == 0, timeout=10)
     counters = _raft.debug_counters()
     assert counters["transport"] == 0 and counters["handles"] == 0, counters
+
+
+@pytest.mark.timeout(60)
+def test_idle_strangers_on_the_tls_port_are_dropped(tmp_path):
+    import socket
+    with LocalCluster(3, RecordingFSM, tmp_path / "d", tls_dir=tmp_path / "c",
+                      peer_handshake_timeout=1.0) as c:
+        node = c.leader()
+        host, port = node.address.rsplit(":", 1)
+        socks = [socket.create_connection((host, int(port)), timeout=5) for _ in range(300)]
+        try:
+            for i in range(10):
+                c.apply(b"w%d" % i, timeout=10)
+            for s in socks:
+                s.settimeout(15)
+                try:
+                    assert s.recv(1) == b""
+                except ConnectionResetError:
+                    pass
+            r = refused(node)
+            assert r.get("pending_limit", 0) + r.get("handshake_timeout", 0) + \
+                r.get("tls_timedout", 0) >= 300, r
+            c.apply(b"still serving", timeout=10)
+        finally:
+            for s in socks:
+                s.close()
