@@ -115,14 +115,18 @@ def test_idle_connections_do_not_stop_the_node_and_are_closed(tmp_path):
             # Every one of them is closed by the node: pending_limit (the
             # oldest go first), then the handshake timeout.
             deadline = time.monotonic() + 20
+            closed_by_node = 0
             for s in socks:
                 s.settimeout(max(0.1, deadline - time.monotonic()))
                 try:
                     assert s.recv(1) == b""
+                    closed_by_node += 1
                 except ConnectionResetError:
-                    pass
-            stats = node.stats()["refused"]
-            assert stats.get("pending_limit", 0) + stats.get("handshake_timeout", 0) >= 1000
+                    pass     # the kernel's accept queue overflowed: never accepted
+            assert closed_by_node >= 800
+            wait_until(lambda: refused(node, "pending_limit") +
+                       refused(node, "handshake_timeout") >= closed_by_node, timeout=10,
+                       message=f"{closed_by_node} refusals ({node.stats()['refused']})")
             # A connection part-way through a message is closed too.
             s = socket.create_connection((host, int(port)), timeout=5)
             other = next(n.id for n in c.running if n.id != node.id)

@@ -261,15 +261,19 @@ def test_idle_strangers_on_the_tls_port_are_dropped(tmp_path):
         try:
             for i in range(10):
                 c.apply(b"w%d" % i, timeout=10)
+            closed_by_node = 0
             for s in socks:
                 s.settimeout(15)
                 try:
                     assert s.recv(1) == b""
+                    closed_by_node += 1
                 except ConnectionResetError:
-                    pass
-            r = refused(node)
-            assert r.get("pending_limit", 0) + r.get("handshake_timeout", 0) + \
-                r.get("tls_timedout", 0) >= 300, r
+                    pass     # the kernel's accept queue overflowed: never accepted
+            assert closed_by_node >= 200
+            # Counted once the pump's handles have closed, a moment after the socket.
+            wait_until(lambda: count(node, "pending_limit", "handshake_timeout",
+                                     "tls_timedout") >= closed_by_node, timeout=10,
+                       message=f"{closed_by_node} refusals ({refused(node)})")
             c.apply(b"still serving", timeout=10)
         finally:
             for s in socks:
