@@ -6,6 +6,7 @@ next command from each done callback, as the C driver does. Latency is
 submit -> completion seen by the client, inside the measured period.
 """
 
+import os
 import collections
 import threading
 import time
@@ -137,6 +138,11 @@ class BindingNode:
         self.raft = raft
         self.fsm = BenchFSM()
         address = dict(servers)[node_id]
+        # Hook for a TLS row (issue 11, item 6): certificates made with
+        # `python -m canonical_raft certs` in this directory, ids 1..n.
+        tls_dir = os.environ.get("CANONICAL_RAFT_BENCH_TLS_DIR")
+        if tls_dir:
+            knobs = dict(knobs, tls=raft.TLS.from_dir(tls_dir, node_id))
         self.node = raft.Node(node_id, address, data_dir, self.fsm, **knobs)
         self.node.bootstrap([raft.Server(i, a) for i, a in servers])
         self.node.start()

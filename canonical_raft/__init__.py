@@ -9,10 +9,11 @@ from .errors import (CantBootstrapError, CantChangeError, CorruptError, Leadersh
 from .fsm import FSM
 from .futures import Future
 from .node import Node
+from .tls import TLS
 from .types import Role, Server, State
 
 __all__ = [
-    "FSM", "Future", "Node", "Role", "Server", "State",
+    "FSM", "Future", "Node", "TLS", "Role", "Server", "State",
     "RaftError", "NotLeaderError", "LeadershipLostError", "ShutdownError",
     "CantBootstrapError", "CantChangeError", "NoConnectionError", "DataDirInUseError",
     "CorruptError",

@@ -17,6 +17,7 @@ class _DebugCounters(TypedDict):
     handles: int
     nodes: int
     wakeups: int
+    transport: int
 
 def debug_counters() -> _DebugCounters:
     """Live requests, uv handles, native node states and future waiters
@@ -26,6 +27,12 @@ def debug_counters() -> _DebugCounters:
 def installs_deferred() -> int:
     """How many InstallSnapshot messages io_guard.pxi has held back in this
     process (cumulative; for the regression test of libraft's crash)."""
+
+def refusal_reasons() -> list[str | None]:
+    """Every refusal reason's name, in counter order (index 0 unused)."""
+
+def transport_live() -> int:
+    """Transports and connections of the peer transport alive in this process."""
 
 def libraft_version() -> str:
     """libraft's version as a string, e.g. "0.22.1"."""
@@ -106,4 +113,5 @@ class Core:
     @property
     def configuration(self) -> list[Server]: ...
     def stats(self) -> dict[str, Any]: ...
+    def load_tls(self, tls: Any) -> None: ...
     def add_observer(self, fn: Callable[[Any], object]) -> None: ...

@@ -107,6 +107,7 @@ def debug_counters():
         "handles": CR_COUNT_GET(live_handles),
         "nodes": CR_COUNT_GET(live_nodes),
         "wakeups": CR_COUNT_GET(live_wakeups),
+        "transport": cr_pt_live(),     # peer transports and their connections
     }
 
 
@@ -124,6 +125,7 @@ def libraft_version():
 
 
 # The data model first, then the parts by job.
+include "core/transport_c.pxi"  # the peer transport's C declarations
 include "core/state.pxi"        # NodeState: one node's native state
 include "core/request.pxi"      # Req: a request, and the one way it fails
 include "core/errors.pxi"       # the wording of every error
@@ -134,7 +136,7 @@ include "core/commands.pxi"     # libraft calls and their callbacks
 include "core/removed.pxi"      # a removed node stops (ShutdownOnRemove)
 include "core/fsm.pxi"          # the FSM trampolines and their Python side
 include "core/status.pxi"       # the status mirror
-include "core/transport.pxi"    # TCP, with TCP_NODELAY
+include "core/transport.pxi"    # the peer transport: TLS, firewall, bounds
 include "core/io_guard.pxi"     # a libraft 0.22 workaround; persist() off-thread
 include "core/thread.pxi"       # the raft thread: setup, loop, close
 include "core/trace.pxi"        # libraft's tracer to logging

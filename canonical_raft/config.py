@@ -61,7 +61,7 @@ class Setting:
         """``value`` (the default if None) as a person reads it: 16 MiB, 1.0 s."""
         value = self.default if value is None else value
         if self.unit == "bytes" and isinstance(value, int) and value:
-            for size, suffix in ((_MIB, "MiB"), (_KIB, "KiB")):
+            for size, suffix in ((1024 * _MIB, "GiB"), (_MIB, "MiB"), (_KIB, "KiB")):
                 if value % size == 0:
                     return f"{value // size} {suffix}"
         if self.unit == "s":
@@ -122,6 +122,18 @@ SETTINGS: tuple[Setting, ...] = (
             "dir makes start() raise raft.CorruptError). Safe only when the other voters hold "
             "the discarded entries, and it can leave a follower stuck behind until the next "
             "leader change; see docs/howto/recovery.md."),
+    # The peer transport (core/peer_transport.c).
+    Setting("max_message_size", 1024 * _MIB, int, "bytes",
+            "The largest raft message a peer may send this node (its firewall drops "
+            "the connection beyond). An InstallSnapshot carries a whole snapshot: "
+            "keep this above the largest snapshot your FSM makes (a snapshot that "
+            "does not fit is logged at WARNING when taken).", low=_MIB, high=2**62),
+    Setting("peer_handshake_timeout", 10.0, float, "s",
+            "How long an inbound peer connection may take from accept to the end "
+            "of its TLS and raft handshakes before it is dropped."),
+    Setting("peer_idle_timeout", 30.0, float, "s",
+            "How long an inbound peer connection may stay part-way through a "
+            "message without sending a byte before it is dropped."),
 )
 
 BY_NAME: Mapping[str, Setting] = {s.name: s for s in SETTINGS}
@@ -146,6 +158,9 @@ class Settings(TypedDict, total=False):
     tcp_nodelay: bool
     max_batch_bytes: int
     auto_recovery: bool
+    max_message_size: int
+    peer_handshake_timeout: float
+    peer_idle_timeout: float
 
 
 class Config:

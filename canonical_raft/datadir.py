@@ -18,7 +18,8 @@ class DataDirInUseError(OSError):
 
 
 def prepare(data_dir: str | os.PathLike[str]) -> str:
-    """The absolute path of ``data_dir``, created (0700) if missing."""
+    """The absolute path of ``data_dir``, created (0700) if missing, made
+    0700 if it is ours and open to others (libraft writes its files 0600)."""
     path = os.fspath(data_dir)
     if isinstance(path, bytes):
         path = os.fsdecode(path)
@@ -28,6 +29,9 @@ def prepare(data_dir: str | os.PathLike[str]) -> str:
     os.makedirs(path, mode=0o700, exist_ok=True)
     if not os.path.isdir(path):
         raise NotADirectoryError(f"data_dir {path!r} is not a directory")
+    st = os.stat(path)
+    if st.st_mode & 0o077 and st.st_uid == os.geteuid():
+        os.chmod(path, 0o700)     # the log and snapshots are the cluster's data
     if not os.access(path, os.W_OK | os.X_OK):
         raise PermissionError(f"data_dir {path!r} is not writable")
     return path

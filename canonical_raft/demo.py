@@ -254,6 +254,7 @@ def _node_main(argv: list[str]) -> int:
     parser.add_argument("--node", type=int, required=True, help="this node's id")
     parser.add_argument("--data-dir", required=True)
     parser.add_argument("--cluster", required=True, help="id=host:port,id=host:port,...")
+    parser.add_argument("--tls-dir", default=None, help="certificates (certs init/node)")
     args = parser.parse_args(argv)
     channel = procs.Child(f"node {args.node}")
 
@@ -262,7 +263,8 @@ def _node_main(argv: list[str]) -> int:
     servers = [raft.Server(*server) for server in procs.parse_servers(args.cluster)]
     address = next(s.address for s in servers if s.id == args.node)
     fsm = DictFSM()
-    node = raft.Node(args.node, address, args.data_dir, fsm)
+    tls = raft.TLS.from_dir(args.tls_dir, args.node) if args.tls_dir else None
+    node = raft.Node(args.node, address, args.data_dir, fsm, tls=tls)
     try:
         node.bootstrap(servers)
         node.start()
@@ -307,11 +309,12 @@ class NodeProcess(procs.Process):
     """A demo node process: its id and address."""
 
     def __init__(self, node_id: int, address: str, data_dir: str, cluster: str, log_path: str,
-                 on_event: procs.EventHandler) -> None:
+                 on_event: procs.EventHandler, tls_dir: Optional[str] = None) -> None:
         self.id = node_id
         self.address = address
+        tls = ("--tls-dir", tls_dir) if tls_dir else ()
         super().__init__(procs.python_argv("canonical_raft.demo", "--node", str(node_id),
-                                           "--data-dir", data_dir, "--cluster", cluster),
+                                           "--data-dir", data_dir, "--cluster", cluster, *tls),
                          name=f"node {node_id}", log_path=log_path, on_event=on_event,
                          new_session=False)
 
@@ -355,11 +358,19 @@ class Cluster:
         ports = free_ports(self.args.nodes)
         ids = range(1, self.args.nodes + 1)
         cluster = procs.format_servers({i: f"127.0.0.1:{port}" for i, port in zip(ids, ports)})
+        tls_dir = None
+        if getattr(self.args, "tls", False):
+            from . import certs
+            tls_dir = os.path.join(self.workdir, "certs")
+            certs.init(tls_dir)
+            for i in ids:
+                certs.node(tls_dir, i, ["127.0.0.1"])
+            self.console.say(f"  mutual TLS between the nodes, certificates in {tls_dir}")
         for i, port in zip(ids, ports):
             data_dir = os.path.join(self.workdir, f"node{i}")
             log_path = os.path.join(self.workdir, f"node{i}.log")
             self.nodes.append(NodeProcess(i, f"127.0.0.1:{port}", data_dir, cluster,
-                                          log_path, self._on_event))
+                                          log_path, self._on_event, tls_dir))
         deadline = time.monotonic() + START_TIMEOUT
         for node in self.nodes:
             node.wait_ready(max(0.0, deadline - time.monotonic()))
@@ -613,6 +624,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
                         help="bytes of value per write (default 16)")
     parser.add_argument("--window", type=procs.at_least(1), default=64,
                         help="writes in flight on the leader (default 64)")
+    parser.add_argument("--tls", action="store_true",
+                        help="mutual TLS between the nodes (makes a CA and certificates; "
+                             "needs the cryptography package)")
     parser.set_defaults(run=run)
     return parser
 

@@ -11,10 +11,11 @@ import weakref
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from . import _raft, config, datadir, integrity
+from . import _raft, config, datadir, integrity, peer_security
 from .errors import IOERR, SHUTDOWN, RaftError, ShutdownError
 from .fsm import StateMachine, check_fsm
 from .futures import Future
+from .tls import TLS
 from .types import Role, Server, State, as_server, parse_address
 
 if TYPE_CHECKING:
@@ -37,11 +38,18 @@ class Node:
     _core: _raft.Core
 
     def __init__(self, id: int, address: str, data_dir: str | os.PathLike[str],
-                 fsm: StateMachine, **settings: Unpack[config.Settings]) -> None:
+                 fsm: StateMachine, *, tls: TLS | None = None, insecure: bool = False,
+                 **settings: Unpack[config.Settings]) -> None:
         self._core = None  # type: ignore[assignment]  # __del__ may see a half-built node
         server = as_server((id, address))
         check_fsm(fsm)
         checked = config.validate(settings)
+        if tls is not None and not isinstance(tls, TLS):
+            raise TypeError(f"tls must be a raft.TLS, not {type(tls).__name__}")
+        if not isinstance(insecure, bool):
+            raise TypeError(f"insecure must be a bool, not {type(insecure).__name__}")
+        self._tls = tls
+        self._insecure = insecure
         self._data_dir = datadir.prepare(data_dir)
         self._lock = datadir.DataDirLock(self._data_dir)
         self._id = server.id
@@ -49,6 +57,8 @@ class Node:
         self._auto_recovery = checked.auto_recovery
         self._core = _raft.Core(weakref.ref(self), server.id, server.address,
                                 self._data_dir, fsm, checked)
+        if tls is not None:
+            self._core.load_tls(tls)    # OSError/ValueError naming the file
         # The hot paths: the instance attributes shadow the methods below
         # (same behaviour, documented there) and skip one Python call each.
         self.apply = self._core.apply  # type: ignore[method-assign]
@@ -91,6 +101,7 @@ class Node:
 
     def start(self) -> None:
         """Start the raft thread; raises if the data dir or address is unusable."""
+        peer_security.check(self._id, self._address, self._tls, self._insecure)
         self._open_data_dir()
         try:
             self._core.start()
@@ -129,6 +140,25 @@ class Node:
     def _release_unless_running(self) -> None:
         if not self._core.started or self._core.closed:
             self._lock.release()
+
+    @property
+    def tls(self) -> TLS | None:
+        """The TLS files in use (None: plaintext peer port)."""
+        return self._tls
+
+    def reload_tls(self, tls: TLS | None = None) -> None:
+        """Load renewed certificates without a restart: ``tls``, or the same
+        files again. New peer connections use them; open ones keep theirs.
+        OSError/ValueError naming the file if they do not load (the old ones
+        stay in use)."""
+        if tls is None:
+            if self._tls is None:
+                raise RuntimeError("this node has no tls to reload")
+            tls = TLS(*self._tls._files())
+        elif not isinstance(tls, TLS):
+            raise TypeError(f"tls must be a raft.TLS, not {type(tls).__name__}")
+        self._core.load_tls(tls)
+        self._tls = tls
 
     def close(self) -> None:
         """Stop the node; pending futures fail with ShutdownError. Idempotent."""

@@ -107,8 +107,14 @@ class Server:
         self.channel = channel
         self.started = False
         self.fsm = KV(on_restore=self._restored)
+        # The scenarios' addresses live in private network namespaces of this
+        # machine (chaos/net.py): plaintext there is insecure=True by choice.
+        # --tls-dir runs the node with mutual TLS (the hook for chaos over TLS).
+        security = ({"tls": raft.TLS.from_dir(args.tls_dir, args.id)} if args.tls_dir
+                    else {"insecure": True})
         self.node = raft.Node(args.id, args.address, args.data_dir, self.fsm,
-                              **procs.node_settings(args), **json.loads(args.tuning))
+                              **procs.node_settings(args), **json.loads(args.tuning),
+                              **security)
         self.node.on_state_change(self._state_changed)
 
     # -- callbacks (raft thread) ------------------------------------------------
@@ -247,6 +253,8 @@ def main(argv=None):
                              election_timeout=1.0, heartbeat_timeout=0.1,
                              snapshot_threshold=512, snapshot_trailing=64)
     p.add_argument("--tuning", default="{}", help="other Node() knobs, as a JSON object")
+    p.add_argument("--tls-dir", default=None,
+                   help="node-<id>.crt/.key and ca.crt (python -m canonical_raft certs)")
     p.add_argument("--unsafe-reads", action="store_true",
                    help="harness self-test: reads skip the barrier (not linearizable)")
     args = p.parse_args(argv)

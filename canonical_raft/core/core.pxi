@@ -78,6 +78,7 @@ cdef class Core:
         uv.uv_mutex_destroy(&s.lock)
         free(s.data_dir)
         free(s.wakeups)
+        free_tls(s)
         free(s)
         CR_COUNT_ADD(live_nodes, -1)
 
@@ -453,7 +454,18 @@ cdef class Core:
             # 0.0 on the leader itself)
             "last_contact": (0.0 if state == raft.RAFT_LEADER else
                              (uv.uv_hrtime() - contact) / 1e9 if contact else None),
+            "refused": refused_counts(s),     # peer connections dropped, by reason
         }
+
+    def load_tls(self, tls):
+        """Use raft.TLS ``tls`` for new peer connections (transport.pxi);
+        a node started without TLS cannot switch to it while running."""
+        self._check_usable()
+        cdef NodeState *s = self.s
+        if s.m_phase != PHASE_NEW and s.m_phase != PHASE_CLOSED and not s.pt.tls:
+            raise RuntimeError("this node was started without tls: restart it with tls= "
+                               "to use TLS")
+        load_tls(s, tls)
 
     def add_observer(self, fn):
         self._observers.append(fn)

@@ -17,6 +17,11 @@
 # libraft write the snapshot. The loop keeps applying entries meanwhile;
 # libraft's metadata (the index) was fixed when snapshot() ran.
 
+# InstallSnapshot messages held back at most (each holds a whole snapshot):
+# beyond, the oldest is dropped (the leader sends another).
+DEF DEFERRED_MAX = 2
+
+
 cdef struct Deferred:
     Deferred *next
     raft.raft_message message  # a shallow copy; its buffers are owned by it
@@ -56,6 +61,11 @@ cdef int guard_start(raft.raft_io *io, unsigned msecs, raft.raft_io_tick_cb tick
 cdef void guard_recv(raft.raft_io *io, raft.raft_message *message) noexcept nogil:
     cdef NodeState *s = io_node(io)
     cdef Deferred *d
+    if message.type == raft.RAFT_APPEND_ENTRIES and cr_conflicts_with_committed(&s.raft, message):
+        # libraft 0.22.1 would abort on it (core/log_guard.h).
+        cr_pt_refuse_log_conflict(&s.transport, message.server_address)
+        cr_discard_append_entries(message)
+        return
     if message.type == raft.RAFT_APPEND_ENTRIES or message.type == raft.RAFT_INSTALL_SNAPSHOT:
         s.leader_contact = uv.uv_hrtime()   # only leaders send these
         born_check(s, message)              # removed.pxi
@@ -68,11 +78,14 @@ cdef void guard_recv(raft.raft_io *io, raft.raft_message *message) noexcept nogi
             if d.server_address != NULL:
                 strcpy(d.server_address, message.server_address)
                 d.message.server_address = d.server_address
+            if s.deferred_count >= DEFERRED_MAX:
+                drop_oldest_deferred(s)
             if s.deferred_tail != NULL:
                 s.deferred_tail.next = d
             else:
                 s.deferred_head = d
             s.deferred_tail = d
+            s.deferred_count += 1
             CR_COUNT_ADD(installs_deferred_count, 1)
             return
         free(d)
@@ -113,6 +126,7 @@ cdef int guard_snapshot_put(raft.raft_io *io, unsigned trailing, raft.raft_io_sn
         s.persisting = True
         s.snapshot_writing = True
         return 0
+    check_snapshot_fits(s, snapshot.bufs[0].len)
     rv = s.io_snapshot_put(io, trailing, &g.put, snapshot, guard_put_done)
     if rv != 0:
         free(g)
@@ -159,6 +173,7 @@ cdef void persist_done(uv.uv_work_t *work, int status) noexcept nogil:
     if status == 0 and g.persist_status == 0:
         raft.raft_free(g.snapshot.bufs[0].base)     # the placeholder
         g.snapshot.bufs[0] = g.persisted
+        check_snapshot_fits(s, g.persisted.len)
         rv = s.io_snapshot_put(g.io, g.trailing, &g.put, g.snapshot, guard_put_done)
     if rv != 0:
         free(g)
@@ -178,9 +193,38 @@ cdef void deliver_deferred(NodeState *s) noexcept nogil:
         s.deferred_head = d.next
         if s.deferred_head == NULL:
             s.deferred_tail = NULL
+        s.deferred_count -= 1
         s.io_recv(&s.io, &d.message)
         free(d.server_address)
         free(d)
+
+
+cdef void drop_oldest_deferred(NodeState *s) noexcept nogil:
+    cdef Deferred *d = s.deferred_head
+    s.deferred_head = d.next
+    if s.deferred_head == NULL:
+        s.deferred_tail = NULL
+    s.deferred_count -= 1
+    raft.raft_configuration_close(&d.message.install_snapshot.conf)
+    raft.raft_free(d.message.install_snapshot.data.base)
+    free(d.server_address)
+    free(d)
+
+
+cdef void check_snapshot_fits(NodeState *s, size_t size) noexcept nogil:
+    """Say so, once, when a snapshot cannot reach the peers: their
+    firewalls drop an InstallSnapshot over max_message_size."""
+    if size + MESSAGE_OVERHEAD <= s.pt.max_message_size or s.snapshot_too_big_logged:
+        return
+    s.snapshot_too_big_logged = True
+    hold_gil(s)
+    log_snapshot_too_big(s, size)
+
+
+cdef void log_snapshot_too_big(NodeState *s, size_t size) noexcept with gil:
+    log.warning("node %d: a snapshot of %d bytes is over max_message_size (%d): "
+                "followers that need it will refuse it; raise max_message_size on "
+                "every node", s.id, size, s.pt.max_message_size)
 
 
 cdef void drop_deferred(NodeState *s) noexcept nogil:
@@ -194,3 +238,4 @@ cdef void drop_deferred(NodeState *s) noexcept nogil:
         free(d.server_address)
         free(d)
     s.deferred_tail = NULL
+    s.deferred_count = 0

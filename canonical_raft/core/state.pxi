@@ -44,8 +44,8 @@ cdef struct NodeState:
     uv.uv_loop_t loop
     uv.uv_async_t wakeup
     uv.uv_prepare_t prepare
-    raft.raft_uv_transport transport    # ours, around tcp (transport.pxi)
-    raft.raft_uv_transport tcp
+    raft.raft_uv_transport transport    # ours: peer_transport.c (transport.pxi)
+    cr_pt_config pt                     # its knobs and callbacks (read at listen)
     raft.raft_uv_accept_cb accept_cb
     raft.raft_uv_transport_close_cb transport_closed_cb
     raft.raft_io io
@@ -59,6 +59,8 @@ cdef struct NodeState:
     bint close_pending                   # close once persist() is done
     Deferred *deferred_head
     Deferred *deferred_tail
+    unsigned deferred_count              # at most DEFERRED_MAX held back
+    bint snapshot_too_big_logged         # a snapshot over max_message_size
     raft.raft_fsm fsm
     raft.raft raft
     uv.uv_thread_t thread
@@ -99,6 +101,11 @@ cdef struct NodeState:
     raft.raft_tracer tracer    # to logging, when canonical_raft.libraft logs
     uint64_t next_tag
     unsigned long long snapshot_retry_at   # uv_hrtime() after a failed snapshot
+
+    # the peer transport's TLS context for new connections (NULL: plaintext),
+    # guarded by lock; its refusal counters (atomic adds, read by stats())
+    SSL_CTX *tls_ctx
+    uint64_t refused[CR_PT_REASONS]
 
     # guarded by lock: the submission queue (queue.pxi) ...
     uv.uv_mutex_t lock

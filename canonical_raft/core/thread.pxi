@@ -92,13 +92,13 @@ cdef int node_setup(NodeState *s) noexcept nogil:
 
     rv = transport_init(s)
     if rv != 0:
-        set_error(s, s.tcp.errmsg)
+        set_error(s, s.transport.errmsg)
         close_own_handles(s)
         return rv
     rv = raft.raft_uv_init(&s.io, &s.loop, s.data_dir, &s.transport)
     if rv != 0:
         set_error(s, s.io.errmsg)
-        raft.raft_uv_tcp_close(&s.tcp)
+        transport_free(s)
         close_own_handles(s)
         return rv
     s.fsm.version = 1
@@ -111,7 +111,7 @@ cdef int node_setup(NodeState *s) noexcept nogil:
         s.start_code = rv
         set_error(s, raft.raft_errmsg(&s.raft))
         raft.raft_uv_close(&s.io)
-        raft.raft_uv_tcp_close(&s.tcp)
+        transport_free(s)
         close_own_handles(s)
         return rv
     s.raft.data = s
@@ -175,6 +175,7 @@ cdef int configure(NodeState *s) noexcept with gil:
         s.tcp_nodelay = c.tcp_nodelay
         s.max_batch_bytes = c.max_batch_bytes
         s.snapshot_log_bytes = c.snapshot_log_bytes
+        transport_configure(s, c)
     except BaseException as exc:
         set_error(s, f"bad node settings: {exc!r}".encode(errors="replace"))
         return raft.RAFT_INVALID
@@ -202,7 +203,7 @@ cdef void on_raft_closed(raft.raft *r) noexcept nogil:
     drop_deferred(s)
     drop_removal(s)
     raft.raft_uv_close(&s.io)
-    raft.raft_uv_tcp_close(&s.tcp)
+    transport_free(s)
     close_own_handles(s)
 
 

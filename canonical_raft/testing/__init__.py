@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any, Generic, Optional, TypeVar
 
 from ..errors import NotLeaderError, RaftError
 from ..node import Node
+from ..tls import TLS
 from ..types import Server
 
 if TYPE_CHECKING:
@@ -203,13 +204,20 @@ class LocalCluster(Generic[S]):
     ``timeout`` (seconds) is the default of every wait of the cluster:
     :meth:`leader`, :meth:`followers`, :meth:`apply`, :meth:`wait_converged`.
 
+    With ``tls_dir``, the nodes use mutual TLS: a cluster CA is made in that
+    directory if it has none (canonical_raft.certs, which needs the
+    ``cryptography`` package), and a certificate for each node id that has
+    none; every Node gets ``tls=raft.TLS.from_dir(tls_dir, id)`` unless
+    given its own ``tls``.
+
     Close it (``close()`` or a ``with`` block): every node it ever created
     is closed, the killed ones included.
     """
 
     def __init__(self, n: int, fsm_factory: Callable[[], S],
                  tmp_path: str | os.PathLike[str], *, host: str = "127.0.0.1",
-                 start: bool = True, timeout: float = 10.0, **node_kwargs: Any) -> None:
+                 start: bool = True, timeout: float = 10.0,
+                 tls_dir: str | os.PathLike[str] | None = None, **node_kwargs: Any) -> None:
         if isinstance(n, bool) or not isinstance(n, int) or n < 1:
             raise ValueError(f"n must be an int >= 1, got {n!r}")
         if not callable(fsm_factory):
@@ -217,6 +225,8 @@ class LocalCluster(Generic[S]):
         if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not timeout > 0:
             raise ValueError(f"timeout must be a number of seconds > 0, got {timeout!r}")
         self.base_dir = Path(tmp_path)
+        #: Where the cluster's CA and node certificates are (None: plaintext).
+        self.tls_dir: Optional[Path] = Path(tls_dir) if tls_dir is not None else None
         self.fsm_factory = fsm_factory
         self.host = host
         #: The default timeout (seconds) of the cluster's waits.
@@ -300,8 +310,10 @@ class LocalCluster(Generic[S]):
     def _new_node(self, id: int, fsm: Optional[S], node_kwargs: dict[str, Any]) -> Node:
         if fsm is None:
             fsm = self.fsm_factory()
-        node = Node(id, self.servers[id - 1].address, self.data_dir(id), fsm,
-                    **{**self.node_kwargs, **node_kwargs})
+        kwargs = {**self.node_kwargs, **node_kwargs}
+        if self.tls_dir is not None and "tls" not in kwargs:
+            kwargs["tls"] = self.tls(id)
+        node = Node(id, self.servers[id - 1].address, self.data_dir(id), fsm, **kwargs)
         with self._lock:
             self._created.append(node)
         if len(self.nodes) < id:
@@ -313,6 +325,18 @@ class LocalCluster(Generic[S]):
             self.fsms[id - 1] = fsm
             self._running[id - 1] = True
         return node
+
+    def tls(self, id: int) -> TLS:
+        """Node ``id``'s TLS files in :attr:`tls_dir`, made if missing."""
+        if self.tls_dir is None:
+            raise RuntimeError("this cluster has no tls_dir")
+        from .. import certs
+        d = str(self.tls_dir)
+        if not os.path.exists(os.path.join(d, "ca.crt")):
+            certs.init(d)
+        if not os.path.exists(os.path.join(d, f"node-{id}.crt")):
+            certs.node(d, id, [self.host])
+        return TLS.from_dir(d, id)
 
     def _check_open(self) -> None:
         if self._closed:
@@ -360,9 +384,11 @@ class LocalCluster(Generic[S]):
         if 1 <= id <= len(self.servers):
             raise ValueError(f"node {id} is in the cluster already (ids 1..{len(self.servers)})")
         self._check_open()
+        kwargs = {**self.node_kwargs, **node_kwargs}
+        if self.tls_dir is not None and "tls" not in kwargs:
+            kwargs["tls"] = self.tls(id)
         node = Node(id, free_address(self.host), self.data_dir(id),
-                    self.fsm_factory() if fsm is None else fsm,
-                    **{**self.node_kwargs, **node_kwargs})
+                    self.fsm_factory() if fsm is None else fsm, **kwargs)
         with self._lock:
             self._created.append(node)
         return node
