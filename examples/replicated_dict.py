@@ -168,13 +168,19 @@ def main(argv: Optional[list[str]] = None) -> int:
                         help="serve the line protocol on this TCP port instead of stdin")
     parser.add_argument("--listen", default="127.0.0.1",
                         help="the address --port binds (default 127.0.0.1: this machine only)")
+    parser.add_argument("--tls-dir",
+                        help="mutual TLS between the nodes with DIR/node-ID.crt, node-ID.key and "
+                             "ca.crt (python -m canonical_raft certs); needed off loopback")
+    parser.add_argument("--insecure", action="store_true",
+                        help="plaintext raft traffic off loopback (a private network only)")
     args = parser.parse_args(argv)
     if not any(s.id == args.id for s in args.peers):
         parser.error(f"--peers must include this node (id {args.id})")
 
     signal.signal(signal.SIGTERM, _stop)
     fsm = DictFSM()
-    node = raft.Node(args.id, args.address, args.data_dir, fsm)
+    tls = raft.TLS.from_dir(args.tls_dir, args.id) if args.tls_dir else None
+    node = raft.Node(args.id, args.address, args.data_dir, fsm, tls=tls, insecure=args.insecure)
     server: Optional[LineServer] = None
     try:
         try:
