@@ -104,6 +104,21 @@ def send_tls(address: str, ctx: ssl.SSLContext, data: bytes, timeout: float = 5.
         return _drain(sock, timeout)
 
 
+def count_closed_by_node(socks: list[socket.socket], timeout: float) -> int:
+    """How many of ``socks`` the node closed (EOF) within ``timeout`` s in
+    all; a reset one was never accepted (the kernel's accept queue overflowed)."""
+    deadline = time.monotonic() + timeout
+    closed = 0
+    for s in socks:
+        s.settimeout(max(0.1, deadline - time.monotonic()))
+        try:
+            assert s.recv(1) == b""
+            closed += 1
+        except ConnectionResetError:
+            pass
+    return closed
+
+
 def garbage(n: int = 64, seed: int = 1) -> bytes:
     import random
     rnd = random.Random(seed)

@@ -884,7 +884,8 @@ static int out_status(struct conn *c)
     return c->t->closing ? RAFT_CANCELED : RAFT_NOCONNECTION;
 }
 
-static void out_tcp_closed_cb(uv_handle_t *h)
+/* An outbound connection's tcp handle or plain stream closed. */
+static void out_handle_closed_cb(uv_handle_t *h)
 {
     struct conn *c = h->data;
     raft_free(h);
@@ -896,16 +897,23 @@ static void out_close_tcp(struct conn *c)
 {
     if (c->tcp != NULL && !c->tcp_closing) {
         c->tcp_closing = 1;
-        uv_close((uv_handle_t *)c->tcp, out_tcp_closed_cb);
+        uv_close((uv_handle_t *)c->tcp, out_handle_closed_cb);
     }
 }
 
-static void out_plain_closed_cb(uv_handle_t *h)
+/* Give up an outbound connection while its handshake is being written:
+ * close what exists of it (out_finish follows from the close callbacks). */
+static void out_abandon_write(struct conn *c)
 {
-    struct conn *c = h->data;
-    raft_free(h);
-    c->handles--;
-    out_finish(c, NULL, out_status(c));
+    if (c->plain != NULL) {
+        uv_close((uv_handle_t *)c->plain, out_handle_closed_cb);
+        c->plain = NULL;
+        if (c->tls != NULL && c->pump_live) {
+            cr_tls_stream_close(c->tls);
+        }
+    } else {
+        out_close_tcp(c);
+    }
 }
 
 static void out_write_cb(uv_write_t *req, int status)
@@ -913,15 +921,7 @@ static void out_write_cb(uv_write_t *req, int status)
     struct conn *c = req->data;
     uv_stream_t *stream;
     if (status != 0 || c->t->closing) {
-        if (c->plain != NULL) {
-            uv_close((uv_handle_t *)c->plain, out_plain_closed_cb);
-            c->plain = NULL;
-            if (c->tls != NULL && c->pump_live) {
-                cr_tls_stream_close(c->tls);
-            }
-        } else {
-            out_close_tcp(c);
-        }
+        out_abandon_write(c);
         return;
     }
     if (c->plain != NULL) {
@@ -968,7 +968,7 @@ static void out_tls_ready(struct cr_tls_stream *s, int status,
     plain->data = c;
     c->handles++;
     if (c->t->closing || out_write(c, plain) != 0) {
-        uv_close((uv_handle_t *)plain, out_plain_closed_cb);
+        uv_close((uv_handle_t *)plain, out_handle_closed_cb);
         c->plain = NULL;
         cr_tls_stream_close(c->tls);
     }
@@ -1133,15 +1133,7 @@ static void out_abort(struct conn *c)
             }
             break;
         case O_WRITING:
-            if (c->plain != NULL) {
-                uv_close((uv_handle_t *)c->plain, out_plain_closed_cb);
-                c->plain = NULL;
-                if (c->tls != NULL && c->pump_live) {
-                    cr_tls_stream_close(c->tls);
-                }
-            } else {
-                out_close_tcp(c);
-            }
+            out_abandon_write(c);
             break;
     }
 }

@@ -621,62 +621,62 @@ static int verify_cb(int ok, X509_STORE_CTX *x)
 
 static void linger(struct cr_tls_stream *s);
 
-static void tcp_shutdown_cb(uv_shutdown_t *req, int status)
+/* Either orderly end's shutdown finished (or failed): close everything. */
+static void shutdown_done_cb(uv_shutdown_t *req, int status)
 {
     struct cr_tls_stream *s = req->data;
     (void)status;
     if (!s->closing) {
         teardown(s);
     }
+}
+
+/* Enter the orderly end once: 0 if it had begun already. */
+static int begin_shut(struct cr_tls_stream *s)
+{
+    if (s->phase == PH_SHUT) {
+        return 0;
+    }
+    s->phase = PH_SHUT;
+    update_reading(s);
+    return 1;
+}
+
+/* Shut `stream`'s write side once what is queued on it is written, then
+ * linger until everything closes. */
+static void shut_down(struct cr_tls_stream *s, uv_stream_t *stream)
+{
+    s->sreq.data = s;
+    if (uv_shutdown(&s->sreq, stream, shutdown_done_cb) != 0) {
+        teardown(s);
+        return;
+    }
+    linger(s);
 }
 
 /* The caller closed its end of the plain stream: send close_notify, let the
  * queued ciphertext reach the socket, then close. */
 static void plain_close_out(struct cr_tls_stream *s)
 {
-    if (s->phase == PH_SHUT) {
+    if (!begin_shut(s)) {
         return;
     }
-    s->phase = PH_SHUT;
-    update_reading(s);
     ERR_clear_error();
     (void)SSL_shutdown(s->ssl);
     if (flush_tcp(s) != 0) {
         teardown(s);
         return;
     }
-    s->sreq.data = s;
-    if (uv_shutdown(&s->sreq, (uv_stream_t *)s->tcp, tcp_shutdown_cb) != 0) {
-        teardown(s);
-        return;
-    }
-    linger(s);
-}
-
-static void peer_shutdown_cb(uv_shutdown_t *req, int status)
-{
-    struct cr_tls_stream *s = req->data;
-    (void)status;
-    if (!s->closing) {
-        teardown(s);
-    }
+    shut_down(s, (uv_stream_t *)s->tcp);
 }
 
 /* The peer ended the connection: deliver what is queued for the caller, then
  * EOF on the plain stream, then close. */
 static void inbound_ended(struct cr_tls_stream *s)
 {
-    if (s->phase == PH_SHUT) {
-        return;
+    if (begin_shut(s)) {
+        shut_down(s, (uv_stream_t *)&s->peer);
     }
-    s->phase = PH_SHUT;
-    update_reading(s);
-    s->sreq.data = s;
-    if (uv_shutdown(&s->sreq, (uv_stream_t *)&s->peer, peer_shutdown_cb)) {
-        teardown(s);
-        return;
-    }
-    linger(s);
 }
 
 /* ---- handshake -------------------------------------------------------- */
