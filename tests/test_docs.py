@@ -86,6 +86,11 @@ def substitute(code, ports):
     return code
 
 
+# How long a program may take to stop after Ctrl-C (a node closing under a
+# loaded machine's disk can take seconds).
+INTERRUPT_TIMEOUT = 45
+
+
 class Terminals:
     """The background commands of a page, stopped by PID at the end."""
 
@@ -119,7 +124,15 @@ class Terminals:
         p = self.procs.get(n)
         assert p is not None and p.poll() is None, f"{where}: nothing runs in terminal {n}"
         p.send_signal(signal.SIGINT)
-        rc = p.wait(timeout=20)
+        try:
+            rc = p.wait(timeout=INTERRUPT_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            # Stuck: faulthandler (PYTHONFAULTHANDLER, child_env) writes every
+            # thread's stack into the terminal's log on SIGABRT.
+            p.send_signal(signal.SIGABRT)
+            p.wait(timeout=10)
+            raise AssertionError(f"{where}: terminal {n} still ran {INTERRUPT_TIMEOUT} s "
+                                 f"after Ctrl-C\n{self.log(n)}") from None
         assert rc == 0, f"{where}: terminal {n} exited with {rc} after Ctrl-C\n{self.log(n)}"
 
     def log(self, n):
