@@ -91,6 +91,13 @@ def substitute(code, ports):
 INTERRUPT_TIMEOUT = 45
 
 
+def _terminal_signals():
+    """In the child before exec: Ctrl-C as in a user's terminal. A test run
+    started in the background by a non-interactive shell inherits SIGINT
+    ignored, and Python then never raises KeyboardInterrupt."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 class Terminals:
     """The background commands of a page, stopped by PID at the end."""
 
@@ -102,7 +109,7 @@ class Terminals:
             f"{where}: terminal {n} is still busy"
         log = open(self.cwd / f"terminal{n}.log", "ab")
         p = subprocess.Popen(argv, cwd=self.cwd, env=self.env, stdin=subprocess.DEVNULL,
-                             stdout=subprocess.PIPE, stderr=log)
+                             stdout=subprocess.PIPE, stderr=log, preexec_fn=_terminal_signals)
         log.close()
         self.procs[n] = p
         got = []
