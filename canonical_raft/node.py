@@ -77,17 +77,21 @@ class Node:
         if mine[0].address != self._address:
             raise ValueError(f"servers give this node (id {self._id}) the address "
                              f"{mine[0].address!r}, but it is {self._address!r}")
-        self._open_data_dir()
-        self._core.bootstrap(checked)
+        self._write_configuration(checked, recover=False)
 
     def recover(self, servers: Iterable[Server | tuple[Any, ...]]) -> None:
         """Force a new configuration after losing quorum (before start())."""
-        checked = self._servers(servers)
+        self._write_configuration(self._servers(servers), recover=True)
+
+    def _write_configuration(self, servers: list[Server], recover: bool) -> None:
         self._open_data_dir()
         try:
-            self._core.bootstrap(checked, recover=True)
+            self._core.bootstrap(servers, recover=recover)
         except RaftError as exc:
-            raise integrity.start_failure(exc, self._data_dir) from exc
+            damaged = integrity.start_failure(exc, self._data_dir)
+            if damaged is not exc:
+                raise damaged from exc
+            raise
 
     @staticmethod
     def _servers(servers: Iterable[Server | tuple[Any, ...]]) -> list[Server]:
