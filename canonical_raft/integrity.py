@@ -27,7 +27,8 @@ of an open segment that does not check (offset X):
 - otherwise a torn tail: accepted (libraft drops it), logged at WARNING.
 
 A file that ends inside a batch, an open segment smaller than a later one
-(they are allocated whole, in order: it was cut short), or a batch libraft
+(they are allocated whole, in order: it was cut short) unless it ends just
+after its last batch (finalized, but killed before its rename), or a batch libraft
 would reject for a reason other than a checksum, is refused (libraft 0.22 would fail, or
 abort the process on a double free).
 
@@ -214,13 +215,17 @@ def check_open_segments(data_dir: str, names: list[str]) -> list[OpenScan]:
     scans = []
     for i, seg in enumerate(segments):
         # libraft allocates open segments whole, one after another: one
-        # smaller than a later one was cut short (and its entries with it).
+        # smaller than a later one was cut short (and its entries with it),
+        # unless it ends exactly after its last batch: libraft finalizes a
+        # segment by truncating it there and then renaming it, and a crash
+        # between the two leaves just that.
+        scan, state, why = _scan_open(seg)
+        finalized = state is None and scan.batches > 0 and scan.stop == seg.size
         bigger = [o for o in segments[i + 1:] if o.size > seg.size]
-        if bigger:
+        if bigger and not finalized:
             raise corrupt(seg.path, f"cut short to {seg.size} bytes (the later open segment "
                           f"{os.path.basename(bigger[0].path)} has {bigger[0].size}: open "
                           "segments are allocated whole)")
-        scan, state, why = _scan_open(seg)
         scans.append(scan)
         if state == "fail":
             raise corrupt(seg.path, why)
