@@ -355,7 +355,7 @@ def test_sigkill_under_load_restarts_cleanly(tmp_path):
 def test_a_data_dir_of_the_previous_release_opens(tmp_path):
     """tests/data/v1-datadir.tar.gz (made by make_v1_datadir.py with the
     release before the snapshot checksum): its version-1 snapshots load;
-    snapshots taken now are version 2 and load too."""
+    snapshots taken now are in the current version and load too."""
     import tarfile
     with tarfile.open(Path(__file__).with_name("data") / "v1-datadir.tar.gz") as tar:
         tar.extractall(tmp_path, filter="data")
@@ -376,12 +376,12 @@ def test_a_data_dir_of_the_previous_release_opens(tmp_path):
             node.apply(b"v2-%d" % i).result(10)
     versions = {struct.unpack_from("<H", (path / n).read_bytes(), 4)[0]
                 for n in os.listdir(path) if n.startswith("snapshot-") and "." not in n}
-    assert versions == {2}
+    assert versions == {3}
     assert start_and_read(path) == old + [b"v2-%d" % i for i in range(250)]
 
 
 def test_snapshot_checksum_refused_before_restore(tmp_path):
-    """A version-2 snapshot whose data was damaged never reaches
+    """A checksummed snapshot whose data was damaged never reaches
     FSM.restore(): the scan names the file."""
     path = tmp_path / "node"
     fsm = RecordingFSM()
@@ -396,7 +396,7 @@ def test_snapshot_checksum_refused_before_restore(tmp_path):
                    key=lambda n: tuple(int(x) for x in n.split("-")[1:]))
     file = path / snaps[-1]
     data = bytearray(file.read_bytes())
-    assert struct.unpack_from("<H", data, 4)[0] == 2
+    assert struct.unpack_from("<H", data, 4)[0] == 3
     data[-3] ^= 0xFF
     file.write_bytes(bytes(data))
     assert raft._raft.snapshot_problem(bytes(data)) == "snapshot data does not match its checksum"

@@ -15,13 +15,16 @@
 # padding gives. The tag lets the node that submitted an entry recognise it
 # when it is applied (index alone is not proof after a leader change).
 #
-# Snapshot: header (24 bytes): magic "CRSN" u32 | version u16 (2) |
+# Snapshot: header (32 bytes): magic "CRSN" u32 | version u16 (3) |
 #                              flags u16 (bit 0: zlib) | data length u64 |
 #                              data CRC-32 u32 (zlib's, of the data as
-#                              stored) | reserved u32 (0)
+#                              stored) | reserved u32 (0) |
+#                              inflated length u64 (the FSM's bytes)
 #           then the data.
-#           Version 1 (releases before the checksum) is the first 16 bytes
-#           alone; it is still read, unchecked.
+#           The inflated length bounds zlib: a snapshot never inflates past
+#           what its header declares. Version 2 is the first 24 bytes, and
+#           version 1 (releases before the checksum) the first 16; both are
+#           still read (1 unchecked), inflated up to zlib's own bound.
 
 cdef enum:
     ENTRY_MAGIC = 0x54465243      # b"CRFT"
@@ -39,17 +42,23 @@ cdef enum:
     NOTICE_SIZE = ENTRY_HEADER + 16
 
     SNAPSHOT_MAGIC = 0x4E535243   # b"CRSN"
-    SNAPSHOT_VERSION = 2
-    SNAPSHOT_VERSION_1 = 1        # no checksum: still read
+    SNAPSHOT_VERSION = 3
+    SNAPSHOT_VERSION_2 = 2        # no inflated length: still read
+    SNAPSHOT_VERSION_1 = 1        # no checksum either: still read
     SNAPSHOT_AT_MAGIC = 0
     SNAPSHOT_AT_VERSION = 4
     SNAPSHOT_AT_FLAGS = 6
     SNAPSHOT_AT_LENGTH = 8
     SNAPSHOT_AT_CRC = 16
     SNAPSHOT_AT_RESERVED = 20
+    SNAPSHOT_AT_INFLATED = 24
     SNAPSHOT_HEADER_1 = 16
-    SNAPSHOT_HEADER = 24
+    SNAPSHOT_HEADER_2 = 24
+    SNAPSHOT_HEADER = 32
     SNAPSHOT_ZLIB = 1             # flags: the data is zlib'd
+    # deflate never inflates past 1032 bytes per byte (zlib's FAQ);
+    # a header that claims more is lying.
+    ZLIB_MAX_RATIO = 1032
 
 
 cdef inline size_t pad8(size_t n) noexcept nogil:
@@ -172,6 +181,7 @@ cdef int frame_snapshot(data, bint compress, raft.raft_buffer *buf) except -1:
     """The snapshot file: header, then data (zlib'd if compress)."""
     cdef int flags = 0
     data = bytes(data)
+    cdef size_t inflated = len(<bytes>data)
     if compress:
         data = zlib.compress(data, 1)
         flags |= SNAPSHOT_ZLIB
@@ -186,21 +196,26 @@ cdef int frame_snapshot(data, bint compress, raft.raft_buffer *buf) except -1:
     cr_put64(p + SNAPSHOT_AT_LENGTH, size)
     cr_put32(p + SNAPSHOT_AT_CRC, crc)
     cr_put32(p + SNAPSHOT_AT_RESERVED, 0)
+    cr_put64(p + SNAPSHOT_AT_INFLATED, inflated)
     memcpy(p + SNAPSHOT_HEADER, PyBytes_AS_STRING(data), size)
     buf.base = p
     buf.len = SNAPSHOT_HEADER + size
     return 0
 
 
-cdef int snapshot_check(const char *p, size_t size, size_t *header) noexcept:
+cdef int snapshot_check(const char *p, size_t size, size_t *header,
+                        uint64_t *inflated) noexcept:
     """WHY_LIBRAFT (0) if p holds a whole snapshot of ours whose data
     matches its checksum (version 1: no checksum), the size of its header
-    in *header; else why not. Needs the GIL (zlib)."""
+    in *header and the most its data may inflate to in *inflated (exactly
+    that, from version 3); else why not. Needs the GIL (zlib)."""
     if size < SNAPSHOT_HEADER_1 or cr_get32(p + SNAPSHOT_AT_MAGIC) != SNAPSHOT_MAGIC:
         return WHY_NOT_A_SNAPSHOT
     cdef unsigned version = cr_get16(p + SNAPSHOT_AT_VERSION)
     if version == SNAPSHOT_VERSION_1:
         header[0] = SNAPSHOT_HEADER_1
+    elif version == SNAPSHOT_VERSION_2 and size >= SNAPSHOT_HEADER_2:
+        header[0] = SNAPSHOT_HEADER_2
     elif version == SNAPSHOT_VERSION and size >= SNAPSHOT_HEADER:
         header[0] = SNAPSHOT_HEADER
     else:
@@ -208,24 +223,43 @@ cdef int snapshot_check(const char *p, size_t size, size_t *header) noexcept:
     cdef uint64_t length = cr_get64(p + SNAPSHOT_AT_LENGTH)
     if length != size - header[0]:
         return WHY_SNAPSHOT_LENGTH
-    if version == SNAPSHOT_VERSION and <uint32_t>zlib.crc32(
-            PyMemoryView_FromMemory(<char *>p + SNAPSHOT_HEADER, length, PyBUF_READ)) \
+    cdef bint zlibbed = cr_get16(p + SNAPSHOT_AT_FLAGS) & SNAPSHOT_ZLIB
+    cdef uint64_t bound = length * ZLIB_MAX_RATIO + 64 if zlibbed else length
+    if version == SNAPSHOT_VERSION:
+        inflated[0] = cr_get64(p + SNAPSHOT_AT_INFLATED)
+        if inflated[0] > bound or (not zlibbed and inflated[0] != length):
+            return WHY_SNAPSHOT_INFLATED
+    else:
+        inflated[0] = bound
+    if version != SNAPSHOT_VERSION_1 and <uint32_t>zlib.crc32(
+            PyMemoryView_FromMemory(<char *>p + header[0], length, PyBUF_READ)) \
             != cr_get32(p + SNAPSHOT_AT_CRC):
         return WHY_SNAPSHOT_CHECKSUM
     return 0
 
 
 cdef bytes read_snapshot(const char *p, size_t size):
-    """The data of a snapshot file (decompressed); CorruptError if it is
-    not one of ours or its data does not match its checksum."""
+    """The data of a snapshot file (inflated, never past its declared
+    length); CorruptError if it is not one of ours, its data does not match
+    its checksum or does not inflate to what its header says."""
     cdef size_t header = 0
-    cdef int why = snapshot_check(p, size, &header)
+    cdef uint64_t inflated = 0
+    cdef int why = snapshot_check(p, size, &header, &inflated)
     if why:
         raise raft_error(raft.RAFT_CORRUPT, why)
-    data = PyBytes_FromStringAndSize(p + header, size - header)
-    if cr_get16(p + SNAPSHOT_AT_FLAGS) & SNAPSHOT_ZLIB:
-        data = zlib.decompress(data)
-    return data
+    data = PyMemoryView_FromMemory(<char *>p + header, size - header, PyBUF_READ)
+    if not cr_get16(p + SNAPSHOT_AT_FLAGS) & SNAPSHOT_ZLIB:
+        return bytes(data)
+    inflate = zlib.decompressobj()
+    try:
+        # One byte past the bound tells "too long" from "exactly right".
+        out = inflate.decompress(data, inflated + 1)
+    except zlib.error:
+        raise raft_error(raft.RAFT_CORRUPT, WHY_SNAPSHOT_INFLATED) from None
+    if (not inflate.eof or inflate.unused_data or len(out) > inflated
+            or (cr_get16(p + SNAPSHOT_AT_VERSION) == SNAPSHOT_VERSION and len(out) != inflated)):
+        raise raft_error(raft.RAFT_CORRUPT, WHY_SNAPSHOT_INFLATED)
+    return out
 
 
 def snapshot_problem(data):
@@ -233,9 +267,10 @@ def snapshot_problem(data):
     bytes) is a sound snapshot of ours, else what is wrong with it."""
     cdef const unsigned char[::1] view = memoryview(data).cast("B")
     cdef size_t header = 0
+    cdef uint64_t inflated = 0
     cdef int why
     if view.shape[0] == 0:
         why = WHY_NOT_A_SNAPSHOT
     else:
-        why = snapshot_check(<const char *>&view[0], view.shape[0], &header)
+        why = snapshot_check(<const char *>&view[0], view.shape[0], &header, &inflated)
     return _WORDING[why] if why else None

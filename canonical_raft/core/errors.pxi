@@ -16,6 +16,7 @@ cdef enum Why:
     WHY_NOT_A_SNAPSHOT
     WHY_SNAPSHOT_LENGTH
     WHY_SNAPSHOT_CHECKSUM
+    WHY_SNAPSHOT_INFLATED
 
 _WORDING = {
     WHY_NOT_APPLIED: "node is closing: the command was not applied here",
@@ -31,6 +32,7 @@ _WORDING = {
     WHY_NOT_A_SNAPSHOT: "snapshot is not in canonical_raft's format",
     WHY_SNAPSHOT_LENGTH: "snapshot length does not match its header",
     WHY_SNAPSHOT_CHECKSUM: "snapshot data does not match its checksum",
+    WHY_SNAPSHOT_INFLATED: "snapshot data does not inflate to the length its header declares",
 }
 
 
