@@ -5,6 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP_DEPS := $(VENV)/.deps-installed
 STAMP_PY := $(VENV)/.py-installed
+DOCS_PACKAGES := "mkdocs>=1.6" "mkdocs-material>=9.5" "mkdocstrings[python]>=0.26"
 SOURCES := $(wildcard canonical_raft/*.pyx canonical_raft/core/*.pxi canonical_raft/includes/*.pxd canonical_raft/includes/*.h) setup.py
 EXT := canonical_raft/_raft$(shell $(PYTHON) -c "import sysconfig; print(sysconfig.get_config_var('EXT_SUFFIX'))")
 
@@ -24,7 +25,7 @@ $(STAMP_PY): $(STAMP_DEPS) pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q "setuptools>=64" wheel "Cython>=3.0" "pytest>=7" "pytest-timeout>=2" \
-		"mypy>=1.18" "mkdocs>=1.5" "cryptography>=42"
+		"mypy>=1.18" $(DOCS_PACKAGES) "cryptography>=42"
 	touch $@
 
 # The release build; rebuilt when a source changed or the last build was
@@ -99,7 +100,7 @@ bench: build bench-c
 # HTML documentation (docs/, mkdocs.yml) into site/.
 .PHONY: docs typecheck
 docs: $(STAMP_PY)
-	$(PY) -m pip install -q "mkdocs>=1.5"
+	$(PY) -m pip install -q $(DOCS_PACKAGES)
 	$(PY) -m mkdocs build --strict -d site
 
 # mypy --strict on the package and the examples, stubtest on the compiled core.

@@ -8,12 +8,12 @@ from .errors import (CantBootstrapError, CantChangeError, CorruptError, Leadersh
                      ShutdownError)
 from .fsm import FSM
 from .futures import Future
-from .node import Node
+from .node import Node, Observer
 from .tls import TLS
 from .types import Role, Server, State
 
 __all__ = [
-    "FSM", "Future", "Node", "TLS", "Role", "Server", "State",
+    "FSM", "Future", "Node", "Observer", "TLS", "Role", "Server", "State",
     "RaftError", "NotLeaderError", "LeadershipLostError", "ShutdownError",
     "CantBootstrapError", "CantChangeError", "NoConnectionError", "DataDirInUseError",
     "CorruptError",

@@ -9,7 +9,7 @@ import socket
 import warnings
 import weakref
 from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from . import _raft, config, datadir, integrity, peer_security
 from .errors import IOERR, SHUTDOWN, RaftError, ShutdownError
@@ -35,6 +35,16 @@ def _close_all_at_exit() -> None:
 
 
 class Node:
+    """One member of a raft cluster, replicating ``fsm``.
+
+    Constructing starts nothing: call ``bootstrap()`` (first start of a new
+    cluster only) and ``start()``; ``close()`` or a ``with`` block stops it.
+    Every method is thread-safe; see API.md for the whole contract.
+
+    Settings (keyword arguments, each checked at construction; the tuning
+    guide's table says more):
+    """
+
     _core: _raft.Core
 
     def __init__(self, id: int, address: str, data_dir: str | os.PathLike[str],
@@ -242,18 +252,23 @@ class Node:
     # side leaves the node and the submitted request alone. -------------------
 
     async def barrier_async(self) -> None:
+        """Await ``barrier()`` from asyncio."""
         await asyncio.wrap_future(self.barrier())
 
     async def add_async(self, id: int, address: str, role: Role = Role.VOTER) -> None:
+        """Await ``add(id, address, role)`` from asyncio."""
         await asyncio.wrap_future(self.add(id, address, role))
 
     async def assign_async(self, id: int, role: Role) -> None:
+        """Await ``assign(id, role)`` from asyncio."""
         await asyncio.wrap_future(self.assign(id, role))
 
     async def remove_async(self, id: int) -> None:
+        """Await ``remove(id)`` from asyncio."""
         await asyncio.wrap_future(self.remove(id))
 
     async def transfer_async(self, id: int = 0) -> Server | None:
+        """Await ``transfer(id)`` from asyncio: the new leader, or None."""
         return await asyncio.wrap_future(self.transfer(id))
 
     async def wait_for_leader_async(self, timeout: float | None = None) -> Server:
@@ -272,43 +287,55 @@ class Node:
             # election timeout.
             await asyncio.sleep(0.01)
 
-    def on_state_change(self, fn: _F) -> _F:
-        """Call ``fn(node)`` on the raft thread when the state or leader changes."""
+    def on_state_change(self, fn: _F) -> Observer[_F]:
+        """Call ``fn(node)`` on the raft thread when the state or leader
+        changes (HashiCorp's observer); an exception it raises is logged and
+        the other observers still run. Returns an ``Observer``: calling it
+        calls ``fn`` (so this works as a decorator) and ``cancel()``
+        unregisters ``fn``."""
         if not callable(fn):
             raise TypeError("on_state_change needs a callable")
         self._core.add_observer(fn)
-        return fn
+        return Observer(fn, self._core)
 
     # -- status -------------------------------------------------------------------
 
     @property
     def id(self) -> int:
+        """This node's raft id."""
         return self._id
 
     @property
     def address(self) -> str:
+        """The ``host:port`` its peers reach it at."""
         return self._address
 
     @property
     def data_dir(self) -> str:
+        """Its data dir, as an absolute path."""
         return self._data_dir
 
     @property
     def state(self) -> State:
+        """Its raft state now (``State.UNAVAILABLE`` before start and after
+        close or a fatal error)."""
         return self._core.state
 
     @property
     def leader(self) -> Server | None:
+        """The leader this node knows of, or None."""
         return self._core.leader
 
     @property
     def is_leader(self) -> bool:
+        """True while this node is the leader."""
         leader = self._core.leader
         return leader is not None and leader.id == self._id and \
             self._core.state == State.LEADER
 
     @property
     def configuration(self) -> list[Server]:
+        """The servers of the newest configuration this node knows."""
         return self._core.configuration
 
     def stats(self) -> dict[str, Any]:
@@ -321,16 +348,36 @@ class Node:
         return f"<canonical_raft.Node id={self._id} address={self._address!r} state={state}>"
 
 
-Node.__doc__ = "\n".join([
-    """One member of a raft cluster, replicating ``fsm``.
+# The settings, each once in canonical_raft.config.
+Node.__doc__ = "\n".join([Node.__doc__ or "", *config.docstring_lines()])
 
-    Constructing starts nothing: call ``bootstrap()`` (first start of a new
-    cluster only) and ``start()``; ``close()`` or a ``with`` block stops it.
-    Every method is thread-safe; see API.md for the whole contract.
 
-    Settings (keyword arguments, each checked at construction; the tuning
-    guide says more):
-""", *config.docstring_lines()])
+class Observer(Generic[_F]):
+    """What ``Node.on_state_change(fn)`` returns: calling it calls ``fn``;
+    ``cancel()`` unregisters ``fn`` from that node (idempotent)."""
+
+    __slots__ = ("fn", "_core")
+
+    def __init__(self, fn: _F, core: _raft.Core) -> None:
+        self.fn = fn
+        self._core: _raft.Core | None = core
+
+    def __call__(self, node: Node) -> object:
+        return self.fn(node)
+
+    @property
+    def active(self) -> bool:
+        """True until ``cancel()``."""
+        return self._core is not None
+
+    def cancel(self) -> bool:
+        """Stop calling ``fn``; True if this call unregistered it. Safe from
+        any thread, ``fn`` itself included (a call already under way ends)."""
+        core, self._core = self._core, None
+        return core is not None and core.remove_observer(self.fn)
+
+    def __repr__(self) -> str:
+        return f"<canonical_raft.Observer {self.fn!r}{'' if self.active else ' cancelled'}>"
 
 
 # Core.change() operations, libraft-side numbers from the compiled core.

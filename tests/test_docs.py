@@ -307,3 +307,35 @@ def test_mkdocs_builds_the_site(tmp_path):
                  "testing/index.html", "API/index.html"):
         assert (tmp_path / "site" / page).is_file(), page
     assert "kvstore.py" in (tmp_path / "site" / "tutorial" / "index.html").read_text()
+    # The API reference is generated: every public name has its entry.
+    reference = "".join(p.read_text() for p in (tmp_path / "site" / "reference").rglob("*.html"))
+    ids = set(re.findall(r'id="(canonical_raft[\w.]*)"', reference))
+    # (a function named like the module it lives in, batteries.replicated,
+    # gets the module's path: canonical_raft.batteries.replicated.replicated)
+    missing = sorted(name for name in public_names()
+                     if name not in ids and f"{name}.{name.rsplit('.', 1)[1]}" not in ids)
+    assert not missing, f"no entry in docs/reference for {missing}"
+
+
+def public_names():
+    """canonical_raft's public names, Node's members, the batteries' and
+    the testing helpers' (what docs/reference must list)."""
+    import canonical_raft as raft
+    import canonical_raft.batteries as batteries
+    import canonical_raft.testing as testing
+    names = {f"canonical_raft.{n}" for n in raft.__all__}
+    names |= {f"canonical_raft.Node.{n}" for n in vars(raft.Node) if not n.startswith("_")}
+    names |= {f"canonical_raft.batteries.{n}" for n in batteries.__all__}
+    names |= {f"canonical_raft.testing.{n}" for n in testing.__all__}
+    return names
+
+
+@pytest.mark.timeout(30)
+def test_every_public_member_of_node_has_a_docstring():
+    import canonical_raft as raft
+    bare = []
+    for name, value in vars(raft.Node).items():
+        fn = value.fget if isinstance(value, property) else value
+        if not name.startswith("_") and not (getattr(fn, "__doc__", None) or "").strip():
+            bare.append(name)
+    assert not bare, f"Node members without a docstring: {bare}"

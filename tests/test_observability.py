@@ -135,7 +135,47 @@ def test_on_state_change_needs_a_callable(make_node):
     def fn(n):
         pass
 
-    assert node.on_state_change(fn) is fn       # usable as a decorator
+    handle = node.on_state_change(fn)
+    assert handle.fn is fn and handle.active
+    assert handle(node) is None                 # usable as a decorator: it calls fn
+
+
+@pytest.mark.timeout(60)
+def test_an_observer_cancelled_is_not_called_again(cluster):
+    c = cluster(3, start=False)
+    kept, dropped = [], []
+    handles = {}
+    for id in range(1, 4):
+        node = c.node(id)
+        node.on_state_change(lambda n: kept.append(n.state))
+        handles[id] = node.on_state_change(lambda n: dropped.append(n.state))
+    c.start()
+    leader = c.leader()
+    wait_until(lambda: len(dropped) >= 3, 10, message="every node's first change")
+    assert all(h.cancel() for h in handles.values())
+    assert not any(h.cancel() for h in handles.values())     # idempotent
+    assert not any(h.active for h in handles.values())
+    before, seen = len(dropped), len(kept)
+    leader.transfer().result(timeout=20)                      # more changes on every node
+    wait_until(lambda: len(kept) > seen, 10, message="changes after the cancel")
+    assert len(dropped) == before
+
+
+@pytest.mark.timeout(60)
+def test_an_observer_may_cancel_itself(cluster):
+    c = cluster(1, start=False)
+    calls = []
+
+    def once(n):
+        calls.append(n.state)
+        handle.cancel()
+
+    handle = c.node(1).on_state_change(once)
+    c.start()
+    c.leader()                  # follower, candidate, leader: several changes
+    wait_until(lambda: calls, 10, message="the first change")
+    c.node(1).close()
+    assert len(calls) == 1
 
 
 # -- libraft's tracer ---------------------------------------------------------------

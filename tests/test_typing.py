@@ -136,7 +136,7 @@ EXPECTED_TYPES = [
     "user_code.Counter",
     "canonical_raft.node.Node",
     "canonical_raft.node.Node",
-    "def (n: canonical_raft.node.Node)",
+    "canonical_raft.node.Observer[def (n: canonical_raft.node.Node)]",
     "tuple[int, str, canonical_raft.types.Role, fallback=canonical_raft.types.Server] | None",
 ]
 

@@ -469,3 +469,12 @@ cdef class Core:
 
     def add_observer(self, fn):
         self._observers.append(fn)
+
+    def remove_observer(self, fn):
+        """Unregister fn (added once per add_observer); True if it was there.
+        Observers run from a copy of the list, so this is safe from one."""
+        for i, each in enumerate(self._observers):
+            if each is fn:
+                del self._observers[i]
+                return True
+        return False
