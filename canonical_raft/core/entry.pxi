@@ -256,8 +256,9 @@ cdef bytes read_snapshot(const char *p, size_t size):
         out = inflate.decompress(data, inflated + 1)
     except zlib.error:
         raise raft_error(raft.RAFT_CORRUPT, WHY_SNAPSHOT_INFLATED) from None
-    if (not inflate.eof or inflate.unused_data or len(out) > inflated
-            or (cr_get16(p + SNAPSHOT_AT_VERSION) == SNAPSHOT_VERSION and len(out) != inflated)):
+    cdef uint64_t got = len(out)
+    if (not inflate.eof or inflate.unused_data or got > inflated
+            or (cr_get16(p + SNAPSHOT_AT_VERSION) == SNAPSHOT_VERSION and got != inflated)):
         raise raft_error(raft.RAFT_CORRUPT, WHY_SNAPSHOT_INFLATED)
     return out
 
