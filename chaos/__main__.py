@@ -1,4 +1,4 @@
-"""python -m chaos [--short] [--duration S] [--only NAME,...] | check FILE | --list"""
+"""python -m chaos [--short] [--tls | --plain] [--duration S] [--only NAME,...] | check FILE | --list"""
 
 import argparse
 import json
@@ -10,7 +10,8 @@ from pathlib import Path
 from . import net, report
 from .checker import check, load_history
 from .cluster import cleanup_stale_processes
-from .runner import BY_NAME, SCENARIOS, SELFTESTS, SHORT, Options, run_scenario
+from .runner import (ALL, BY_NAME, SCENARIOS, SELFTESTS, SHORT, TLS_SUFFIX, Options,
+                     in_plaintext, over_tls, run_scenario)
 
 
 def _log(msg):
@@ -26,6 +27,11 @@ def main(argv=None):
     p.add_argument("--short", action="store_true",
                    help=f"the CI selection ({', '.join(SHORT)}), 35 s each")
     p.add_argument("--only", default="", help="comma-separated scenario names")
+    transport = p.add_mutually_exclusive_group()
+    transport.add_argument("--tls", action="store_true",
+                           help="run the selected scenarios over mutual TLS only")
+    transport.add_argument("--plain", action="store_true",
+                           help="run the selected scenarios in plaintext only")
     p.add_argument("--duration", type=float, default=None, help="seconds of load per scenario")
     p.add_argument("--rate", type=float, default=150.0, help="operations per second offered")
     p.add_argument("--clients", type=int, default=10)
@@ -44,9 +50,12 @@ def main(argv=None):
             print(f"{sc.name:22} {sc.nemesis:20} {sc.nodes} nodes"
                   f"{'  netns' if sc.netns else ''}{'  tmpfs' if sc.disk_mb else ''}"
                   f"{'  (self-test: must find a violation)' if sc.expect != 'ok' else ''}")
+        print(f"\nevery scenario NAME but the self-test also runs over mutual TLS as "
+              f"NAME{TLS_SUFFIX}")
         return 0
-    names = [n for n in args.only.split(",") if n] or (SHORT if args.short else
-                                                      [s.name for s in SCENARIOS])
+    names = [n for n in args.only.split(",") if n] or (SHORT if args.short else ALL)
+    if args.tls or args.plain:
+        names = list(dict.fromkeys(map(over_tls if args.tls else in_plaintext, names)))
     if args.selftest:
         names += [s.name for s in SELFTESTS if s.name not in names]
     unknown = [n for n in names if n not in BY_NAME]

@@ -28,18 +28,21 @@ class Check:
 
 def writes_durable(ops, finals):
     """No acknowledged write or CAS is missing from any member's applied
-    commands; none that failed (NotLeaderError) is there; none twice."""
+    commands; none that failed (NotLeaderError) is there; none twice.
+    Returns the check, the acknowledged count, and the most any member
+    lacks and applied twice."""
     acked = {op.id for op in ops if op.f in (WRITE, CAS) and op.status == OK}
     failed = {op.id for op in ops if op.f in (WRITE, CAS) and op.status == FAIL}
     unknown = {op.id for op in ops if op.f in (WRITE, CAS) and op.status == UNKNOWN}
     problems = []
-    lost_total = 0
+    lost_total = dups_total = 0
     applied_unknown = None
     for nid, fin in sorted(finals.items()):
         ids = [i for i in fin["ids"] if i is not None]
         seen = set(ids)
         if len(seen) != len(ids):
             dups = len(ids) - len(seen)
+            dups_total = max(dups_total, dups)
             problems.append(f"node {nid} applied {dups} command(s) twice")
         lost = acked - seen
         if lost:
@@ -55,7 +58,8 @@ def writes_durable(ops, finals):
         f"{len(acked)} acknowledged, all on {len(finals)} members"
         + (f"; {applied_unknown}/{len(unknown)} unknown ones applied"
            if applied_unknown is not None else ""))
-    return Check("no lost writes", not problems and bool(finals), detail), lost_total
+    return (Check("no lost writes", not problems and bool(finals), detail),
+            len(acked), lost_total, dups_total)
 
 
 def converged(finals):
@@ -88,6 +92,30 @@ def converged(finals):
     return Check("replicas converge", not problems,
                  "; ".join(problems) if problems else
                  f"{len(finals)} members at index {applied}, {count} commands, digest {digest}")
+
+
+# Refusals (node.stats()["refused"]) that mean a member's certificate or the
+# id it claimed was not accepted: never for the harness's own nodes.
+IDENTITY_REFUSALS = ("tls_nocert", "tls_verify", "tls_expired", "tls_notyetvalid", "tls_noid",
+                     "tls_idmismatch", "fw_handshake_id_mismatch")
+
+
+def mutual_tls(finals):
+    """Over TLS: every member ran with its certificate, and no member
+    refused another's (the peer transport's counters since its last start)."""
+    problems = [f"node {i} ran without tls" for i, f in sorted(finals.items())
+                if not f["status"].get("tls")]
+    refused = {}
+    for f in finals.values():
+        for reason, n in f["status"].get("refused", {}).items():
+            refused[reason] = refused.get(reason, 0) + n
+    bad = {r: n for r, n in refused.items() if r in IDENTITY_REFUSALS}
+    if bad:
+        problems.append(f"members refused as impostors: {bad}")
+    return Check("mutual TLS", bool(finals) and not problems,
+                 "; ".join(problems) if problems else
+                 f"{len(finals)} members on TLS; connections dropped: "
+                 f"{dict(sorted(refused.items())) or 'none'}")
 
 
 def one_leader_per_term(events):

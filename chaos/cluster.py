@@ -2,7 +2,9 @@
 
 Each node is a `python -m chaos.node` child (inside its network namespace
 when the network is `net.Netns`), driven over its stdin/stdout with
-canonical_raft.testing.procs. Every child
+canonical_raft.testing.procs. With tls, the cluster has a CA of its own and
+each node a certificate for its id and address (canonical_raft.certs), in
+the scenario's directory. Every child
 is stopped by its PID when the cluster closes: a "close" request first,
 then SIGTERM, then SIGKILL; a paused child is continued first.
 """
@@ -16,6 +18,7 @@ import threading
 import time
 from pathlib import Path
 
+from canonical_raft import certs
 from canonical_raft.testing import procs
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -119,7 +122,7 @@ class Cluster:
 
     def __init__(self, n, workdir, net, *, election_timeout=1.0, heartbeat_timeout=0.1,
                  snapshot_threshold=512, snapshot_trailing=64, tuning=None,
-                 unsafe_reads=False, log=None):
+                 tls=False, unsafe_reads=False, log=None):
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.net = net
@@ -129,6 +132,10 @@ class Cluster:
                              snapshot_trailing=snapshot_trailing)
         self.tuning = dict(tuning or {})
         self.unsafe_reads = unsafe_reads
+        self.tls_dir = None           # the CA, and each node's certificate once it started
+        if tls:
+            self.tls_dir = self.workdir / "tls"
+            certs.init(str(self.tls_dir))
         self.log = log or (lambda *a: None)
         self.lock = threading.Lock()
         self.nodes = {}               # id -> current NodeProc (alive or not)
@@ -152,6 +159,13 @@ class Cluster:
     def address(self, id):
         return self.net.address(id)
 
+    def certificate(self, id):
+        """The directory holding node ``id``'s certificate (issued on its
+        first start, for the host it is reached at) and the CA's."""
+        if not (self.tls_dir / f"node-{id}.crt").exists():
+            certs.node(str(self.tls_dir), id, [self.address(id).rsplit(":", 1)[0]])
+        return self.tls_dir
+
     def spawn(self, id, bootstrap=None):
         """Start node ``id`` (bootstrap: the list of ids of a new cluster)."""
         if self.closed:
@@ -163,6 +177,8 @@ class Cluster:
             cmd += [f"--{k.replace('_', '-')}", str(v)]
         if self.tuning:
             cmd += ["--tuning", json.dumps(self.tuning)]
+        if self.tls_dir is not None:
+            cmd += ["--tls-dir", str(self.certificate(id))]
         if self.unsafe_reads:
             cmd += ["--unsafe-reads"]
         if bootstrap:

@@ -18,7 +18,8 @@ Commands (a failure is a reply too: {"ok": false, "error": NAME, ...}):
                                (pad: that many bytes of ballast in the log entry)
     cas     k e n id [pad]  -> {"ok": true, "out": [true] | [false, current]} | error
     read    k               -> barrier, then this node's value: {"ok": true, "value": V}
-    status                  -> state, term, leader, count, digest, indexes, configuration
+    status                  -> state, term, leader, count, digest, indexes, configuration,
+                               tls (bool), refused (peer connections dropped, by reason)
     final                   -> count, digest, applied op ids, data, digest history
     add id address [voter]  /  remove id  /  transfer [id]   -> cluster operations
     close                   -> closes the node, replies, exits 0
@@ -109,7 +110,7 @@ class Server:
         self.fsm = KV(on_restore=self._restored)
         # The scenarios' addresses live in private network namespaces of this
         # machine (chaos/net.py): plaintext there is insecure=True by choice.
-        # --tls-dir runs the node with mutual TLS (the hook for chaos over TLS).
+        # --tls-dir (the +tls scenarios) runs the node with mutual TLS.
         security = ({"tls": raft.TLS.from_dir(args.tls_dir, args.id)} if args.tls_dir
                     else {"insecure": True})
         self.node = raft.Node(args.id, args.address, args.data_dir, self.fsm,
@@ -229,6 +230,7 @@ class Server:
                 "commit_index": stats["commit_index"], "last_applied": stats["last_applied"],
                 "last_index": stats["last_index"], "snapshot_index": stats["snapshot_index"],
                 "error": stats["error"], "pid": os.getpid(),
+                "tls": self.node.tls is not None, "refused": stats["refused"],
                 "configuration": [[s.id, s.address, s.role.name]
                                   for s in self.node.configuration]}
 

@@ -5,7 +5,7 @@ import random
 import shutil
 import subprocess
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Optional
 
@@ -29,6 +29,7 @@ class Scenario:
     pad: int = 0                    # bytes of ballast in every write's log entry
     unsafe_reads: bool = False      # self-test: reads without barrier, on any node
     expect: str = "ok"              # the linearizability verdict that passes
+    tls: bool = False               # mutual TLS between the nodes (the NAME+tls variants)
 
 
 SCENARIOS = [
@@ -53,15 +54,35 @@ SCENARIOS = [
                            tuning=dict(segment_size=8 * 1024 * 1024))),
 ]
 
+# Every scenario again over mutual TLS: the same faults and checks, plus
+# "mutual TLS" (every member on its certificate, none refused).
+TLS_SUFFIX = "+tls"
+TLS_SCENARIOS = [replace(s, name=s.name + TLS_SUFFIX, tls=True) for s in SCENARIOS]
+
 # The harness checking itself: reads served from any node's local state,
 # without a barrier, must be caught as not linearizable.
 SELFTESTS = [
     Scenario("selftest-stale-reads", "pause-follower", unsafe_reads=True, expect="violation"),
 ]
 
-SHORT = ["kill-leader", "partition-leader", "pause-follower"]
+# The CI selection (tests/chaos/test_short.py, make chaos-short).
+SHORT = ["kill-leader", "partition-leader", "pause-follower",
+         "kill-leader+tls", "partition-leader+tls"]
 
-BY_NAME = {s.name: s for s in SCENARIOS + SELFTESTS}
+# The whole suite: each scenario in plaintext, then over TLS.
+ALL = [name for s in SCENARIOS for name in (s.name, s.name + TLS_SUFFIX)]
+
+BY_NAME = {s.name: s for s in SCENARIOS + TLS_SCENARIOS + SELFTESTS}
+
+
+def over_tls(name):
+    """The name of scenario ``name`` over TLS (itself if it is already)."""
+    return name if name.endswith(TLS_SUFFIX) else name + TLS_SUFFIX
+
+
+def in_plaintext(name):
+    """The name of scenario ``name`` in plaintext (itself if it is already)."""
+    return name[:-len(TLS_SUFFIX)] if name.endswith(TLS_SUFFIX) else name
 
 
 @dataclass
@@ -123,12 +144,13 @@ def run_scenario(sc, opts, log=print, netns_reason=None):
         else:
             net = Loopback()
         cluster = Cluster(sc.nodes, workdir, net, log=log, unsafe_reads=sc.unsafe_reads,
-                          **sc.settings)
+                          tls=sc.tls, **sc.settings)
         if sc.disk_mb:
             mounted = cluster.data_dir(sc.nodes)
             _mount_tmpfs(mounted, sc.disk_mb)
         leader = cluster.start()
-        log(f"   cluster of {sc.nodes} up ({result['net']}), leader {leader}")
+        log(f"   cluster of {sc.nodes} up ({result['net']}{', tls' if sc.tls else ''}), "
+            f"leader {leader}")
         nemesis = NEMESES[nemesis_name](cluster, rng, log)
         workload = Workload(cluster, history, keys=opts.keys, clients=opts.clients,
                             rate=opts.rate, op_timeout=opts.op_timeout, pad=sc.pad,
@@ -193,8 +215,8 @@ def run_scenario(sc, opts, log=print, netns_reason=None):
             result["checks"].append(checks.Check(
                 f"linearizability {sc.expect} detected", lin.verdict == sc.expect,
                 lin.summary()[:300]))
-        durable, lost = checks.writes_durable(ops, finals)
-        result["lost"] = lost
+        durable, acked, lost, dups = checks.writes_durable(ops, finals)
+        result.update(acked=acked, lost=lost, dups=dups)
         result["checks"].append(durable)
         result["checks"].append(checks.converged(finals))
         result["checks"].append(checks.one_leader_per_term(cluster.events))
@@ -205,6 +227,8 @@ def run_scenario(sc, opts, log=print, netns_reason=None):
         result["checks"].append(prog)
         result["gap"] = round(checks.max_gap(ops, t0, t_end), 2)
         result["failover"] = checks.failover(schedule.heals, ops)
+        if sc.tls:
+            result["checks"].append(checks.mutual_tls(finals))
         result["checks"] += _specific(sc, nemesis_name, nemesis, cluster, workdir, schedule,
                                       result["op_errors"])
         if schedule.heals == [] and nemesis_name != "none":
@@ -232,7 +256,7 @@ def run_scenario(sc, opts, log=print, netns_reason=None):
         if mounted is not None:
             _umount(mounted)
         if not opts.keep_data:
-            for d in workdir.glob("n*"):
+            for d in [*workdir.glob("n*"), workdir / "tls"]:
                 if d.is_dir():
                     shutil.rmtree(d, ignore_errors=True)
         result["wall"] = round(time.monotonic() - t_begin, 1)
