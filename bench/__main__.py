@@ -11,7 +11,9 @@ during the measured period and its peak RSS (VmHWM, reset before each row).
 The same cluster and load run on the C reference driver (bench/c/raft_bench.c,
 libraft driven directly, one command per raft_apply; ``make bench-c`` builds
 it) in the same invocation, and each row shows the ratio binding / C measured
-in the same run. With ``--peers`` the load also runs on PySyncObj (from
+in the same run. With ``--tls`` the binding also runs over mutual TLS, right
+after the plaintext binding in every run, and the report adds TLS / plaintext.
+With ``--peers`` the load also runs on PySyncObj (from
 bench/requirements.txt, which ``make bench`` installs), which never fsyncs.
 
 Settings: by default both sides run with the binding's effective defaults
@@ -81,6 +83,10 @@ def make_parser():
                              "(default; window 1 blocks on result()), apply_many() per refill "
                              "(window > 1), or 'callback': the next command submitted from each "
                              "done callback, on the raft thread, as the C driver does")
+    parser.add_argument("--tls", action="store_true",
+                        help="also run the binding over mutual TLS ('binding[tls]', right after the "
+                             "plaintext binding in every run; certificates made in the run's "
+                             "temporary directory) and report TLS / plaintext")
     parser.add_argument("--no-c", action="store_true", help="skip the C reference driver")
     parser.add_argument("--peers", action="store_true",
                         help="also run PySyncObj (from bench/requirements.txt; it never fsyncs)")

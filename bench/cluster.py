@@ -31,6 +31,8 @@ class NodeProc(procs.Process):
                 args += ["--impl", IMPL_PSO, "--pysyncobj-conf", PYSYNCOBJ_IMPLS[impl][0]]
             if impl == IMPL_BINDING and options.get("api"):
                 args += ["--api", options["api"]]
+            if impl == IMPL_BINDING and options.get("tls_dir"):
+                args += ["--tls-dir", options["tls_dir"]]
             argv = procs.python_argv("bench.node", *args)
         super().__init__(argv, name=f"{impl} node {node_id}", log_path=log_path,
                          env=procs.child_env(ROOT), cwd=ROOT, on_event=self._event,
@@ -150,8 +152,9 @@ class Cluster:
                    pending=reply["pending"], submitted=reply["submitted"])
         total_cpu = sum(v for v in cpu.values() if v is not None)
         row["cpu_us_per_op"] = round(total_cpu / row["ops"] * 1e6, 1) if row["ops"] else None
-        if reply.get("api"):
-            row["api"] = reply["api"]
+        for key in ("api", "transport"):
+            if reply.get(key):
+                row[key] = reply[key]
         return row
 
 

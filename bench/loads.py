@@ -6,7 +6,6 @@ next command from each done callback, as the C driver does. Latency is
 submit -> completion seen by the client, inside the measured period.
 """
 
-import os
 import collections
 import threading
 import time
@@ -133,15 +132,12 @@ class BindingNode:
 
     impl = IMPL_BINDING
 
-    def __init__(self, node_id, servers, data_dir, knobs, api="apply"):
+    def __init__(self, node_id, servers, data_dir, knobs, api="apply", tls_dir=None):
         import canonical_raft as raft
         self.raft = raft
         self.fsm = BenchFSM()
         address = dict(servers)[node_id]
-        # Hook for a TLS row (issue 11, item 6): certificates made with
-        # `python -m canonical_raft certs` in this directory, ids 1..n.
-        tls_dir = os.environ.get("CANONICAL_RAFT_BENCH_TLS_DIR")
-        if tls_dir:
+        if tls_dir:     # the TLS row: certificates the harness made (bench/tls.py)
             knobs = dict(knobs, tls=raft.TLS.from_dir(tls_dir, node_id))
         self.node = raft.Node(node_id, address, data_dir, self.fsm, **knobs)
         self.node.bootstrap([raft.Server(i, a) for i, a in servers])
@@ -168,7 +164,8 @@ class BindingNode:
         else:
             self._load_window(command, window, st, out)
         return st.reply(api=self.api if window > 1 or self.api == "callback"
-                        else "apply().result()")
+                        else "apply().result()",
+                        transport="tls" if self.node.tls is not None else "tcp")
 
     def _load_blocking(self, command, st, out):
         apply = self.node.apply

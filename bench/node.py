@@ -2,6 +2,7 @@
 
     python -m bench.node --node 1 --cluster 1=127.0.0.1:P,... --data-dir D \
         [--knob NAME=VALUE ...] [--impl binding|pysyncobj] [--api apply|apply_many|callback]
+        [--tls-dir DIR]
 
 It speaks canonical_raft.testing.procs; the commands are those of the C
 driver (bench/c/raft_bench.c), so one harness drives both: ``status``,
@@ -20,7 +21,7 @@ from .common import API_CHOICES, IMPL_BINDING, IMPL_PSO, PYSYNCOBJ_CONFS, parse_
 def _make_node(args, servers, knobs):
     if args.impl == IMPL_BINDING:
         from .loads import BindingNode
-        return BindingNode(args.node, servers, args.data_dir, knobs, args.api)
+        return BindingNode(args.node, servers, args.data_dir, knobs, args.api, args.tls_dir)
     from .pysyncobj_node import PySyncObjNode
     return PySyncObjNode(args.node, servers, args.data_dir, args.pysyncobj_conf)
 
@@ -35,6 +36,8 @@ def main(argv=None):
     parser.add_argument("--impl", choices=[IMPL_BINDING, IMPL_PSO], default=IMPL_BINDING)
     parser.add_argument("--pysyncobj-conf", choices=sorted(PYSYNCOBJ_CONFS), default="batched")
     parser.add_argument("--api", choices=API_CHOICES, default="apply")
+    parser.add_argument("--tls-dir", default=None,
+                        help="mutual TLS with raft.TLS.from_dir(DIR, node) (binding only)")
     args = parser.parse_args(argv)
     channel = procs.Child(f"node {args.node}")
     servers = procs.parse_servers(args.cluster)

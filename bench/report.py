@@ -1,12 +1,14 @@
-"""Medians over runs, ratios to the C driver, and the table."""
+"""Medians over runs, ratios to the C driver (and TLS to plaintext), and the tables."""
 
 import statistics
 
 from .common import IMPL_BINDING, IMPL_C, IMPL_PSO, IMPL_PSO_DEFAULT, IMPL_PSO_NOBATCH, PYSYNCOBJ_IMPLS, rows_for
+from .tls import IMPL_TLS
 
 
 def summarize(all_rows, impls, args):
-    """Medians over runs per (impl, size, window), and per-run ratios to C."""
+    """Medians over runs per (impl, size, window), and per-run ratios to C
+    (and, for the TLS row, to the plaintext binding)."""
     by_key, failed = {}, {}
     for row in all_rows:
         key = (row["impl"], row["size"], row["window"])
@@ -42,21 +44,32 @@ def summarize(all_rows, impls, args):
             if failed.get((impl, size, window)):
                 summary["failed_runs"] = len(failed[(impl, size, window)])
                 summary["failure"] = failed[(impl, size, window)][0]
-            c_rows = {r["run"]: r for r in by_key.get((IMPL_C, size, window), [])}
-            if impl != IMPL_C and c_rows:
-                ops_ratios = [r["ops_per_s"] / c_rows[r["run"]]["ops_per_s"] for r in rows
-                              if r["run"] in c_rows and (c_rows[r["run"]]["ops_per_s"] or 0) > 0]
-                p50_ratios = [r["p50_ms"] / c_rows[r["run"]]["p50_ms"] for r in rows
-                              if r["run"] in c_rows and (r["p50_ms"] or 0) > 0
-                              and (c_rows[r["run"]]["p50_ms"] or 0) > 0]
-                if ops_ratios:
-                    summary["ops_ratio_vs_c"] = round(statistics.median(ops_ratios), 3)
-                if p50_ratios:
-                    summary["p50_ratio_vs_c"] = round(statistics.median(p50_ratios), 3)
+            if impl != IMPL_C:
+                summary.update(_ratios(rows, by_key.get((IMPL_C, size, window), []), "vs_c",
+                                       ("ops_per_s", "p50_ms")))
+            if impl == IMPL_TLS:
+                summary.update(_ratios(rows, by_key.get((IMPL_BINDING, size, window), []),
+                                       "vs_plain", ("ops_per_s", "p50_ms", "p99_ms")))
             if impl in PYSYNCOBJ_IMPLS:
                 summary["durability"] = "never fsyncs (in-memory log)"
             summaries.append(summary)
     return summaries
+
+
+_RATIO_NAMES = {"ops_per_s": "ops", "p50_ms": "p50", "p99_ms": "p99"}
+
+
+def _ratios(rows, ref_rows, suffix, keys):
+    """Median over runs of row / reference row of the same run, per key:
+    {"ops_ratio_<suffix>": ..., "p50_ratio_<suffix>": ...} (the keys that have one)."""
+    ref = {r["run"]: r for r in ref_rows}
+    out = {}
+    for key in keys:
+        ratios = [r[key] / ref[r["run"]][key] for r in rows
+                  if r["run"] in ref and r.get(key) is not None and (ref[r["run"]].get(key) or 0) > 0]
+        if ratios:
+            out[f"{_RATIO_NAMES[key]}_ratio_{suffix}"] = round(statistics.median(ratios), 3)
+    return out
 
 
 def _role_medians(rows, key):
@@ -101,7 +114,19 @@ def format_table(summaries, args):
     return "\n".join(lines)
 
 
+def format_plain_ratios(summaries):
+    """The TLS row against the plaintext binding: medians of per-run ratios."""
+    head = f"{'TLS / plaintext':<20} {'size':>6} {'window':>6} {'ops/s':>7} {'p50':>7} {'p99':>7}"
+    lines = [head, "-" * len(head)]
+    for s in sorted((s for s in summaries if s["impl"] == IMPL_TLS and not s.get("error")),
+                    key=lambda s: (s["size"], s["window"])):
+        cells = [s.get(f"{name}_ratio_vs_plain") for name in ("ops", "p50", "p99")]
+        lines.append(f"{s['impl']:<20} {s['size']:>6} {s['window']:>6} "
+                     + " ".join(f"{format(v, '.2f') + 'x' if v is not None else '-':>7}" for v in cells))
+    return "\n".join(lines)
+
+
 def _impl_rank(impl):
-    order = [IMPL_BINDING, IMPL_C, IMPL_PSO, IMPL_PSO_DEFAULT, IMPL_PSO_NOBATCH]
-    return (order.index(impl) if impl in order else 0.5, impl)
+    order = [IMPL_BINDING, IMPL_TLS, IMPL_C, IMPL_PSO, IMPL_PSO_DEFAULT, IMPL_PSO_NOBATCH]
+    return (order.index(impl) if impl in order else 1.5, impl)   # variants after the TLS row
 

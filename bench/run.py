@@ -11,8 +11,9 @@ from .cdriver import require_c_driver
 from .cluster import Cluster
 from .common import IMPL_BINDING, IMPL_C, PYSYNCOBJ_CAVEAT, PYSYNCOBJ_IMPLS, BenchError, rows_for
 from .procfs import fs_type
-from .report import format_table, summarize
+from .report import format_plain_ratios, format_table, summarize
 from .settings import plan_settings
+from .tls import IMPL_TLS, make_certs, target_notes
 
 
 def _say(args, text):
@@ -39,66 +40,103 @@ def have_pysyncobj(args):
 MAX_RESTARTS = 2    # fresh clusters per implementation and run after a node died
 
 
-def run_impl(args, impl, knobs, options, workroot, run_index, emit_row):
-    """Every row of one implementation in one run, on one cluster (a fresh
-    one after a node process died: that row is recorded as failed, with the
-    node's exit status and the tail of its log, and the run goes on)."""
-    rows = []
-    base_impl = IMPL_BINDING if impl.startswith(IMPL_BINDING) else impl
-    todo = rows_for(base_impl, args.size, args.window)
-    restarts = 0
-    while todo:
-        workdir = tempfile.mkdtemp(prefix=f"{impl.replace('[', '-').replace(']', '')}-", dir=workroot)
-        cluster = None
+class ImplRun:
+    """One implementation's rows in one run, on one cluster, one row at a time
+    (so that two implementations can take turns). After a node process died
+    that row is recorded as failed, with the node's exit status and the tail
+    of its log, and the next row gets a fresh cluster; after MAX_RESTARTS the
+    rest of the run's rows are recorded as skipped."""
+
+    def __init__(self, args, impl, knobs, options, workroot, run_index, emit_row):
+        self.args, self.impl, self.knobs, self.options = args, impl, knobs, options
+        self.base_impl = IMPL_BINDING if impl.startswith(IMPL_BINDING) else impl
+        self.workroot, self.run_index, self.emit_row = workroot, run_index, emit_row
+        self.rows = []
+        self.cluster = None
+        self.workdir = None
+        self.restarts = 0
+
+    def measure(self, size, window):
+        """One row (recorded, failed or skipped)."""
+        tag = f"  run {self.run_index + 1} {self.impl}"
+        if self.restarts > MAX_RESTARTS:
+            return self._record(dict(impl=self.impl, size=size, window=window,
+                                     error="skipped: too many failures in this run"))
         try:
-            cluster = Cluster(base_impl, args.nodes, workdir, knobs, options)
-            cluster.impl = impl
-            cluster.leader()
-            while todo:
-                size, window = todo[0]
-                try:
-                    cluster.settle()
-                    row = cluster.measure(size, window, args.warmup, args.duration)
-                except BenchError as exc:
-                    dead = [n for n in cluster.nodes if not n.alive]
-                    if dead:
-                        raise
-                    row = dict(impl=impl, size=size, window=window, error=str(exc))
-                    _progress(args, f"  run {run_index + 1} {impl} size {size} window {window}: FAILED: {exc}")
-                todo.pop(0)
-                row["run"] = run_index
-                rows.append(row)
-                emit_row(row)
-                if "error" not in row:
-                    _progress(args, f"  run {run_index + 1} {impl:>18} size {size:>6} window {window:>5}: "
-                              f"{row['ops_per_s']:>9.0f} ops/s  p50 {row['p50_ms']} ms  "
-                              f"p99 {row['p99_ms']} ms  errors {row['errors']}")
+            if self.cluster is None:
+                self._start()
+            try:
+                self.cluster.settle()
+                row = self.cluster.measure(size, window, self.args.warmup, self.args.duration)
+            except BenchError as exc:
+                if any(not n.alive for n in self.cluster.nodes):
+                    raise
+                row = dict(impl=self.impl, size=size, window=window, error=str(exc))
+                _progress(self.args, f"{tag} size {size} window {window}: FAILED: {exc}")
+            else:
+                _progress(self.args, f"  run {self.run_index + 1} {self.impl:>18} size {size:>6} "
+                          f"window {window:>5}: {row['ops_per_s']:>9.0f} ops/s  p50 {row['p50_ms']} ms  "
+                          f"p99 {row['p99_ms']} ms  errors {row['errors']}")
+            return self._record(row)
         except BenchError as exc:
-            dead = [n for n in (cluster.nodes if cluster else []) if not n.alive]
+            dead = [n for n in (self.cluster.nodes if self.cluster else []) if not n.alive]
             why = "; ".join(f"node {n.id} (pid {n.pid}) {n.exit_status()}: "
                             f"{n.tail_text(4) or 'no log'}" for n in dead) or str(exc)
-            size, window = todo.pop(0)
-            row = dict(impl=impl, size=size, window=window, run=run_index,
+            row = dict(impl=self.impl, size=size, window=window,
                        error=f"node died: {why}" if dead else str(exc))
-            rows.append(row)
-            emit_row(row)
-            _progress(args, f"  run {run_index + 1} {impl} size {size} window {window}: FAILED: {row['error']}")
-            restarts += 1
-            if restarts > MAX_RESTARTS:
-                for size, window in todo:
-                    row = dict(impl=impl, size=size, window=window, run=run_index,
-                               error="skipped: too many failures in this run")
-                    rows.append(row)
-                    emit_row(row)
-                todo = []
-            elif todo:
-                _progress(args, f"  run {run_index + 1} {impl}: starting a fresh cluster for the remaining rows")
-        finally:
-            if cluster is not None:
-                cluster.close()
-            shutil.rmtree(workdir, ignore_errors=True)
-    return rows
+            _progress(self.args, f"{tag} size {size} window {window}: FAILED: {row['error']}")
+            self.close()
+            self.restarts += 1
+            if self.restarts <= MAX_RESTARTS:
+                _progress(self.args, f"{tag}: a fresh cluster for the next rows")
+            return self._record(row)
 
+    def _record(self, row):
+        row["run"] = self.run_index
+        self.rows.append(row)
+        self.emit_row(row)
+        return row
+
+    def _start(self):
+        self.workdir = tempfile.mkdtemp(prefix=f"{self.impl.replace('[', '-').replace(']', '')}-",
+                                        dir=self.workroot)
+        self.cluster = Cluster(self.base_impl, self.args.nodes, self.workdir, self.knobs, self.options)
+        self.cluster.impl = self.impl
+        self.cluster.leader()
+
+    def close(self):
+        """Stop the cluster's node processes and remove its data."""
+        if self.cluster is not None:
+            self.cluster.close()
+            self.cluster = None
+        if self.workdir is not None:
+            shutil.rmtree(self.workdir, ignore_errors=True)
+            self.workdir = None
+
+
+def impl_groups(impls):
+    """Implementations that take turns row by row: the plaintext binding and
+    the TLS row (their ratio is the point, so both see the same minute of a
+    noisy machine); every other implementation runs all its rows alone."""
+    if IMPL_TLS not in impls:
+        return [[impl] for impl in impls]
+    return [[IMPL_BINDING, IMPL_TLS]] + [[impl] for impl in impls if impl not in (IMPL_BINDING, IMPL_TLS)]
+
+
+def run_group(args, group, plan, workroot, run_index, emit_row):
+    """One run of a group: every row, each implementation of the group in
+    turn (who goes first alternates between runs)."""
+    runners = [ImplRun(args, impl, *plan[impl], workroot, run_index, emit_row) for impl in group]
+    if run_index % 2:
+        runners.reverse()
+    try:
+        for size, window in rows_for(runners[0].base_impl, args.size, args.window):
+            for runner in runners:
+                runner.measure(size, window)
+    finally:
+        for runner in runners:
+            runner.close()
+    return [row for runner in runners for row in runner.rows]
 
 
 def _interrupt(signum, frame):
@@ -131,7 +169,9 @@ def _data_root(args):
 
 
 def _run(args):
-    impls = [IMPL_BINDING] + [f"{IMPL_BINDING}[{label}]" for label, _ in args.variant]
+    # the TLS row takes turns with the plaintext binding (impl_groups)
+    impls = ([IMPL_BINDING] + ([IMPL_TLS] if args.tls else [])
+             + [f"{IMPL_BINDING}[{label}]" for label, _ in args.variant])
     if not args.no_c:
         require_c_driver()
         impls.append(IMPL_C)
@@ -170,12 +210,14 @@ def _run(args):
         workroot = tempfile.mkdtemp(prefix="canonical-raft-bench-", dir=root)
         all_rows = []
         try:
+            if args.tls:
+                plan[IMPL_TLS][1]["tls_dir"] = make_certs(os.path.join(workroot, "tls"), args.nodes)
             for run_index in range(args.runs):
-                for impl in impls:
-                    knobs, options = plan[impl]
-                    _progress(args, f"run {run_index + 1}/{args.runs}: {impl}")
-                    all_rows += run_impl(args, impl, knobs, options, workroot, run_index,
-                                         lambda row: emit(dict(type="row", **row)))
+                for group in impl_groups(impls):
+                    _progress(args, f"run {run_index + 1}/{args.runs}: {' and '.join(group)}"
+                              + (", taking turns row by row" if len(group) > 1 else ""))
+                    all_rows += run_group(args, group, plan, workroot, run_index,
+                                          lambda row: emit(dict(type="row", **row)))
         finally:
             shutil.rmtree(workroot, ignore_errors=True)
         summaries = summarize(all_rows, impls, args)
@@ -189,6 +231,11 @@ def _run(args):
                   "the C driver, median of per-run ratios.")
             if any(impl in PYSYNCOBJ_IMPLS for impl in impls):
                 print(f"pysyncobj: {PYSYNCOBJ_CAVEAT}.")
+            if args.tls:
+                print()
+                print(format_plain_ratios(summaries))
+                for note in target_notes(summaries):
+                    print("  " + note)
         failed = [r for r in all_rows if "error" in r]
         return 1 if failed and len(failed) == len(all_rows) else 0
     finally:

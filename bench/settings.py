@@ -2,6 +2,7 @@
 
 from .cdriver import C_KNOBS
 from .common import IMPL_BINDING, IMPL_C, PYSYNCOBJ_IMPLS, BenchError, format_value, parse_value
+from .tls import IMPL_TLS
 
 
 def binding_defaults():
@@ -38,6 +39,7 @@ def plan_settings(args):
         if only:
             notes.append(f"binding-only knobs (no libraft equivalent): {_fmt_knobs(only)}")
     plan = {IMPL_BINDING: (binding, {"api": args.api}),
+            IMPL_TLS: (dict(binding), {"api": args.api, "tls": True}),   # run() adds tls_dir
             IMPL_C: (c_knobs, c_options),
             **{impl: ({}, {}) for impl in PYSYNCOBJ_IMPLS}}
     for label, extra in args.variant:

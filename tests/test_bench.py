@@ -25,7 +25,7 @@ def test_bench_smoke(tmp_path):
     out = tmp_path / "bench.jsonl"
     cmd = [sys.executable, "-m", "bench", "--duration", "1",
            "--warmup", "0.3", "--size", "16", "--window", "64", "--runs", "1",
-           "--variant", "cb:api=callback",
+           "--variant", "cb:api=callback", "--tls",
            "--data-root", str(tmp_path), "--tmpfs", "--json", str(out)]
     if not _c_driver_built():
         cmd.append("--no-c")
@@ -39,9 +39,15 @@ def test_bench_smoke(tmp_path):
     rows = [r for r in records if r["type"] == "row"]
     summaries = [r for r in records if r["type"] == "summary"]
     impls = {r["impl"] for r in rows}
-    assert {"binding", "binding[cb]"} <= impls
+    assert {"binding", "binding[cb]", "binding[tls]"} <= impls
     # the variant submitted from done callbacks (the C driver's shape)
     assert {r["api"] for r in rows if r["impl"] == "binding[cb]"} == {"callback"}
+    # the TLS row ran over TLS (certificates the harness made), the others in plaintext
+    assert {r["transport"] for r in rows if r["impl"] == "binding[tls]"} == {"tls"}
+    assert {r["transport"] for r in rows if r["impl"] == "binding"} == {"tcp"}
+    tls = next(s for s in summaries if s["impl"] == "binding[tls]")
+    for key in ("ops_ratio_vs_plain", "p50_ratio_vs_plain", "p99_ratio_vs_plain"):
+        assert 0 < tls[key] < 100, tls
     assert len(summaries) == len(impls)
     for row in rows:
         assert "error" not in row, row
@@ -57,6 +63,8 @@ def test_bench_smoke(tmp_path):
     # the table went to stdout, with a row per implementation
     assert "ops/s" in proc.stdout
     assert any(line.startswith("binding ") for line in proc.stdout.splitlines())
+    assert re.search(r"^binding\[tls\] +16 +64 +[\d.]+x +[\d.]+x +[\d.]+x$", proc.stdout, re.M), \
+        proc.stdout
     # every node process is gone and the data dirs are cleaned up
     assert not [p for p in tmp_path.iterdir() if p.name.startswith("canonical-raft-bench-")]
 
