@@ -49,7 +49,7 @@ class Node:
 
     def __init__(self, id: int, address: str, data_dir: str | os.PathLike[str],
                  fsm: StateMachine, *, tls: TLS | None = None, insecure: bool = False,
-                 **settings: Unpack[config.Settings]) -> None:
+                 bind: str | None = None, **settings: Unpack[config.Settings]) -> None:
         self._core = None  # type: ignore[assignment]  # __del__ may see a half-built node
         server = as_server((id, address))
         check_fsm(fsm)
@@ -60,6 +60,7 @@ class Node:
             raise TypeError(f"insecure must be a bool, not {type(insecure).__name__}")
         self._tls = tls
         self._insecure = insecure
+        self._bind = None if bind is None else parse_address(bind, listen=True)
         self._data_dir = datadir.prepare(data_dir)
         self._lock = datadir.DataDirLock(self._data_dir)
         self._id = server.id
@@ -69,6 +70,8 @@ class Node:
                                 self._data_dir, fsm, checked)
         if tls is not None:
             self._core.load_tls(tls)    # OSError/ValueError naming the file
+        if self._bind is not None:
+            self._core.set_bind(self._bind)
         # The hot paths: the instance attributes shadow the methods below
         # (same behaviour, documented there) and skip one Python call each.
         self.apply = self._core.apply  # type: ignore[method-assign]
@@ -115,7 +118,7 @@ class Node:
 
     def start(self) -> None:
         """Start the raft thread; raises if the data dir or address is unusable."""
-        peer_security.check(self._id, self._address, self._tls, self._insecure)
+        peer_security.check(self._id, self._address, self._tls, self._insecure, self._bind)
         self._open_data_dir()
         try:
             self._core.start()
@@ -309,6 +312,12 @@ class Node:
     def address(self) -> str:
         """The ``host:port`` its peers reach it at."""
         return self._address
+
+    @property
+    def bind(self) -> str | None:
+        """Where the peer port listens when not at ``address`` (None: at
+        ``address``)."""
+        return self._bind
 
     @property
     def data_dir(self) -> str:

@@ -38,15 +38,18 @@ def is_loopback(host: str) -> bool:
                                for a in addrs)
 
 
-def check(node_id: int, address: str, tls: object, insecure: bool) -> None:
-    """ValueError unless a node at ``address`` may start as configured."""
+def check(node_id: int, address: str, tls: object, insecure: bool,
+          bind: str | None = None) -> None:
+    """ValueError unless a node at ``address`` (listening on ``bind`` if
+    given) may start as configured: both must be loopback without TLS."""
     if tls is not None or insecure:
         return
-    host = parse_address(address).rpartition(":")[0]
-    if is_loopback(host):
+    exposed = [a for a in (address, bind) if a is not None
+               and not is_loopback(a.rpartition(":")[0])]
+    if not exposed:
         return
     raise ValueError(
-        f"node {node_id}: {address} is not a loopback address and the node has no tls, "
+        f"node {node_id}: {exposed[0]} is not a loopback address and the node has no tls, "
         "so its peer port would accept raft messages from anyone who can reach it. "
         f"Use mutual TLS: {CERTS_HOWTO}; or, on a network you trust, pass insecure=True "
         "to run plaintext")

@@ -34,10 +34,12 @@ class Server(NamedTuple):
     role: Role = Role.VOTER
 
 
-def parse_address(address: str) -> str:
-    """Check a "host:port" address and return it; ValueError if malformed."""
+def parse_address(address: str, *, listen: bool = False) -> str:
+    """Check a "host:port" address and return it; ValueError if malformed.
+    ``listen``: an address to bind, where 0.0.0.0 (every interface) is fine."""
     if not isinstance(address, str):
-        raise TypeError(f"address must be a str 'host:port', not {type(address).__name__}")
+        what = "bind" if listen else "address"
+        raise TypeError(f"{what} must be a str 'host:port', not {type(address).__name__}")
     host, sep, port = address.rpartition(":")
     if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
         raise ValueError(f"address must be 'host:port' with a port in 1..65535, got {address!r}")
@@ -46,10 +48,10 @@ def parse_address(address: str) -> str:
     if ":" in host or host.startswith("["):
         raise ValueError(f"address {address!r}: IPv6 is not supported (libraft 0.22's TCP "
                          "transport is IPv4 only); use an IPv4 address or a host name")
-    if _is_unspecified(host):
+    if not listen and _is_unspecified(host):
         raise ValueError(f"address {address!r} is not one that other nodes can reach: give "
-                         "this machine's own address (the node listens on it and the "
-                         "others connect to it)")
+                         "this machine's own address (the others connect to it); to listen "
+                         "on every interface, pass bind='0.0.0.0:PORT' besides it")
     return address
 
 

@@ -467,6 +467,13 @@ cdef class Core:
                                "to use TLS")
         load_tls(s, tls)
 
+    def set_bind(self, address):
+        """Listen on ``address`` (a checked "host:port" str); before start()."""
+        self._check_usable()
+        if self.s.m_phase != PHASE_NEW:
+            raise RuntimeError("the bind address is set before start()")
+        transport_set_bind(self.s, address.encode())
+
     def add_observer(self, fn):
         self._observers.append(fn)
 

@@ -819,13 +819,15 @@ static int pt_listen(struct raft_uv_transport *transport,
     char port[NI_MAXSERV];
     struct addrinfo hints;
     struct addrinfo *res = NULL;
+    const char *at;
     unsigned sweep_ms;
     int rv;
     t->accept_cb = cb;
     apply_config(t);
-    if (split_address(t->address, host, sizeof host, port, sizeof port)) {
+    at = t->cfg.bind_address[0] ? t->cfg.bind_address : t->address;
+    if (split_address(at, host, sizeof host, port, sizeof port)) {
         snprintf(transport->errmsg, RAFT_ERRMSG_BUF_SIZE,
-                 "cannot split %s into host and port", t->address);
+                 "cannot split %.200s into host and port", at);
         return RAFT_INVALID;
     }
     memset(&hints, 0, sizeof hints);
@@ -848,7 +850,7 @@ static int pt_listen(struct raft_uv_transport *transport,
     freeaddrinfo(res);
     if (rv != 0) {
         snprintf(transport->errmsg, RAFT_ERRMSG_BUF_SIZE,
-                 "listen on %s: %s", t->address, uv_strerror(rv));
+                 "listen on %.200s: %s", at, uv_strerror(rv));
         uv_close((uv_handle_t *)&t->listener, listener_closed_cb);
         return RAFT_IOERR;
     }

@@ -58,11 +58,16 @@
 /* Refusal reasons: index -> name ("fw_term_range", "tls_verify", ...).
  * CR_PT_REASONS is a fixed upper bound on their number. */
 #define CR_PT_REASONS 96
+/* The longest bind address, with its terminator. */
+#define CR_PT_BIND_MAX 256
 const char *cr_pt_reason_name(int reason);   /* NULL past the last one */
 
 struct cr_pt_config
 {
     int tls;                        /* nonzero: mutual TLS, else plaintext */
+    /* Where to listen ("host:port"); empty: the node's own address. The
+     * address peers are told (and dial) stays the node's own. */
+    char bind_address[CR_PT_BIND_MAX];
     int tcp_nodelay;                /* plaintext: TCP_NODELAY (TLS: always) */
     /* A new reference to the SSL_CTX for the next connection (NULL: none). */
     SSL_CTX *(*get_ctx)(void *arg);

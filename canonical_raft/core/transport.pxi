@@ -39,6 +39,17 @@ cdef void transport_free(NodeState *s) noexcept nogil:
     cr_pt_free(&s.transport)
 
 
+cdef int transport_set_bind(NodeState *s, bytes address) except -1:
+    """Listen on ``address`` ("host:port") instead of the node's own; the
+    address peers dial stays the node's. Read at listen (start)."""
+    cdef Py_ssize_t n = len(address)
+    if n >= CR_PT_BIND_MAX:
+        raise ValueError(f"bind address longer than {CR_PT_BIND_MAX - 1} bytes")
+    memcpy(s.pt.bind_address, <const char *>address, n)
+    s.pt.bind_address[n] = 0
+    return 0
+
+
 cdef int transport_configure(NodeState *s, c) except -1:
     """The transport's knobs, from the settings (thread.pxi's configure())."""
     uv.uv_mutex_lock(&s.lock)

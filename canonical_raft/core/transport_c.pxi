@@ -15,8 +15,10 @@ cdef extern from "tls_stream.h" nogil:
 cdef extern from "peer_transport.h" nogil:
     enum:
         CR_PT_REASONS
+        CR_PT_BIND_MAX
     struct cr_pt_config:
         int tls
+        char bind_address[CR_PT_BIND_MAX]
         int tcp_nodelay
         SSL_CTX *(*get_ctx)(void *arg) noexcept nogil
         uint64_t max_message_size
