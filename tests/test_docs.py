@@ -16,6 +16,7 @@ Conventions in docs/**/*.md (HTML comments, invisible in the built site):
   ``<!-- test: terminal N -->`` before a block: its command runs in the
   background as terminal N, until its output lines have appeared.
   ``<!-- test: ctrl-c N -->``: SIGINT to terminal N, which must exit 0.
+  ``<!-- test: exits N -->``: terminal N must exit 0 by itself, soon.
 - ``<!-- test: ports P1 P2 ... -->``: these fixed port numbers are replaced,
   in the page's code, by free ports of 127.0.0.1.
 """
@@ -142,6 +143,16 @@ class Terminals:
                                  f"after Ctrl-C\n{self.log(n)}") from None
         assert rc == 0, f"{where}: terminal {n} exited with {rc} after Ctrl-C\n{self.log(n)}"
 
+    def exits(self, n, where):
+        p = self.procs.get(n)
+        assert p is not None, f"{where}: nothing ran in terminal {n}"
+        try:
+            rc = p.wait(timeout=INTERRUPT_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            raise AssertionError(f"{where}: terminal {n} still runs, the page says it "
+                                 f"stops by itself\n{self.log(n)}") from None
+        assert rc == 0, f"{where}: terminal {n} exited with {rc}\n{self.log(n)}"
+
     def log(self, n):
         path = self.cwd / f"terminal{n}.log"
         return path.read_text(errors="replace")[-3000:] if path.exists() else ""
@@ -244,6 +255,8 @@ def run_page(page, workdir):
             if kind == "directive":
                 if value.startswith("ctrl-c "):
                     terminals.interrupt(int(value.split()[1]), where)
+                elif value.startswith("exits "):
+                    terminals.exits(int(value.split()[1]), where)
                 continue
             lang, code, before = value
             if lang != "console" or before == "norun":
