@@ -6,6 +6,7 @@ from .datadir import DataDirInUseError
 from .errors import (CantBootstrapError, CantChangeError, CorruptError, LeadershipLostError,
                      NoConnectionError, NotLeaderError, RaftError,
                      ShutdownError)
+from .events import Event, EventKind
 from .fsm import FSM
 from .futures import Future
 from .node import Node, Observer
@@ -13,7 +14,7 @@ from .tls import TLS
 from .types import Role, Server, State
 
 __all__ = [
-    "FSM", "Future", "Node", "Observer", "TLS", "Role", "Server", "State",
+    "FSM", "Future", "Node", "Observer", "Event", "EventKind", "TLS", "Role", "Server", "State",
     "RaftError", "NotLeaderError", "LeadershipLostError", "ShutdownError",
     "CantBootstrapError", "CantChangeError", "NoConnectionError", "DataDirInUseError",
     "CorruptError",

@@ -136,6 +136,7 @@ include "core/commands.pxi"     # libraft calls and their callbacks
 include "core/removed.pxi"      # a removed node stops (ShutdownOnRemove)
 include "core/fsm.pxi"          # the FSM trampolines and their Python side
 include "core/status.pxi"       # the status mirror
+include "core/events.pxi"       # on_event: leader, configuration, snapshots, peers
 include "core/transport.pxi"    # the peer transport: TLS, firewall, bounds
 include "core/io_guard.pxi"     # a libraft 0.22 workaround; persist() off-thread
 include "core/thread.pxi"       # the raft thread: setup, loop, close
@@ -145,6 +146,7 @@ include "core/core.pxi"         # Core: the caller's side
 
 # Last: these modules may import this one back (for the constants above).
 from . import datadir as _datadir
+from . import events as _events
 from . import errors as _errors
 from . import futures as _futures
 from . import types as _types

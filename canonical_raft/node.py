@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from . import _raft, config, datadir, integrity, peer_security
+from .events import Event, EventKind
 from .errors import IOERR, SHUTDOWN, RaftError, ShutdownError
 from .fsm import StateMachine, check_fsm
 from .futures import Future
@@ -23,6 +24,8 @@ if TYPE_CHECKING:
 
 _N = TypeVar("_N", bound="Node")
 _F = TypeVar("_F", bound="Callable[[Node], object]")
+_E = TypeVar("_E", bound="Callable[[Event], object]")
+_C = TypeVar("_C", bound="Callable[..., object]")
 
 _live_nodes: weakref.WeakSet[Node] = weakref.WeakSet()
 
@@ -299,7 +302,27 @@ class Node:
         if not callable(fn):
             raise TypeError("on_state_change needs a callable")
         self._core.add_observer(fn)
-        return Observer(fn, self._core)
+        return Observer(fn, self._core.remove_observer, fn)
+
+    def on_event(self, fn: _E, kinds: Iterable[EventKind | str] | None = None) -> Observer[_E]:
+        """Call ``fn(event)`` on the raft thread for each ``raft.Event``
+        (HashiCorp's observer): the state or leader changed, a configuration
+        was committed, a snapshot was taken or installed, and, on the
+        leader, a voter or standby fell silent for an election timeout or
+        was heard from again. ``kinds`` (``raft.EventKind`` values or their
+        names) picks some; None: all. ``fn`` must not block; an exception
+        it raises is logged and the other observers still run. Returns an
+        ``Observer`` whose ``cancel()`` unregisters ``fn``."""
+        if not callable(fn):
+            raise TypeError("on_event needs a callable")
+        call: Callable[[Event], object] = fn
+        if kinds is not None:
+            wanted = frozenset(EventKind(k) for k in kinds)
+
+            def call(event: Event) -> object:
+                return fn(event) if event.kind in wanted else None
+        self._core.add_event_observer(call)
+        return Observer(fn, self._core.remove_event_observer, call)
 
     # -- status -------------------------------------------------------------------
 
@@ -361,29 +384,31 @@ class Node:
 Node.__doc__ = "\n".join([Node.__doc__ or "", *config.docstring_lines()])
 
 
-class Observer(Generic[_F]):
-    """What ``Node.on_state_change(fn)`` returns: calling it calls ``fn``;
-    ``cancel()`` unregisters ``fn`` from that node (idempotent)."""
+class Observer(Generic[_C]):
+    """What ``Node.on_state_change(fn)`` and ``Node.on_event(fn)`` return:
+    calling it calls ``fn``; ``cancel()`` unregisters ``fn`` from that node
+    (idempotent)."""
 
-    __slots__ = ("fn", "_core")
+    __slots__ = ("fn", "_unregister", "_registered")
 
-    def __init__(self, fn: _F, core: _raft.Core) -> None:
+    def __init__(self, fn: _C, unregister: Callable[[Any], bool], registered: Any) -> None:
         self.fn = fn
-        self._core: _raft.Core | None = core
+        self._unregister: Callable[[Any], bool] | None = unregister
+        self._registered = registered      # what the core calls (fn, or fn filtered)
 
-    def __call__(self, node: Node) -> object:
-        return self.fn(node)
+    def __call__(self, arg: Any) -> object:
+        return self.fn(arg)
 
     @property
     def active(self) -> bool:
         """True until ``cancel()``."""
-        return self._core is not None
+        return self._unregister is not None
 
     def cancel(self) -> bool:
         """Stop calling ``fn``; True if this call unregistered it. Safe from
         any thread, ``fn`` itself included (a call already under way ends)."""
-        core, self._core = self._core, None
-        return core is not None and core.remove_observer(self.fn)
+        unregister, self._unregister = self._unregister, None
+        return unregister is not None and unregister(self._registered)
 
     def __repr__(self) -> str:
         return f"<canonical_raft.Observer {self.fn!r}{'' if self.active else ' cancelled'}>"

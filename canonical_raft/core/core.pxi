@@ -21,6 +21,7 @@ cdef class Core:
     cdef object fsm
     cdef public object _future_type
     cdef list _observers
+    cdef list _event_observers
     cdef object _owner            # weak reference to the public Node
     cdef object _start_error      # exception raised by restore() in start()
     cdef object _close_lock
@@ -59,6 +60,7 @@ cdef class Core:
         self.fsm = fsm
         self._owner = owner
         self._observers = []
+        self._event_observers = []
         self._future_type = _futures.future_type_for_node()
         self._future_type._Wakeup = Wakeup
         self._future_type._node = self.key     # for on_raft_thread(key)
@@ -320,6 +322,8 @@ cdef class Core:
         self._join()
         self.fsm = None
         self._observers = []
+        self._event_observers = []
+        CR_STORE(self.s.ev.watching, 0)
         return 0
 
     @property
@@ -476,6 +480,20 @@ cdef class Core:
 
     def add_observer(self, fn):
         self._observers.append(fn)
+
+    def add_event_observer(self, fn):
+        """Call fn(event) for every canonical_raft.events.Event (events.pxi)."""
+        self._event_observers.append(fn)
+        CR_STORE(self.s.ev.watching, len(self._event_observers))
+
+    def remove_event_observer(self, fn):
+        """Unregister fn (once per add_event_observer); True if it was there."""
+        for i, each in enumerate(self._event_observers):
+            if each is fn:
+                del self._event_observers[i]
+                CR_STORE(self.s.ev.watching, len(self._event_observers))
+                return True
+        return False
 
     def remove_observer(self, fn):
         """Unregister fn (added once per add_observer); True if it was there.

@@ -180,6 +180,8 @@ cdef int fsm_restore(raft.raft_fsm *fsm, raft.raft_buffer *buf) noexcept nogil:
     cdef NodeState *s = <NodeState *>fsm.data
     reset_log_bytes(s)
     hold_gil(s)
+    if not s.in_start:
+        s.ev.installed = True             # events.pxi: from the leader
     if restore_snapshot(s, <const char *>buf.base, buf.len) != 0:
         if s.in_start:
             return raft.RAFT_CORRUPT      # raft_start fails; start() raises

@@ -66,6 +66,8 @@ cdef void guard_recv(raft.raft_io *io, raft.raft_message *message) noexcept nogi
         cr_pt_refuse_log_conflict(&s.transport, message.server_address)
         cr_discard_append_entries(message)
         return
+    if s.ev.watching:
+        heard_from(s, message.server_id)    # events.pxi
     if message.type == raft.RAFT_APPEND_ENTRIES or message.type == raft.RAFT_INSTALL_SNAPSHOT:
         s.leader_contact = uv.uv_hrtime()   # only leaders send these
         born_check(s, message)              # removed.pxi
@@ -142,6 +144,8 @@ cdef void guard_put_done(raft.raft_io_snapshot_put *put, int status) noexcept no
     free(g)
     # Cleared first: libraft's callback may start writing the next snapshot.
     s.snapshot_writing = False
+    if status == 0:
+        s.ev.taken = True              # events.pxi
     orig.cb(orig, status)
     deliver_deferred(s)
 

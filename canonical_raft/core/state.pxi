@@ -23,6 +23,31 @@ cdef struct WakeupRef:        # gil.pxi: a waiter to release after drop_gil
     PyThread_type_lock lock    # its lock
 
 
+cdef enum:
+    PEERS_TRACKED = 64         # events.pxi: servers whose contact a leader watches
+
+
+cdef struct PeerContact:      # events.pxi: one server a leader hears from
+    raft.raft_id id
+    unsigned long long heard   # uv_hrtime() of its last message
+    bint lost                  # reported lost, not yet resumed
+    bint resumed               # heard again: report it at the next collect
+
+
+cdef struct Events:           # events.pxi: what the event observers were told
+    int watching               # observers registered (Core sets it, with the GIL)
+    bint baseline              # the values below are current: diff from them
+    int state
+    raft.raft_id leader
+    raft.raft_index conf_committed
+    raft.raft_index snapshot_index
+    bint taken                 # io_guard.pxi: a snapshot of ours was written
+    bint installed             # fsm.pxi: a snapshot from the leader was restored
+    unsigned long long swept   # uv_hrtime() of the last contact sweep
+    PeerContact peers[PEERS_TRACKED]
+    unsigned n_peers
+
+
 cdef struct NodeState:
     PyObject *core             # the Core (the thread holds a reference)
     unsigned long long key     # this node's number in the process (on_raft_thread)
@@ -86,6 +111,7 @@ cdef struct NodeState:
     bint was_member            # a committed configuration held this node
     bint removed
     bint notify_pending        # published a change on_prepare must announce
+    Events ev                  # events.pxi: on_event's view (raft thread; watching: Core)
     unsigned short capacity_threshold    # KiB: libraft refuses entries below
     unsigned long long disk_low_since    # uv_hrtime() the log space ran low
     bint disk_full                       # reported (error set, warning logged)

@@ -229,6 +229,8 @@ cdef void on_prepare(uv.uv_prepare_t *handle) noexcept nogil:
         s.notify_pending = False
         hold_gil(s)
         notify_state_change(s)
+    if s.ev.watching and s.phase == PHASE_RUNNING:
+        collect_events(s)       # events.pxi
     drop_gil(s)
 
 

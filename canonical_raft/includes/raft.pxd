@@ -89,6 +89,7 @@ cdef extern from "raft.h" nogil:
 
     struct raft_message:
         int type
+        raft_id server_id
         const char *server_address
         raft_append_entries append_entries
         raft_install_snapshot install_snapshot
@@ -120,6 +121,7 @@ cdef extern from "raft.h" nogil:
     struct raft:
         void *data
         raft_tracer *tracer
+        unsigned election_timeout
         unsigned heartbeat_timeout
         raft_configuration configuration
         raft_index configuration_committed_index
