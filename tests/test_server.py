@@ -12,7 +12,7 @@ import pytest
 pytest.importorskip("aiohttp", reason="the server needs aiohttp: pip install 'canonical_raft[server]'")
 
 from canonical_raft.testing import wait_until  # noqa: E402
-from servers import ServerCluster  # noqa: E402
+from canonical_raft.testing.servers import ServerCluster  # noqa: E402
 
 MAX_BODY = 4096
 

@@ -10,6 +10,7 @@ import json
 import os
 import ssl
 import sys
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Sequence
@@ -20,6 +21,7 @@ __all__ = ["add_client_arguments", "call", "print_table", "show", "SERVER_ENV"]
 #: The server to talk to when --server is not given.
 SERVER_ENV = "CANONICAL_RAFT_SERVER"
 DEFAULT_TIMEOUT = 15.0
+_RETRY = 0.2        # s between tries while the cluster elects a leader
 
 
 def add_client_arguments(parser: argparse.ArgumentParser) -> None:
@@ -44,28 +46,37 @@ def _base(args: argparse.Namespace) -> tuple[str, Optional[ssl.SSLContext]]:
 
 def call(args: argparse.Namespace, method: str, path: str,
          body: Optional[dict[str, Any]] = None) -> Any:
-    """The JSON the server answers; SystemExit (status 1) with its error."""
+    """The JSON the server answers; SystemExit (status 1) with its error.
+    A 503 that ran nothing (no leader yet, an election) is retried until
+    ``--timeout``; one whose outcome is unknown is not."""
     base, context = _base(args)
     data = None if body is None else json.dumps(body).encode()
-    request = urllib.request.Request(base + path, data=data, method=method,
-                                     headers={"Content-Type": "application/json"})
-    try:
-        with urllib.request.urlopen(request, timeout=args.timeout, context=context) as resp:
-            return json.loads(resp.read() or b"null")
-    except urllib.error.HTTPError as exc:
-        text = exc.read().decode(errors="replace")
+    deadline = time.monotonic() + args.timeout
+    while True:
+        request = urllib.request.Request(base + path, data=data, method=method,
+                                         headers={"Content-Type": "application/json"})
         try:
-            doc = json.loads(text)
-            message = doc.get("error", text) if isinstance(doc, dict) else text
-            leader = doc.get("leader") if isinstance(doc, dict) else None
-        except ValueError:
-            message, leader = text, None
-        hint = f" (leader: {leader['id']} at {leader.get('http') or leader['address']})" \
-            if isinstance(leader, dict) else ""
-        raise SystemExit(f"{args.command}: HTTP {exc.code}: {message}{hint}") from None
-    except (urllib.error.URLError, OSError, ValueError) as exc:
-        reason = getattr(exc, "reason", exc)
-        raise SystemExit(f"{args.command}: cannot reach {base}: {reason}") from None
+            with urllib.request.urlopen(request, timeout=args.timeout, context=context) as resp:
+                return json.loads(resp.read() or b"null")
+        except urllib.error.HTTPError as exc:
+            with exc:
+                text = exc.read().decode(errors="replace")
+            try:
+                doc = json.loads(text)
+            except ValueError:
+                doc = None
+            doc = doc if isinstance(doc, dict) else {"error": text}
+            if exc.code == 503 and doc.get("outcome") != "unknown" and \
+                    time.monotonic() + _RETRY < deadline:
+                time.sleep(_RETRY)
+                continue
+            leader = doc.get("leader")
+            hint = f" (leader: {leader['id']} at {leader.get('http') or leader['address']})" \
+                if isinstance(leader, dict) else ""
+            raise SystemExit(f"{args.command}: HTTP {exc.code}: {doc.get('error')}{hint}") from None
+        except (urllib.error.URLError, OSError, ValueError) as exc:
+            reason = getattr(exc, "reason", exc)
+            raise SystemExit(f"{args.command}: cannot reach {base}: {reason}") from None
 
 
 def print_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:

@@ -9,6 +9,6 @@ from . import print_table
 
 
 def print_configuration(doc: Any) -> int:
-    print_table(("ID", "ADDRESS", "ROLE", "HTTP"),
-                [(m["id"], m["address"], m["role"], m["http"]) for m in doc["members"]])
+    print_table(("ID", "ADDRESS", "ROLE"),
+                [(m["id"], m["address"], m["role"]) for m in doc["members"]])
     return 0

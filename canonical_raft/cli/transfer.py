@@ -19,5 +19,5 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         return show(args, doc)
     leader = doc["leader"]
-    print(f"leader: {leader['id']} at {leader['address']} ({leader.get('http') or 'no HTTP'})")
+    print(f"leader: {leader['id']} at {leader['address']}")
     return 0

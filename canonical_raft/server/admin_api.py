@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from concurrent.futures import Future
 from typing import Any, Optional
 
 import aiohttp
@@ -189,7 +190,14 @@ async def post_transfer(request: web.Request) -> web.Response:
         return web.json_response({"ok": True, "leader": leader_info(leader, (
             ctx.directory.http_of(leader.id) if ctx.directory is not None else None))})
 
-    return await commit(request, ctx, body, lambda: ctx.node.transfer(id), answer)
+    def submit() -> Future[Optional[Server]]:
+        if id == ctx.node.id:               # it leads already (commit runs this on the leader)
+            done: Future[Optional[Server]] = Future()
+            done.set_result(ctx.node.leader)
+            return done
+        return ctx.node.transfer(id)
+
+    return await commit(request, ctx, body, submit, answer)
 
 
 async def post_register(request: web.Request) -> web.Response:

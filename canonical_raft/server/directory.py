@@ -25,7 +25,7 @@ log = logging.getLogger("canonical_raft.server")
 
 #: What a follower's server posts to the leader's to publish its URL.
 REGISTER_PATH = "/members/register"
-_RETRY = 0.5      # s between attempts while unpublished
+_RETRY = 0.2      # s between attempts while unpublished
 _CHECK = 2.0      # s between checks once published (a restore may drop it)
 
 

@@ -1,6 +1,11 @@
-"""Key-value server processes for tests (``python -m canonical_raft serve``
-children, spawned and stopped through canonical_raft.testing.procs) and a
-small blocking HTTP client (the standard library's)."""
+"""Key-value server processes (``python -m canonical_raft serve`` children,
+spawned and stopped through :mod:`canonical_raft.testing.procs`) for tests
+and benchmarks, and a small blocking HTTP client (the standard library's)::
+
+    cluster = ServerCluster(3, tmp_path)        # serving, a leader elected
+    cluster.request("PUT", 2, "/kv/a", {"x": 1})   # on server 2 (forwarded)
+    cluster.close()                             # SIGTERM each, reaped by pid
+"""
 
 from __future__ import annotations
 
@@ -13,13 +18,17 @@ import urllib.request
 from pathlib import Path
 from typing import Any, Optional
 
-from canonical_raft.testing import free_ports, procs, wait_until
+from . import free_ports, procs, wait_until
+
+__all__ = ["ServerCluster", "ServerProc", "Reply", "http", "TIMINGS"]
 
 #: Test timings: elections within about a second.
 TIMINGS = ("--election-timeout", "0.5", "--heartbeat-timeout", "0.05")
 
 
 class Reply:
+    """An HTTP answer: status, headers, body (and ``json``, the body decoded)."""
+
     def __init__(self, status: int, headers: Any, body: bytes) -> None:
         self.status, self.headers, self.body = status, headers, body
 
@@ -49,12 +58,14 @@ class ServerProc(procs.Process):
     """One server process; ``url`` is its HTTP API."""
 
     def __init__(self, id: int, peer: str, http_address: str, data_dir: Path, log_path: Path,
-                 peers: str = "", tls_dir: Optional[Path] = None, extra: tuple[str, ...] = ()):
+                 peers: str = "", tls_dir: Optional[Path] = None, extra: tuple[str, ...] = (),
+                 timings: tuple[str, ...] = TIMINGS) -> None:
         self.id, self.peer, self.http_address = id, peer, http_address
         self.data_dir, self.peers, self.tls_dir, self.extra = data_dir, peers, tls_dir, extra
+        self.timings = timings
         self.url = f"{'https' if tls_dir else 'http'}://{http_address}"
         argv = ["--id", str(id), "--address", peer, "--data-dir", str(data_dir),
-                "--http", http_address, *TIMINGS, *extra]
+                "--http", http_address, *timings, *extra]
         if peers:
             argv += ["--peers", peers]
         if tls_dir:
@@ -65,7 +76,7 @@ class ServerProc(procs.Process):
     def again(self) -> ServerProc:
         """The same command line, started again (a restart)."""
         return ServerProc(self.id, self.peer, self.http_address, self.data_dir,
-                          Path(self.log_path), self.peers, self.tls_dir, self.extra)
+                          Path(self.log_path), self.peers, self.tls_dir, self.extra, self.timings)
 
     def terminate(self, timeout: float = 15.0) -> Optional[int]:
         """SIGTERM (a clean close), then reaped (SIGKILL only past ``timeout``)."""
@@ -75,10 +86,14 @@ class ServerProc(procs.Process):
 
 
 class ServerCluster:
-    """``n`` servers of one new cluster on free loopback ports, serving."""
+    """``n`` servers of one new cluster on free loopback ports, serving;
+    server ``i`` keeps its data in ``tmp_path / f"data{i}"`` and its log in
+    ``tmp_path / f"server{i}.log"``. ``timings``: the servers' election and
+    heartbeat options (fast for tests; ``()`` for the defaults)."""
 
     def __init__(self, n: int, tmp_path: Path, tls_dir: Optional[Path] = None,
-                 context: Optional[ssl.SSLContext] = None, extra: tuple[str, ...] = ()):
+                 context: Optional[ssl.SSLContext] = None, extra: tuple[str, ...] = (),
+                 timings: tuple[str, ...] = TIMINGS) -> None:
         ports = free_ports(2 * n)
         self.context = context
         self.peers = {i: f"127.0.0.1:{ports[i - 1]}" for i in range(1, n + 1)}
@@ -88,7 +103,8 @@ class ServerCluster:
             for i in range(1, n + 1):
                 self.procs[i] = ServerProc(i, self.peers[i], f"127.0.0.1:{ports[n + i - 1]}",
                                            tmp_path / f"data{i}", tmp_path / f"server{i}.log",
-                                           peers=boot, tls_dir=tls_dir, extra=extra)
+                                           peers=boot, tls_dir=tls_dir, extra=extra,
+                                           timings=timings)
             for proc in self.procs.values():
                 self.wait_serving(proc)
             self.wait_leader()
@@ -108,7 +124,8 @@ class ServerCluster:
                 raise AssertionError(f"{proc.name} exited ({proc.exit_status()}):\n"
                                      + "\n".join(proc.log_tail(30)))
             try:
-                return self.request("GET", proc.id, "/status", timeout=2).status == 200
+                return http("GET", proc.url + "/status", timeout=2,
+                            context=self.context).status == 200
             except OSError:
                 return False
         wait_until(serving, timeout, 0.05, f"{proc.name} to serve HTTP")
