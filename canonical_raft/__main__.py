@@ -16,6 +16,15 @@ COMMANDS = {
               "make a cluster CA and node certificates for mutual TLS"),
     "bench": ("canonical_raft.perf",
               "writes/s and latency of a local cluster on this machine's disk (binding only)"),
+    "serve": ("canonical_raft.server.command",
+              "a replicated key-value server with an HTTP/JSON API, status page and metrics"),
+    "stop": ("canonical_raft.server.stop", "stop the server that holds a data dir (SIGTERM)"),
+    "status": ("canonical_raft.cli.status", "a server's node: state, term, indexes, leader"),
+    "members": ("canonical_raft.cli.members", "the cluster's members, roles, states, indexes"),
+    "add": ("canonical_raft.cli.add", "add a server to the cluster"),
+    "remove": ("canonical_raft.cli.remove", "remove a server from the cluster"),
+    "assign": ("canonical_raft.cli.assign", "give a server another role"),
+    "transfer": ("canonical_raft.cli.transfer", "hand leadership to another voter"),
 }
 
 
