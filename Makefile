@@ -47,7 +47,14 @@ debug: $(STAMP_PY)
 demo: build
 	$(PY) -m canonical_raft demo
 
-test: build bench-c
+# The status page's browser test needs Debian's chromium: installed once
+# when the machine can (best effort: without it that one test skips).
+STAMP_BROWSER := $(VENV)/.browser-tried
+$(STAMP_BROWSER): $(STAMP_DEPS)
+	-sh scripts/install-chromium.sh
+	touch $@
+
+test: build bench-c $(STAMP_BROWSER)
 	$(PY) -m pytest -q tests
 
 test-debug: debug bench-c

@@ -1,7 +1,8 @@
 #!/bin/sh
-# Optional: Debian's chromium, for the status page's browser test
+# Debian's chromium, for the status page's browser test
 # (tests/test_server_admin.py::test_status_page_in_headless_chromium, which
-# skips without it). Not in install-deps.sh: about 350 MB and 40 s. Run as root.
+# skips without it). `make test` runs this once, best effort; not in
+# install-deps.sh (about 350 MB and 40 s, and only the tests need it). Root.
 set -eu
 if command -v chromium >/dev/null 2>&1; then
     echo "install-chromium: $(chromium --version 2>/dev/null || echo chromium) already present"
