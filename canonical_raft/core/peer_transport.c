@@ -613,7 +613,11 @@ static void tls_closed(struct cr_tls_stream *s, int reason, void *data)
     c->pump_live = 0;
     c->tls = NULL;
     if (c->kind == K_OUT) {
-        refuse(t, r, c->addr, cr_tls_stream_errmsg(s));
+        /* A peer of ours that went away (reset, EOF) is not a refusal:
+         * libraft's client retries; only what we refused is counted. */
+        if (reason != CR_TLS_EIO && reason != CR_TLS_EEOF) {
+            refuse(t, r, c->addr, cr_tls_stream_errmsg(s));
+        }
         conn_maybe_free(c);
         return;
     }
