@@ -1,39 +1,18 @@
 """A 3-node cluster on loopback from an installed canonical_raft: what
 `make wheel`'s test and `make wheels` run in a fresh venv, outside the
-source tree. Prints the Python, the libraft/libuv files the process mapped
-and where the module came from."""
+source tree (the package's own testing helpers included). Prints the
+Python, the libraft/libuv files the process mapped and where the module
+came from."""
 
-import socket
 import sys
 import tempfile
 
 import canonical_raft as raft
+from canonical_raft.testing import RecordingFSM, free_address
 
-
-class Counter(raft.FSM):
-    def __init__(self):
-        self.value = 0
-
-    def apply(self, command):
-        self.value += 1
-        return self.value
-
-    def snapshot(self):
-        return str(self.value).encode()
-
-    def restore(self, data):
-        self.value = int(data)
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-servers = [raft.Server(i, f"127.0.0.1:{free_port()}") for i in (1, 2, 3)]
+servers = [raft.Server(i, free_address()) for i in (1, 2, 3)]
 with tempfile.TemporaryDirectory() as base:
-    nodes = [raft.Node(s.id, s.address, f"{base}/{s.id}", Counter()) for s in servers]
+    nodes = [raft.Node(s.id, s.address, f"{base}/{s.id}", RecordingFSM()) for s in servers]
     try:
         for n in nodes:
             n.bootstrap(servers)
