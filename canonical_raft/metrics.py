@@ -1,21 +1,20 @@
 """Prometheus metrics of one node: what ``stats()`` knows, read at each
-scrape, and the counters and histograms an observer can count as they
-happen (applies, bytes, apply latency, elections, leader changes,
-snapshots). Needs ``prometheus_client`` (``pip install
+scrape, the events ``Node.on_event`` reports, counted as they happen
+(elections, leader changes, snapshots taken and installed, peers lost and
+resumed, configurations committed), and the applies submitted through a
+meter (count, bytes, latency). Needs ``prometheus_client`` (``pip install
 'canonical_raft[metrics]'``); docs/metrics.md lists every metric.
 
 ::
 
-    metrics = NodeMetrics()                 # its own registry: one per node
-    node = raft.Node(..., metrics.instrument(group))   # counts snapshots
-    metrics.watch(node)                     # stats() at each scrape, state changes
+    metrics = NodeMetrics(node)             # its own registry: one per node
     group.attach(metrics.meter(node))       # count the applies submitted through it
     body, content_type = metrics.render()   # the text exposition format
+    metrics.close()                         # stop counting events
 """
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import Future
@@ -29,10 +28,11 @@ except ImportError:  # pragma: no cover - the extra is missing
     raise ImportError("canonical_raft.metrics needs prometheus_client: "
                       "pip install 'canonical_raft[metrics]'") from None
 
+from .events import Event, EventKind
 from .types import State
 
 if TYPE_CHECKING:
-    from .node import Node
+    from .node import Node, Observer
 
 __all__ = ["NodeMetrics", "Metered", "PREFIX"]
 
@@ -96,11 +96,9 @@ class _StatsCollector:
 class NodeMetrics:
     """The metrics of one node, in a registry of their own (``registry``).
 
-    ``NodeMetrics(node)`` watches ``node`` at once; ``NodeMetrics()`` then
-    ``watch(node)`` lets ``instrument()`` wrap the FSM before the node is
-    made. Watching registers an observer (``on_state_change``) that counts
-    elections started and leader changes seen; after ``close()`` it counts
-    nothing more (a node keeps its observers until it closes).
+    ``NodeMetrics(node)``, or ``NodeMetrics()`` then ``watch(node)``: read
+    ``node.stats()`` at each scrape and count the node's events from then
+    on (one ``on_event`` observer); ``close()`` cancels that observer.
     """
 
     def __init__(self, node: Optional[Node] = None,
@@ -120,44 +118,52 @@ class NodeMetrics:
                                  "a candidate).", registry=r)
         self.leader_changes = Counter(f"{PREFIX}_leader_changes", "Times this node learnt of "
                                       "a new leader (the first one included).", registry=r)
-        self.snapshots = Counter(f"{PREFIX}_snapshots", "FSM snapshots taken here, and "
-                                 "restored (from disk at start or installed from the leader).",
-                                 ["kind"], registry=r)
+        self.snapshots = Counter(f"{PREFIX}_snapshots", "Snapshots taken here, and installed "
+                                 "from the leader.", ["kind"], registry=r)
+        self.peers_lost = Counter(f"{PREFIX}_peers_lost", "As leader: times a voter or standby "
+                                  "sent nothing for an election timeout.", registry=r)
+        self.peers_resumed = Counter(f"{PREFIX}_peers_resumed", "As leader: times a lost peer "
+                                     "was heard from again.", registry=r)
+        self.configurations = Counter(f"{PREFIX}_configurations", "Configurations this node "
+                                      "saw committed.", registry=r)
         for result in ("ok", "error"):
             self.applies.labels(result)
-        for kind in ("taken", "restored"):
-            self.snapshots.labels(kind)
-        self._closed = False
-        self._lock = threading.Lock()
-        self._state = State.UNAVAILABLE
+        self._counts = {                # the kinds counted one for one
+            EventKind.SNAPSHOT_TAKEN: self.snapshots.labels("taken"),
+            EventKind.SNAPSHOT_INSTALLED: self.snapshots.labels("installed"),
+            EventKind.PEER_LOST: self.peers_lost,
+            EventKind.PEER_RESUMED: self.peers_resumed,
+            EventKind.CONFIGURATION: self.configurations,
+        }
         self._leader_id: Optional[int] = None
+        self._observer: Optional[Observer[Any]] = None
         if node is not None:
             self.watch(node)
 
     def watch(self, node: Node) -> None:
-        """Collect ``node.stats()`` at each scrape and count its state changes."""
+        """Collect ``node.stats()`` at each scrape and count its events."""
         if self.node is not None:
             raise ValueError("these metrics already watch a node: one NodeMetrics per node")
         self.node = node
-        self._state = node.state
         leader = node.leader
         self._leader_id = leader.id if leader is not None else None
         self.registry.register(_StatsCollector(node))
-        node.on_state_change(self._observe)
+        self._observer = node.on_event(self._count)
 
-    def _observe(self, node: Node) -> None:
-        # On the raft thread: counting only.
-        if self._closed:
-            return
-        state, leader = node.state, node.leader
-        with self._lock:
-            if state == State.CANDIDATE and self._state != State.CANDIDATE:
+    def _count(self, event: Event) -> None:
+        # On the raft thread, one event at a time: counting only.
+        kind = event.kind
+        if kind is EventKind.STATE:
+            if event.state == State.CANDIDATE:
                 self.elections.inc()
-            self._state = state
-            if leader is not None and leader.id != self._leader_id:
+        elif kind is EventKind.LEADER:
+            # A follower that loses touch hears "no leader" then the same
+            # one again: that is not a change.
+            if event.leader is not None and event.leader.id != self._leader_id:
+                self._leader_id = event.leader.id
                 self.leader_changes.inc()
-            if leader is not None:
-                self._leader_id = leader.id
+        elif kind in self._counts:
+            self._counts[kind].inc()
 
     def meter(self, submitter: Any) -> Metered:
         """A stand-in for ``submitter`` (the node) whose ``apply()`` counts
@@ -165,19 +171,15 @@ class NodeMetrics:
         Give it to ``group.attach()`` instead of the node."""
         return Metered(submitter, self)
 
-    def instrument(self, fsm: Any) -> _InstrumentedFSM:
-        """A stand-in for ``fsm`` (give it to the Node instead) that counts
-        its snapshots taken and restored."""
-        return _InstrumentedFSM(fsm, self)
-
     def render(self) -> tuple[bytes, str]:
         """(the text exposition of every metric, its content type)."""
         return generate_latest(self.registry), CONTENT_TYPE_LATEST
 
     def close(self) -> None:
-        """Stop counting state changes (the observer stays registered on the
-        node, doing nothing, until the node closes)."""
-        self._closed = True
+        """Stop counting events (cancels the observer; idempotent). The
+        gauges still read ``stats()`` at each scrape."""
+        if self._observer is not None:
+            self._observer.cancel()
 
 
 class Metered:
@@ -208,22 +210,3 @@ class Metered:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._submitter, name)
-
-
-class _InstrumentedFSM:
-    """An FSM that counts snapshot() and restore() calls of the one it wraps."""
-
-    def __init__(self, fsm: Any, metrics: NodeMetrics) -> None:
-        self.fsm = fsm
-        self.apply = fsm.apply          # the hot path: no extra call
-        self._taken = metrics.snapshots.labels("taken")
-        self._restored = metrics.snapshots.labels("restored")
-
-    def snapshot(self) -> Any:
-        snap = self.fsm.snapshot()
-        self._taken.inc()
-        return snap
-
-    def restore(self, data: bytes) -> None:
-        self.fsm.restore(data)
-        self._restored.inc()

@@ -130,6 +130,8 @@ def test_metrics_scraped_and_parsed(cluster):
     assert _value(on_leader, "canonical_raft_apply_latency_seconds_count") >= 5
     assert _value(on_leader, "canonical_raft_state", state="leader") == 1
     assert _value(on_leader, "canonical_raft_leader_changes_total") >= 1
+    assert _value(on_leader, "canonical_raft_elections_total") >= 1      # it stood
+    assert _value(on_leader, "canonical_raft_snapshots_total", kind="installed") == 0
     assert _value(on_leader, "canonical_raft_node_info", id=str(leader)) == 1
     assert "canonical_raft_refused_connections" in on_leader
     assert on_leader["canonical_raft_apply_latency_seconds"].type == "histogram"

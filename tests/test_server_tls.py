@@ -13,6 +13,7 @@ pytest.importorskip("aiohttp", reason="the server needs aiohttp: pip install 'ca
 pytest.importorskip("cryptography", reason="certificates need cryptography")
 
 from canonical_raft import certs  # noqa: E402
+from canonical_raft.testing import wait_until  # noqa: E402
 from canonical_raft.testing.servers import ServerCluster, http  # noqa: E402
 
 
@@ -33,8 +34,11 @@ def test_https_cluster_with_the_cluster_certificates(tmp_path):
         # own certificate), and a linearizable read too.
         assert c.request("PUT", follower, "/kv/secret", {"s": 1}).status == 204
         assert c.request("GET", follower, "/kv/secret?consistency=linearizable").json == {"s": 1}
-        members = c.request("GET", follower, "/members").json["members"]
-        assert all(m["status"] is not None for m in members), members
+        # Each server publishes its URL a moment after it starts; then the
+        # follower reaches every one over HTTPS for its status.
+        wait_until(lambda: all(m["status"] is not None for m in
+                               c.request("GET", follower, "/members").json["members"]),
+                   10, 0.1, "the follower reaches every member")
 
         # Plain HTTP to the HTTPS port, or HTTPS without the CA: refused.
         with pytest.raises(OSError):

@@ -98,12 +98,12 @@ async def serve(args: argparse.Namespace) -> int:
     settings = {"election_timeout": args.election_timeout,
                 "heartbeat_timeout": args.heartbeat_timeout,
                 "snapshot_threshold": args.snapshot_threshold}
-    # The node's fsm counts snapshots; the group submits through the meter.
-    metrics = NodeMetrics()
-    node = Node(args.id, args.address, args.data_dir, metrics.instrument(group),
+    node = Node(args.id, args.address, args.data_dir, group,
                 tls=tls, insecure=args.insecure, **settings)
     try:
-        metrics.watch(node)
+        # Watching before start() counts the first leader; the group submits
+        # through the meter.
+        metrics = NodeMetrics(node)
         group.attach(metrics.meter(node))
         if args.peers:
             try:
