@@ -147,3 +147,18 @@ def test_a_raising_observer_is_logged_and_the_others_run(cluster, caplog):
     wait_until(lambda: calls, 10)
     wait_until(lambda: any("on purpose" in r.getMessage() for r in caplog.records), 10)
     assert c.node(1).state == raft.State.LEADER
+
+
+def test_watching_again_starts_from_the_present(cluster):
+    c = cluster(1)
+    node = c.leader()
+    first = []
+    handle = node.on_event(first.append)
+    wait_until(lambda: [e for e in first if e.kind is K.LEADER], 10)
+    handle.cancel()
+    again = []
+    node.on_event(again.append)
+    wait_until(lambda: [e for e in again if e.kind is K.LEADER], 10,
+               message="the current leader told again")
+    (leader,) = [e for e in again if e.kind is K.LEADER]
+    assert leader.leader.id == node.id

@@ -484,6 +484,10 @@ cdef class Core:
     def add_event_observer(self, fn):
         """Call fn(event) for every canonical_raft.events.Event (events.pxi)."""
         self._event_observers.append(fn)
+        if len(self._event_observers) == 1:
+            # Nobody watched: diff from what is now, not from when the
+            # last observer left (the raft thread sees this before watching).
+            self.s.ev.baseline = False
         CR_STORE(self.s.ev.watching, len(self._event_observers))
 
     def remove_event_observer(self, fn):
