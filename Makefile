@@ -24,7 +24,7 @@ $(STAMP_PY): $(STAMP_DEPS) pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q "setuptools>=64" wheel "Cython>=3.0" "pytest>=7" "pytest-timeout>=2" \
-		"mypy>=1.18" "mkdocs>=1.5" "cryptography>=42"
+		"mypy>=1.18" "mkdocs>=1.5" "cryptography>=42" "lmdb>=1.4"
 	touch $@
 
 # The release build; rebuilt when a source changed or the last build was
