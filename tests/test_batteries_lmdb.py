@@ -237,6 +237,14 @@ def test_the_store_of_another_log_is_refused(stores):
     with pytest.raises(StoreError, match="another log"):
         refused.restore(persisted(theirs))
     refused.close()
+    cousin = Group(d=ReplicatedDict())       # the same first command, then another history
+    apply(cousin, "d", "set", "mine", 1)
+    apply(cousin, "d", "set", "mine", 3)
+    refused = Group(d=stores())
+    with pytest.raises(StoreError, match="another log"):
+        refused.restore(persisted(cousin))
+    assert refused["d"]["mine"] == 2         # refused: nothing of it changed
+    refused.close()
 
     # Replayed from the start (no snapshot): refused at its first command,
     # before anything of the store is skipped.

@@ -88,7 +88,10 @@ class ReplicatedDict(Structure, MutableMapping[K, V]):
     def __init__(self, *, version: int = 1, timeout: float = 10.0,
                  path: Optional[Union[str, os.PathLike[str]]] = None,
                  map_size: Optional[int] = None) -> None:
-        if path is not None or map_size is not None:
+        if path is not None:
+            raise TypeError(f"path=: {type(self).__name__} keeps its state in memory; only "
+                            f"ReplicatedDict itself keeps it in LMDB")
+        if map_size is not None:
             raise ValueError("map_size is for a ReplicatedDict with a path (kept in LMDB)")
         super().__init__(version=version, timeout=timeout)
         self._data: dict[str, Any] = {}
@@ -97,6 +100,15 @@ class ReplicatedDict(Structure, MutableMapping[K, V]):
         """Let go of the LMDB store (``path=...``), once the node is
         closed; nothing to do for a dict in memory."""
         self._close()
+
+    @property
+    def path(self) -> Optional[str]:
+        """The directory of its LMDB store (None: in memory)."""
+        return None
+
+    def store_info(self) -> Optional[dict[str, Any]]:
+        """What its LMDB store holds (see LMDBDict.store_info); None in memory."""
+        return None
 
     # -- writes: futures ----------------------------------------------------------
 

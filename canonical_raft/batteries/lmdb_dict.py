@@ -116,12 +116,13 @@ class LMDBDict(ReplicatedDict[Any, Any]):
             raise ValueError(f"map_size must be an int of at least {_MIN_MAP_SIZE} bytes, "
                              f"got {map_size!r}")
         self._lock = threading.Lock()
-        self._broken: Optional[str] = None
+        self._broken: Optional[str] = None      # why it cannot be used (StoreError's message)
+        self._closed = False
         self._store = Store(path, map_size)
         self._released: list[Env] = []          # views gone, their env refs to drop
         self._raft_txn: Optional[lmdb.Transaction[bytes]] = None
         self._marks: dict[int, bytes] = {}
-        self.resumed_from: Optional[int] = None
+        self._resumed_from: Optional[int] = None
         self._installed = 0
         try:
             self._load_meta()
@@ -146,7 +147,7 @@ class LMDBDict(ReplicatedDict[Any, Any]):
         """The store's directory."""
         return self._store.path
 
-    def store_info(self) -> dict[str, Any]:
+    def store_info(self) -> dict[str, Any]:  # (never None: it has a store)
         """What the store holds: ``applied`` (the last command committed to
         it, as the Group counts them), ``pending`` (keys staged, not yet
         committed), ``resumed_from`` (where the log restarted when this
@@ -158,7 +159,7 @@ class LMDBDict(ReplicatedDict[Any, Any]):
             env = self._store.live.env
             info, stat = env.info(), env.stat()
             return {"path": self.path, "applied": self._meta.applied,
-                    "pending": len(self._pending.items), "resumed_from": self.resumed_from,
+                    "pending": len(self._pending.items), "resumed_from": self._resumed_from,
                     "skipped": self._skipped, "installed": self._installed,
                     "map_size": info["map_size"],
                     "used": (info["last_pgno"] + 1) * stat["psize"]}
@@ -170,6 +171,7 @@ class LMDBDict(ReplicatedDict[Any, Any]):
     # -- lifetime ---------------------------------------------------------------
 
     def _usable(self) -> None:
+        """StoreError if it cannot be used; drop the refs of views gone (under the lock)."""
         if self._broken is not None:
             raise StoreError(self._broken)
         if self._released:
@@ -185,12 +187,13 @@ class LMDBDict(ReplicatedDict[Any, Any]):
 
     def _close(self) -> None:
         with self._lock:
-            if self._broken is not None and self._broken.startswith("closed"):
+            if self._closed:
                 return
             try:
                 if self._broken is None and self._pending.since:
                     self._flush()
             finally:
+                self._closed = True
                 self._drop_raft_txn()
                 self._broken = f"closed: this ReplicatedDict's store {self.path} was closed"
                 self._store.close()
@@ -523,29 +526,42 @@ class LMDBDict(ReplicatedDict[Any, Any]):
     # -- restarts and restores ----------------------------------------------------------
 
     def _keeps(self, point: LogPoint) -> bool:
+        with self._lock:
+            return self._holds(point)
+
+    def _holds(self, point: LogPoint) -> bool:
+        """Whether the store holds ``point`` or later of the same log: its
+        chain there is known and equal (unknown: no, the snapshot is taken;
+        known and different: another log, refused)."""
         self._usable()
         seq, chain, genesis = point
-        if genesis is not None and self._genesis is not None and genesis != self._genesis:
-            raise StoreError(
-                f"the LMDB store {self.path} holds the state of another log (another cluster, "
-                f"or a data dir wiped and bootstrapped anew since): its first command differs "
-                f"from this log's. Move it away (or delete it) and start the node again: "
-                f"the dict is rebuilt from the node's snapshot and log")
         held, held_chain = self._last
-        if held is None or held < 0 or seq is None or held < seq:
-            return False
-        if seq == 0 or held == seq:
-            return seq == 0 or held_chain == chain
-        env = self._store.live
-        with env.env.begin() as txn:
-            return env.mark(txn, seq) == chain
+        differs = genesis is not None and self._genesis is not None and genesis != self._genesis
+        if not differs:
+            if held is None or held < 0 or seq is None or held < seq:
+                return False
+            if seq == 0:
+                return True
+            if held == seq:
+                known = held_chain
+            else:
+                env = self._store.live
+                with env.env.begin() as txn:
+                    known = env.mark(txn, seq)
+            if known is None or known == chain:
+                return known is not None
+        raise StoreError(
+            f"the LMDB store {self.path} holds the state of another log (another cluster, or "
+            f"a data dir wiped and bootstrapped anew since): its history differs from this "
+            f"log's. Move it away (or delete it) and start the node again: the dict is "
+            f"rebuilt from the node's snapshot and log")
 
     def _resume(self, point: LogPoint) -> bool:
         seq = point.seq
         assert seq is not None
         held, held_chain = self._last
         assert held is not None
-        self.resumed_from = seq
+        self._resumed_from = seq
         self._held_through = held
         if held <= seq:
             return False
@@ -648,7 +664,7 @@ class LMDBDict(ReplicatedDict[Any, Any]):
             self._load_meta()
             self._marks = {}
             self._installed += 1
-            self.resumed_from = None
+            self._resumed_from = None
 
     def _discard(self, prepared: Env) -> None:
         with self._lock:
