@@ -362,3 +362,20 @@ def test_no_snapshot_while_the_replay_is_behind_the_store(stores):
     for i in range(10):
         apply(again, "d", "set", f"k{i}", i)
     assert doc(persisted(again))[1] == 10    # past what the store held: it can
+
+
+def test_a_store_at_an_unknown_point_is_rebuilt_from_the_log(stores):
+    # A snapshot that does not say its point of the log (an older writer's).
+    old = (b'{"kind":"canonical_raft.batteries","format":1,"active":1,'
+           b'"structures":{"d":{"type":"dict","version":1,"state":{"a":1}}}}')
+    group = Group(d=stores())
+    group.restore(old)
+    apply(group, "d", "set", "b", 2)
+    assert group["d"].copy() == {"a": 1, "b": 2}
+    group.close()
+    reopened = stores()
+    assert reopened.store_info()["applied"] == -1 and reopened.copy() == {"a": 1, "b": 2}
+    reopened.close()
+    replay = Group(d=stores())               # no snapshot this time: the log from its start,
+    apply(replay, "d", "set", "x", 1)        # onto an emptied store, never onto what it held
+    assert replay["d"].copy() == {"x": 1}

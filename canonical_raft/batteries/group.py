@@ -304,7 +304,7 @@ class Group(Mapping[str, Structure]):
                     self._resuming.append(structure)
             except Exception as exc:
                 # Its store is unusable: it says so on every read and command.
-                log.error("%r cannot resume: %s", structure, exc)
+                structure._fail(f"cannot resume from its store: {exc}")
 
     def close(self) -> None:
         """Close what the structures hold outside memory (the LMDB store of

@@ -185,6 +185,11 @@ class LMDBDict(ReplicatedDict[Any, Any]):
         log.error("%r: %s", self, message)
         return StoreError(message)
 
+    def _fail(self, message: str) -> None:
+        with self._lock:
+            if self._broken is None:
+                self._break(message)
+
     def _close(self) -> None:
         with self._lock:
             if self._closed:

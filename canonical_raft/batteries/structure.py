@@ -236,6 +236,11 @@ class Structure:
         against what the state recorded; False once past them."""
         raise NotImplementedError
 
+    def _fail(self, message: str) -> None:
+        """Its state cannot follow the log any more: refuse every read and
+        command from now on, saying ``message`` (logged)."""
+        raise NotImplementedError
+
     def _prepare_stream(self, reader: Optional[codec.Reader], point: LogPoint) -> Any:
         """Like ``_prepare``, reading the state from ``reader`` (at its value;
         None: the empty state) as the state at ``point``."""
