@@ -25,7 +25,8 @@ $(STAMP_PY): $(STAMP_DEPS) pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q "setuptools>=64" wheel "Cython>=3.0" "pytest>=7" "pytest-timeout>=2" \
-		"mypy>=1.18" $(DOCS_PACKAGES) "cryptography>=42" "aiohttp>=3.9" "prometheus_client>=0.17"
+		"mypy>=1.18" $(DOCS_PACKAGES) "cryptography>=42" "aiohttp>=3.9" "prometheus_client>=0.17" \
+		"lmdb>=1.4"
 	touch $@
 
 # The release build; rebuilt when a source changed or the last build was

@@ -11,13 +11,16 @@
     group.attach(node)
 
 Values travel in a checked JSON codec (:mod:`.codec`), commands in a
-versioned format (:mod:`.command`); see docs/batteries.md.
+versioned format (:mod:`.command`), snapshots in :mod:`.snapshot`;
+``ReplicatedDict(path=...)`` keeps its state in LMDB (:mod:`.lmdb_dict`,
+which needs py-lmdb: ``pip install canonical_raft[lmdb]``); see
+docs/batteries.md.
 """
 
 from .codec import JSON
 from .counter import ReplicatedCounter
 from .dict import ABSENT, ReplicatedDict
-from .errors import (BadCommandError, NotAttachedError, OutdatedReplicaError,
+from .errors import (BadCommandError, NotAttachedError, OutdatedReplicaError, StoreError,
                      UnsupportedCommandError)
 from .group import Group, Submitter
 from .lock import Lease, ReplicatedLock
@@ -31,4 +34,5 @@ __all__ = [
     "ReplicatedLock", "Lease",
     "ReplicatedObject", "replicated", "ReplicatedMethod",
     "BadCommandError", "UnsupportedCommandError", "NotAttachedError", "OutdatedReplicaError",
+    "StoreError",
 ]

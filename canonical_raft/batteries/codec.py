@@ -19,11 +19,14 @@ from __future__ import annotations
 
 import itertools
 import json
+import json.decoder
 import math
+import re
 from collections.abc import Iterator
 from typing import Any, Union
 
-__all__ = ["JSON", "check", "dumps", "loads", "copy", "canonical", "dumps_object", "dumps_array"]
+__all__ = ["JSON", "check", "dumps", "loads", "copy", "canonical", "dumps_object", "dumps_array",
+           "Reader", "ReadError"]
 
 #: A value the codec carries (what ``check`` accepts).
 JSON = Union[None, bool, int, float, str, "list[JSON]", "dict[str, JSON]"]
@@ -132,3 +135,90 @@ def copy(value: Any) -> Any:
     if t is dict:
         return {k: copy(v) for k, v in value.items()}
     return value
+
+
+_SCAN = json.JSONDecoder().scan_once  # type: ignore[attr-defined]
+_SCANSTRING = json.decoder.scanstring  # type: ignore[attr-defined]
+_WHITESPACE = re.compile(r"[ \t\n\r]*")
+_COLON = re.compile(r"[ \t\n\r]*:")
+_NEXT = re.compile(r"[ \t\n\r]*([,}])[ \t\n\r]*")
+
+
+class ReadError(ValueError):
+    """Text that a Reader cannot read as JSON."""
+
+
+class Reader:
+    """JSON text read member by member, so that a large object is never
+    decoded whole (a snapshot's dict of a million keys is written into LMDB
+    as it is read). Raises ReadError, naming the offset, on bad JSON."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.pos = 0
+
+    def error(self, what: str) -> ReadError:
+        return ReadError(f"{what} at offset {self.pos}")
+
+    def _skip(self) -> int:
+        pos = self.pos
+        if self.text[pos:pos + 1].isspace():
+            pos = self.pos = _WHITESPACE.match(self.text, pos).end()  # type: ignore[union-attr]
+        return pos
+
+    def at(self, char: str) -> bool:
+        """Whether the next value starts with ``char`` (e.g. ``"{"``)."""
+        return self.text.startswith(char, self._skip())
+
+    def span(self) -> tuple[Any, int, int]:
+        """The next value, decoded, and where its text starts and ends."""
+        start = self._skip()
+        try:
+            value, end = _SCAN(self.text, start)
+        except StopIteration:
+            raise self.error("expected a JSON value") from None
+        except RecursionError:
+            raise self.error("a value nested too deep") from None
+        self.pos = end
+        return value, start, end
+
+    def value(self) -> Any:
+        """The next value, decoded."""
+        return self.span()[0]
+
+    def members(self) -> Iterator[str]:
+        """The keys of the object that comes next, one by one; after each,
+        the caller reads its value (``value()``, ``span()``, ``members()``)."""
+        text = self.text
+        if not self.at("{"):
+            raise self.error("expected '{'")
+        self.pos += 1
+        if self.at("}"):
+            self.pos += 1
+            return
+        pos = self.pos
+        while True:
+            if not text.startswith('"', pos):
+                raise self.error("expected '\"'")
+            try:
+                key, pos = _SCANSTRING(text, pos + 1)
+            except ValueError:
+                raise self.error("a bad object key") from None
+            colon = _COLON.match(text, pos)
+            if colon is None:
+                self.pos = pos
+                raise self.error("expected ':'")
+            self.pos = colon.end()
+            yield key
+            after = _NEXT.match(text, self.pos)
+            if after is None:
+                raise self.error("expected ',' or '}'")
+            pos = after.end()
+            if after.group(1) == "}":
+                self.pos = pos
+                return
+
+    def end(self) -> None:
+        """ReadError unless only whitespace is left."""
+        if self._skip() != len(self.text):
+            raise self.error("extra data")

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import concurrent.futures
+import os
 from collections.abc import ItemsView, Iterator, KeysView, Mapping, MutableMapping, ValuesView
-from typing import Any, Final, TypeVar, Union, overload
+from typing import Any, Final, Optional, TypeVar, Union, overload
 
 from . import codec
 from .structure import Consistency, Structure, operation
@@ -14,6 +15,7 @@ __all__ = ["ReplicatedDict", "ABSENT"]
 K = TypeVar("K", bound=str)
 V = TypeVar("V")
 T = TypeVar("T")
+_D = TypeVar("_D", bound="ReplicatedDict[Any, Any]")
 
 
 class _Absent:
@@ -61,13 +63,52 @@ class ReplicatedDict(Structure, MutableMapping[K, V]):
     leader); ``get(k, consistency="linearizable")`` first waits for
     ``node.barrier()``. Values read are copies: mutating one changes
     nothing. Iteration and views work on a copy taken at the call.
+
+    ``path``: keep the state in LMDB in that directory (py-lmdb:
+    ``pip install canonical_raft[lmdb]``), not in memory; ``map_size``
+    bounds its size in bytes (1 GiB by default). The same semantics; a
+    restart resumes from what the store holds instead of replaying it
+    (see lmdb_dict.LMDBDict, which is what ``ReplicatedDict(path=...)``
+    makes). ``close()`` lets the store go, once the node is closed.
     """
 
     kind = "dict"
 
-    def __init__(self, *, version: int = 1, timeout: float = 10.0) -> None:
+    def __new__(cls: type[_D], *args: Any, path: Optional[Union[str, os.PathLike[str]]] = None,
+                **kwargs: Any) -> _D:
+        if path is not None and cls is ReplicatedDict:
+            try:
+                from .lmdb_dict import LMDBDict
+            except ImportError as exc:
+                raise ImportError(f"ReplicatedDict(path=...) keeps its state in LMDB, which needs "
+                                  f"py-lmdb: pip install 'canonical_raft[lmdb]' ({exc})") from exc
+            return super().__new__(LMDBDict)  # type: ignore[return-value]
+        return super().__new__(cls)
+
+    def __init__(self, *, version: int = 1, timeout: float = 10.0,
+                 path: Optional[Union[str, os.PathLike[str]]] = None,
+                 map_size: Optional[int] = None) -> None:
+        if path is not None:
+            raise TypeError(f"path=: {type(self).__name__} keeps its state in memory; only "
+                            f"ReplicatedDict itself keeps it in LMDB")
+        if map_size is not None:
+            raise ValueError("map_size is for a ReplicatedDict with a path (kept in LMDB)")
         super().__init__(version=version, timeout=timeout)
         self._data: dict[str, Any] = {}
+
+    def close(self) -> None:
+        """Let go of the LMDB store (``path=...``), once the node is
+        closed; nothing to do for a dict in memory."""
+        self._close()
+
+    @property
+    def path(self) -> Optional[str]:
+        """The directory of its LMDB store (None: in memory)."""
+        return None
+
+    def store_info(self) -> Optional[dict[str, Any]]:
+        """What its LMDB store holds (see LMDBDict.store_info); None in memory."""
+        return None
 
     # -- writes: futures ----------------------------------------------------------
 
@@ -205,7 +246,7 @@ class ReplicatedDict(Structure, MutableMapping[K, V]):
         return {k: codec.copy(v) for k, v in data.items()}  # type: ignore[misc]
 
     def __eq__(self, other: object) -> bool:
-        if isinstance(other, ReplicatedDict):
+        if type(other) is ReplicatedDict:
             return self._data == other._data
         if isinstance(other, Mapping):
             return self._data == dict(other.items())

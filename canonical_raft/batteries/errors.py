@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 __all__ = ["BadCommandError", "UnsupportedCommandError", "NotAttachedError",
-           "OutdatedReplicaError"]
+           "OutdatedReplicaError", "StoreError"]
 
 
 class BadCommandError(ValueError):
@@ -29,3 +29,10 @@ class OutdatedReplicaError(RuntimeError):
     this replica can no longer promise to hold the same state as the others.
     Upgrade the node's code (its state is then rebuilt from the log or a
     snapshot)."""
+
+
+class StoreError(RuntimeError):
+    """The LMDB store of a ``ReplicatedDict(path=...)`` cannot be used: it
+    is not one, it is damaged, it holds the state of another log (another
+    cluster, or a node whose data dir was wiped and bootstrapped anew), or
+    it is full (``map_size``). The message names the path and the remedy."""

@@ -1,25 +1,29 @@
 """Group: several structures sharing one node (the node's FSM), routing
-each command to its structure by name; one snapshot covers them all."""
+each command to its structure by name; one snapshot covers them all.
+
+The group counts the commands it applies (``seq``) and hashes them into a
+chain: the point of the log its state is at (structure.LogPoint), which
+every snapshot records. Durable structures (``ReplicatedDict(path=...)``)
+store that point with their state, so that after a restart the group skips
+the commands they hold already, and knows a store of another log."""
 
 from __future__ import annotations
 
 import concurrent.futures
+import hashlib
 import logging
 import threading
 from collections.abc import Iterator, Mapping
 from typing import Any, Optional, Protocol
 
-from . import codec, command
+from . import command, snapshot
 from .errors import NotAttachedError, OutdatedReplicaError, UnsupportedCommandError
-from .structure import Consistency, Structure, check_version
+from .snapshot import CHAIN_START, SNAPSHOT_FORMAT
+from .structure import Consistency, LogPoint, Structure, check_version
 
 __all__ = ["Group", "Submitter", "SNAPSHOT_FORMAT"]
 
 log = logging.getLogger("canonical_raft.batteries")
-
-#: The snapshot layout written by this code; restore() refuses higher ones.
-SNAPSHOT_FORMAT = 1
-_SNAPSHOT_KIND = "canonical_raft.batteries"
 
 
 class Submitter(Protocol):
@@ -74,6 +78,13 @@ class Group(Mapping[str, Structure]):
         self._active = 1
         self._outdated: Optional[str] = None
         self._applying: Optional[int] = None   # the thread inside apply(), if any
+        # The point of the log the state is at (see the module's docstring).
+        self._seq: Optional[int] = 0
+        self._chain = CHAIN_START
+        self._genesis: Optional[bytes] = None
+        self._begun = False                    # a restore or an apply has happened
+        self._durable = [s for s in members.values() if s.durable]
+        self._resuming: list[Structure] = []   # durable ones skipping what they hold
         #: The highest version this code runs: of its structures and their operations.
         self.supported_version = max(
             max([s._version, *(op.version for op in s._ops.values())]) for s in members.values())
@@ -196,6 +207,19 @@ class Group(Mapping[str, Structure]):
             self._applying = None
 
     def _apply(self, data: bytes) -> Any:
+        if not self._begun:
+            self._begin()
+        seq = self._seq
+        if seq is not None:
+            seq += 1
+            self._seq = seq
+            h = hashlib.blake2b(self._chain, digest_size=16)
+            h.update(data)
+            self._chain = chain = h.digest()
+            if seq == 1:
+                self._genesis = chain
+            if self._resuming:
+                self._resuming = [s for s in self._resuming if s._verify(seq, chain)]
         cmd = command.decode(data)
         if cmd.version > self._active:
             raise UnsupportedCommandError(
@@ -209,6 +233,9 @@ class Group(Mapping[str, Structure]):
         structure = self._structures.get(cmd.structure)
         if structure is None:
             raise self._unknown(cmd, "structure")
+        if seq is not None and seq <= structure._held_through:
+            structure._skipped += 1     # its store holds this command already
+            return None
         op = structure._ops.get(cmd.op)
         if op is None:
             raise self._unknown(cmd, "operation")
@@ -224,79 +251,63 @@ class Group(Mapping[str, Structure]):
         log.warning("%s", msg)
         return UnsupportedCommandError(msg)
 
-    def snapshot(self) -> _GroupSnapshot:
-        # On the raft thread: only cheap copies; persist() does the rest.
-        frozen = [(name, s, s._freeze()) for name, s in self._structures.items()]
-        return _GroupSnapshot(self._active, frozen)
+    def snapshot(self) -> snapshot.GroupSnapshot:
+        # On the raft thread: only cheap copies (a read transaction for a
+        # durable structure); persist() does the rest. Durable ones last.
+        if not self._begun:
+            self._begin()
+        ahead = [s for s in self._resuming if s._held_through > (self._seq or 0)]
+        if ahead:
+            # Its store holds a later point than the log has replayed to: the
+            # state at this point is nowhere. The node retries a moment later,
+            # once the replay has passed what the store holds.
+            raise RuntimeError(f"{ahead[0]!r} holds commands up to {ahead[0]._held_through}, the "
+                               f"log is replayed to {self._seq}: no snapshot until it passes them")
+        frozen: snapshot.Frozen = []
+        try:
+            for name, structure in sorted(self._structures.items(), key=lambda i: i[1].durable):
+                frozen.append((name, structure, structure._freeze()))
+        except BaseException:
+            for _, structure, state in frozen:
+                structure._thaw(state)
+            raise
+        return snapshot.GroupSnapshot(self._active, LogPoint(self._seq, self._chain, self._genesis),
+                                      frozen)
 
     def restore(self, data: bytes) -> None:
-        try:
-            doc = codec.loads(data)
-        except (ValueError, UnicodeDecodeError, RecursionError) as exc:
-            raise ValueError(f"not a batteries snapshot ({len(data)} bytes): {exc}") from None
-        if type(doc) is not dict or doc.get("kind") != _SNAPSHOT_KIND:
-            raise ValueError("not a batteries snapshot")
-        fmt = doc.get("format")
-        if type(fmt) is not int or fmt > SNAPSHOT_FORMAT or fmt < 1:
-            raise ValueError(f"snapshot format {fmt!r}: this code reads up to {SNAPSHOT_FORMAT}")
-        active, states = doc.get("active"), doc.get("structures")
-        if type(active) is not int or active < 1 or type(states) is not dict:
-            raise ValueError("malformed batteries snapshot")
-        lacking = []
-        for name in sorted(set(states) - set(self._structures)):
-            # A structure of newer code that was never active holds nothing
-            # (every command to it failed): skip it. One that was active:
-            # this node cannot hold it, it is outdated (but keeps running,
-            # a voter the cluster may need while it is upgraded).
-            entry = states[name]
-            since = entry.get("version") if type(entry) is dict else None
-            if type(since) is not int or since <= active:
-                lacking.append(name)
-        prepared = []
-        for name, structure in self._structures.items():
-            entry = states.get(name)
-            if entry is None:
-                prepared.append((structure, structure._prepare(None)))
-                continue
-            if type(entry) is not dict or entry.get("type") != structure.kind:
-                got = entry.get("type") if type(entry) is dict else entry
-                raise ValueError(f"{name!r} is a {structure.kind} here, the snapshot has {got!r}")
-            prepared.append((structure, structure._prepare(entry.get("state"))))
+        contents = snapshot.read(self._structures, data)
         # Everything validated: only now replace the state.
-        for structure, state in prepared:
-            structure._install(state)
+        for structure, prepared in contents.prepared:
+            structure._install(prepared)
+        self._seq, self._chain, self._genesis = contents.point
+        self._begun = True
+        self._resuming = [s for s in contents.kept if s._resume(contents.point)]
         self._active = 1
         self._outdated = None
-        self._activate(active)
-        if lacking and self._outdated is None:
+        self._activate(contents.active)
+        if contents.lacking and self._outdated is None:
             self._outdated = (f"the snapshot holds structures this node's code lacks: "
-                              f"{', '.join(map(repr, lacking))}: upgrade it")
+                              f"{', '.join(map(repr, contents.lacking))}: upgrade it")
             log.error("%s", self._outdated)
 
+    def _begin(self) -> None:
+        """The first command since this group was made, and no snapshot
+        before it: the log is replayed from its start. Durable structures
+        keep what they hold (their stores say how far it goes)."""
+        self._begun = True
+        point = LogPoint(0, CHAIN_START, None)
+        for structure in self._durable:
+            try:
+                if not structure._keeps(point):
+                    structure._install(structure._prepare_stream(None, point))
+                elif structure._resume(point):
+                    self._resuming.append(structure)
+            except Exception as exc:
+                # Its store is unusable: it says so on every read and command.
+                structure._fail(f"cannot resume from its store: {exc}")
 
-class _GroupSnapshot:
-    """A group's state frozen at a snapshot; persist() serialises it off the
-    raft thread (canonical_raft's persist() protocol)."""
-
-    def __init__(self, active: int, frozen: list[tuple[str, Structure, Any]]) -> None:
-        self.active = active
-        self.frozen: Optional[list[tuple[str, Structure, Any]]] = frozen
-
-    def persist(self) -> bytes:
-        frozen = self.frozen
-        if frozen is None:
-            raise RuntimeError("this snapshot was released")
-        # {"kind":..., "format":..., "active":..., "structures": {name:
-        # {"type":..., "version":..., "state": ...}, ...}}, written in pieces.
-        parts = [codec.dumps({"kind": _SNAPSHOT_KIND, "format": SNAPSHOT_FORMAT,
-                              "active": self.active})[:-1].encode(), b',"structures":{']
-        for i, (name, structure, state) in enumerate(frozen):
-            head = codec.dumps({"type": structure.kind, "version": structure._version})
-            parts.append(f'{"," if i else ""}{codec.dumps(name)}:{head[:-1]},"state":'.encode())
-            parts.extend(piece.encode() for piece in structure._dump_text(state))
-            parts.append(b"}")
-        parts.append(b"}}")
-        return b"".join(parts)
-
-    def release(self) -> None:
-        self.frozen = None
+    def close(self) -> None:
+        """Close what the structures hold outside memory (the LMDB store of
+        a ``ReplicatedDict(path=...)``), once the node is closed."""
+        for structure in self._structures.values():
+            structure._close()

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import concurrent.futures
 from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING, Any, ClassVar, Literal, NamedTuple, Optional, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, NamedTuple, Optional, TypeVar, Union
 
 from . import codec
 from .errors import NotAttachedError
@@ -13,7 +13,7 @@ from .errors import NotAttachedError
 if TYPE_CHECKING:
     from .group import Group, Submitter
 
-__all__ = ["Structure", "Consistency", "operation"]
+__all__ = ["Structure", "Consistency", "operation", "LogPoint"]
 
 #: How fresh a read must be. ``"local"``: this node's state as applied so
 #: far (may lag the leader). ``"linearizable"``: first wait for every entry
@@ -23,6 +23,15 @@ Consistency = Literal["local", "linearizable"]
 
 _S = TypeVar("_S", bound="Structure")
 _F = TypeVar("_F", bound=Callable[..., Any])
+
+
+class LogPoint(NamedTuple):
+    """A point of the log, as the Group counts it: ``seq`` commands applied
+    (None: not known, from a snapshot that did not say), ``chain`` a hash of
+    all of them, ``genesis`` the chain after the first (None: not known)."""
+    seq: Optional[int]
+    chain: bytes
+    genesis: Optional[bytes]
 
 
 class Op(NamedTuple):
@@ -70,6 +79,13 @@ class Structure:
     _name: Optional[str] = None
     _version: int = 1
     _timeout: float = 10.0
+
+    #: Whether the state outlives the process (``ReplicatedDict(path=...)``):
+    #: the group then tells it where the log (re)starts, and skips the
+    #: commands its state already holds (see the durable hooks below).
+    durable: ClassVar[bool] = False
+    _held_through: int = 0      # durable: commands up to this seq are in the state already
+    _skipped: int = 0           # durable: commands skipped since it was made
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -174,8 +190,9 @@ class Structure:
         """Off the raft thread: the frozen copy as a codec value."""
         raise NotImplementedError
 
-    def _dump_text(self, frozen: Any) -> Iterator[str]:
-        """Off the raft thread: the frozen copy as JSON text, in pieces.
+    def _dump_text(self, frozen: Any) -> Iterator[Union[str, bytes]]:
+        """Off the raft thread: the frozen copy as JSON text (str, or UTF-8
+        bytes), in pieces.
         Each piece is one short call holding the GIL, so that the raft
         thread, which needs the GIL to apply commands, gets it in between
         (one json.dumps of a large state would hold it throughout)."""
@@ -189,6 +206,44 @@ class Structure:
 
     def _install(self, prepared: Any) -> None:
         """Replace the state with what ``_prepare`` returned."""
+        raise NotImplementedError
+
+    def _thaw(self, frozen: Any) -> None:
+        """The snapshot of ``frozen`` is done with (persisted or not)."""
+
+    def _discard(self, prepared: Any) -> None:
+        """A restore failed after ``_prepare``: drop what it made."""
+
+    def _close(self) -> None:
+        """Let go of what the state holds outside memory (files)."""
+
+    # -- durable structures only (durable = True) --------------------------------
+
+    def _keeps(self, point: LogPoint) -> bool:
+        """The log (re)starts after ``point`` (a snapshot's, or the log's
+        start): whether the state held already is that point's or later in
+        the same log, so is kept (the group then skips what it holds).
+        StoreError if it is the state of another log. Changes nothing."""
+        raise NotImplementedError
+
+    def _resume(self, point: LogPoint) -> bool:
+        """Keep the state (``_keeps`` said so): set ``_held_through``; True
+        if commands after ``point`` are to be skipped (checked by ``_verify``)."""
+        raise NotImplementedError
+
+    def _verify(self, seq: int, chain: bytes) -> bool:
+        """While commands it holds are replayed: check command ``seq``'s chain
+        against what the state recorded; False once past them."""
+        raise NotImplementedError
+
+    def _fail(self, message: str) -> None:
+        """Its state cannot follow the log any more: refuse every read and
+        command from now on, saying ``message`` (logged)."""
+        raise NotImplementedError
+
+    def _prepare_stream(self, reader: Optional[codec.Reader], point: LogPoint) -> Any:
+        """Like ``_prepare``, reading the state from ``reader`` (at its value;
+        None: the empty state) as the state at ``point``."""
         raise NotImplementedError
 
     def __repr__(self) -> str:
