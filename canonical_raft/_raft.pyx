@@ -134,6 +134,7 @@ include "core/entry.pxi"        # the entry and snapshot formats
 include "core/queue.pxi"        # the submission queue, end to end
 include "core/commands.pxi"     # libraft calls and their callbacks
 include "core/removed.pxi"      # a removed node stops (ShutdownOnRemove)
+include "core/slow_fsm.pxi"     # a WARNING when an FSM method holds the thread
 include "core/fsm.pxi"          # the FSM trampolines and their Python side
 include "core/status.pxi"       # the status mirror
 include "core/events.pxi"       # on_event: leader, configuration, snapshots, peers

@@ -23,7 +23,9 @@ cdef int fsm_apply(raft.raft_fsm *fsm, const raft.raft_buffer *buf, void **resul
     if entry_tag(buf, &tag):
         req = inflight_find(s, index, tag)
     hold_gil(s)
+    cdef unsigned long long began = uv.uv_hrtime()
     apply_entry(s, req, <const char *>buf.base, buf.len, index)
+    check_held(s, HELD_APPLY, began)      # slow_fsm.pxi
     count_log_bytes(s, buf.len)
     return 0
 
@@ -114,7 +116,9 @@ cdef int fsm_snapshot(raft.raft_fsm *fsm, raft.raft_buffer **bufs, unsigned *n_b
     cdef raft.raft_buffer *array = <raft.raft_buffer *>raft.raft_malloc(sizeof(raft.raft_buffer))
     if array == NULL:
         return raft.RAFT_NOMEM
+    cdef unsigned long long began = uv.uv_hrtime()
     cdef int rv = take_snapshot(s, array)
+    check_held(s, HELD_SNAPSHOT, began)
     if rv < 0:
         raft.raft_free(array)
         s.snapshot_retry_at = uv.uv_hrtime() + SNAPSHOT_RETRY_NS
@@ -182,7 +186,10 @@ cdef int fsm_restore(raft.raft_fsm *fsm, raft.raft_buffer *buf) noexcept nogil:
     hold_gil(s)
     if not s.in_start:
         s.ev.installed = True             # events.pxi: from the leader
-    if restore_snapshot(s, <const char *>buf.base, buf.len) != 0:
+    cdef unsigned long long began = uv.uv_hrtime()
+    cdef int restored = restore_snapshot(s, <const char *>buf.base, buf.len)
+    check_held(s, HELD_RESTORE, began)
+    if restored != 0:
         if s.in_start:
             return raft.RAFT_CORRUPT      # raft_start fails; start() raises
         # Installing from the leader: libraft cannot take an error here, so

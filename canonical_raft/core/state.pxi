@@ -48,6 +48,13 @@ cdef struct Events:           # events.pxi: what the event observers were told
     unsigned n_peers
 
 
+cdef struct HeldWatch:        # slow_fsm.pxi: FSM methods that hold the raft thread
+    unsigned long long limit_ns          # a quarter of the election timeout (0: off)
+    unsigned long long logged_at[3]      # uv_hrtime() of each method's last WARNING
+    unsigned long long suppressed[3]
+    unsigned long long count[3]
+
+
 cdef struct NodeState:
     PyObject *core             # the Core (the thread holds a reference)
     unsigned long long key     # this node's number in the process (on_raft_thread)
@@ -116,6 +123,7 @@ cdef struct NodeState:
     unsigned long long disk_low_since    # uv_hrtime() the log space ran low
     bint disk_full                       # reported (error set, warning logged)
     bint fatal                 # the FSM state is unknown: stop the node
+    HeldWatch held             # slow_fsm.pxi
     size_t log_bytes           # bytes of entries applied since the last snapshot
     bint snapshot_hurried      # log_bytes passed the cap: threshold lowered
     Req *inflight_head

@@ -159,6 +159,7 @@ cdef int configure(NodeState *s) noexcept with gil:
     try:
         raft.raft_seed(r, <unsigned>(uv.uv_hrtime() ^ (s.id * <unsigned long long>2654435761)))
         raft.raft_set_election_timeout(r, ms(c.election_timeout))
+        s.held.limit_ns = <unsigned long long>ms(c.election_timeout) * 250000   # slow_fsm.pxi
         raft.raft_set_heartbeat_timeout(r, ms(c.heartbeat_timeout))
         raft.raft_set_install_snapshot_timeout(r, ms(c.install_snapshot_timeout))
         s.snapshot_threshold = c.snapshot_threshold     # and again by reset_log_bytes
