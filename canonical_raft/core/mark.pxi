@@ -22,7 +22,7 @@
 #              term u64 | vote u64 | CRC-32 u32 (zlib's, of bytes 0-23) | reserved u32
 #   vote file: two slots (64 bytes)
 
-from libc.errno cimport errno, EIO, ENAMETOOLONG
+from libc.errno cimport EIO, ENAMETOOLONG
 from libc.stdio cimport rename, snprintf
 from libc.string cimport strerror
 from posix.fcntl cimport O_WRONLY, O_RDONLY, O_CREAT, O_TRUNC, O_CLOEXEC, O_DIRECTORY
@@ -32,6 +32,8 @@ cdef extern from "<fcntl.h>" nogil:
     int c_open "open"(const char *path, int flags, ...)
 cdef extern from "<unistd.h>" nogil:
     int c_close "close"(int fd)
+cdef extern from "<errno.h>" nogil:
+    int c_errno "errno"            # the module's `errno` is Python's (transport.pxi)
 
 cdef enum:
     MARK_MAGIC = 0x4B4D5243        # b"CRMK"
@@ -129,20 +131,20 @@ cdef int replace_file(const char *dir, const char *name, const char *data,
         return ENAMETOOLONG
     cdef int fd = c_open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
     if fd < 0:
-        return errno
+        return c_errno
     cdef int err = 0
     if pwrite(fd, data, size, 0) != <ssize_t>size or fsync(fd) != 0:
-        err = errno or EIO         # a short write sets none
+        err = c_errno or EIO       # a short write sets none
     c_close(fd)
     if err == 0 and rename(tmp, path) != 0:
-        err = errno
+        err = c_errno
     if err != 0:
         return err
     fd = c_open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
     if fd < 0:
-        return errno
+        return c_errno
     if fsync(fd) != 0:
-        err = errno
+        err = c_errno
     c_close(fd)
     return err
 
@@ -157,11 +159,11 @@ cdef int write_vote_slot(const char *dir, int slot, uint64_t term,
     vote_encode(buf, term, vote)
     cdef int fd = c_open(path, O_WRONLY | O_CLOEXEC)
     if fd < 0:
-        return errno
+        return c_errno
     cdef int err = 0
     if (pwrite(fd, buf, VOTE_SLOT_SIZE, slot * VOTE_SLOT_SIZE) != VOTE_SLOT_SIZE
             or fdatasync(fd) != 0):
-        err = errno or EIO
+        err = c_errno or EIO
     c_close(fd)
     return err
 
