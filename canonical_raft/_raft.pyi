@@ -50,6 +50,18 @@ def snapshot_problem(data: Buffer) -> str | None:
     """None if ``data`` (a snapshot file's bytes) is a sound snapshot in the
     binding's format (core/entry.pxi), else what is wrong with it."""
 
+MARK_NAME: str
+"""The high-water mark's file in the data dir (core/mark.pxi)."""
+VOTE_NAME: str
+"""The term and vote record's file in the data dir (core/mark.pxi)."""
+
+def mark_decode(data: Buffer) -> int:
+    """The applied index of a mark file's bytes; ValueError saying why they
+    are not one."""
+
+def vote_decode(data: Buffer) -> list[tuple[int, int]]:
+    """The (term, vote) slots of a vote file's bytes that check."""
+
 def on_raft_thread(key: int | None = None) -> bool:
     """True if the calling thread is the raft thread of the node whose Core
     has this ``key`` (keys start at 1: 0 matches no node), or with None,

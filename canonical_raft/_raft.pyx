@@ -140,6 +140,7 @@ include "core/status.pxi"       # the status mirror
 include "core/events.pxi"       # on_event: leader, configuration, snapshots, peers
 include "core/transport.pxi"    # the peer transport: TLS, firewall, bounds
 include "core/io_guard.pxi"     # a libraft 0.22 workaround; persist() off-thread
+include "core/mark.pxi"         # the high-water mark and the term/vote record
 include "core/thread.pxi"       # the raft thread: setup, loop, close
 include "core/trace.pxi"        # libraft's tracer to logging
 include "core/offline.pxi"      # bootstrap and recover
@@ -150,4 +151,5 @@ from . import datadir as _datadir
 from . import events as _events
 from . import errors as _errors
 from . import futures as _futures
+from . import integrity as _integrity
 from . import types as _types

@@ -32,6 +32,12 @@ after its last batch (finalized, but killed before its rename), or a batch libra
 would reject for a reason other than a checksum, is refused (libraft 0.22 would fail, or
 abort the process on a double free).
 
+Two things libraft cannot see are checked against the binding's own
+records (core/mark.pxi): the log, or the newest snapshot, must reach the
+high-water mark (the last_applied index the node recorded: a newest segment
+deleted whole is refused), and the term and vote of the metadata libraft
+reads must be one of the two the node recorded before libraft wrote them.
+
 The numbers are computed at C speed (struct, zlib): libraft's CRC-32 is
 libiberty's (polynomial 0x04C11DB7, not reflected, no final xor), which is
 zlib's reflected CRC of the bit-reversed bytes, bit-reversed.
@@ -264,45 +270,79 @@ def check_open_segments(data_dir: str, names: list[str]) -> list[OpenScan]:
 
 # -- metadata -------------------------------------------------------------------
 
-def _metadata(data_dir: str, n: int) -> tuple[str, int | None, int | None]:
-    """(path, size or None if missing, version if the file reads as libraft's)."""
+@dataclass
+class Metadata:
+    """One of metadata1/2, as read (unchecked)."""
+
+    path: str
+    n: int
+    size: int | None = None          # None: missing
+    fmt: int = 0
+    version: int | None = None       # None: not a whole file
+    term: int = 0
+    vote: int = 0
+
+
+def _read_metadata(data_dir: str, n: int) -> Metadata:
     path = os.path.join(data_dir, f"metadata{n}")
     try:
         with open(path, "rb") as f:
             content = f.read(METADATA_SIZE + 1)
     except FileNotFoundError:
-        return path, None, None
+        return Metadata(path, n)
     if len(content) != METADATA_SIZE:
-        return path, len(content), None
-    fmt, version, _term, _vote = struct.unpack("<4Q", content)
-    if fmt != DISK_FORMAT:
-        raise corrupt(path, f"bad format version {fmt} (expected {DISK_FORMAT})")
-    if version == 0:
-        raise corrupt(path, "version is zero")
-    if (1 if version % 2 else 2) != n:
-        raise corrupt(path, f"version {version} belongs in metadata{1 if version % 2 else 2}")
-    return path, METADATA_SIZE, version
+        return Metadata(path, n, len(content))
+    fmt, version, term, vote = struct.unpack("<4Q", content)
+    return Metadata(path, n, METADATA_SIZE, fmt, version, term, vote)
+
+
+def newest_metadata(data_dir: str) -> Metadata | None:
+    """The file libraft takes the term and vote from: the whole one with
+    the higher version (None: neither). Unchecked: check_metadata() is."""
+    whole = [m for m in (_read_metadata(data_dir, 1), _read_metadata(data_dir, 2))
+             if m.version is not None]
+    return max(whole, key=lambda m: m.version or 0) if whole else None
+
+
+def current_metadata(data_dir: str) -> tuple[int, int]:
+    """The (term, vote) libraft reads from metadata1/2 ((0, 0): none)."""
+    newest = newest_metadata(data_dir)
+    return (newest.term, newest.vote) if newest is not None else (0, 0)
+
+
+def _checked_version(m: Metadata) -> int | None:
+    if m.version is None:
+        return None
+    if m.fmt != DISK_FORMAT:
+        raise corrupt(m.path, f"bad format version {m.fmt} (expected {DISK_FORMAT})")
+    if m.version == 0:
+        raise corrupt(m.path, "version is zero")
+    if (1 if m.version % 2 else 2) != m.n:
+        raise corrupt(m.path, f"version {m.version} belongs in "
+                      f"metadata{1 if m.version % 2 else 2}")
+    return m.version
 
 
 def check_metadata(data_dir: str, has_log: bool) -> None:
     """libraft keeps the term and vote in metadata1/2, written alternately
     (version n in file 1 if n is odd, else 2), each 32 bytes, unchecksummed."""
-    (p1, size1, v1), (p2, size2, v2) = _metadata(data_dir, 1), _metadata(data_dir, 2)
-    for path, size, n, other in ((p1, size1, 1, v2), (p2, size2, 2, v1)):
-        if size is None or size == METADATA_SIZE:
+    m1, m2 = _read_metadata(data_dir, 1), _read_metadata(data_dir, 2)
+    v1, v2 = _checked_version(m1), _checked_version(m2)
+    for m, other in ((m1, v2), (m2, v1)):
+        if m.size is None or m.size == METADATA_SIZE:
             continue
-        if size > METADATA_SIZE:
-            raise corrupt(path, f"size {size} instead of {METADATA_SIZE}")
+        if m.size > METADATA_SIZE:
+            raise corrupt(m.path, f"size {m.size} instead of {METADATA_SIZE}")
         # A short file is what a crash leaves while the file is first made:
         # metadata2 beside version 1, or metadata1 before any log exists.
-        if not ((n == 2 and other == 1) or (n == 1 and other is None and not has_log)):
-            raise corrupt(path, f"truncated to {size} bytes (libraft would delete it and "
-                          "forget the term and vote it holds)")
+        if not ((m.n == 2 and other == 1) or (m.n == 1 and other is None and not has_log)):
+            raise corrupt(m.path, f"truncated to {m.size} bytes (libraft would delete it "
+                          "and forget the term and vote it holds)")
     if v1 is not None and v2 is not None and abs(v1 - v2) != 1:
-        raise corrupt(p1, f"metadata1 is at version {v1} and metadata2 at {v2}: "
+        raise corrupt(m1.path, f"metadata1 is at version {v1} and metadata2 at {v2}: "
                       "one of them is damaged")
     if v1 is None and v2 is None and has_log:
-        raise corrupt(p1, "no valid metadata file (term and vote) beside the log")
+        raise corrupt(m1.path, "no valid metadata file (term and vote) beside the log")
 
 
 # -- snapshots ------------------------------------------------------------------
@@ -322,10 +362,10 @@ def _check_meta(path: str) -> None:
 
 
 def check_snapshots(data_dir: str, names: list[str],
-                    closed_firsts: list[int]) -> None:
+                    closed_firsts: list[int]) -> int:
     """Each snapshot's two files (libraft deletes a lone half at raft_init),
     the .meta's checksum, and the newest snapshot's data (the binding's
-    header and checksum, core/entry.pxi)."""
+    header and checksum, core/entry.pxi). The newest one's index (0: none)."""
     halves: dict[tuple[int, int, int], set[str]] = {}
     for name in names:
         m = _SNAPSHOT.match(name)
@@ -363,6 +403,75 @@ def check_snapshots(data_dir: str, names: list[str],
             problem = _raft.snapshot_problem(f.read())
         if problem is not None:
             raise corrupt(path, problem)
+    return newest[1] if newest is not None else 0
+
+
+# -- the binding's records (core/mark.pxi) ------------------------------------------
+
+MARK_NAME = _raft.MARK_NAME
+VOTE_NAME = _raft.VOTE_NAME
+WIPE_WHOLE = ("(a data dir wiped on purpose must be wiped whole, its canonical_raft.* "
+              "files too)")
+
+
+def read_mark(data_dir: str) -> int:
+    """The applied index the mark file holds (0: no file); CorruptError if
+    it does not check."""
+    path = os.path.join(data_dir, MARK_NAME)
+    try:
+        with open(path, "rb") as f:
+            data = f.read(64)
+    except FileNotFoundError:
+        return 0
+    try:
+        return int(_raft.mark_decode(data))
+    except ValueError as exc:
+        raise corrupt(path, f"the high-water mark is damaged ({exc})") from None
+
+
+def check_mark(data_dir: str, names: list[str], scans: list[OpenScan],
+               snapshot_index: int) -> None:
+    """The log (or the newest snapshot) must reach the mark: entries up to it
+    were applied, so committed, and no legitimate path removes them."""
+    mark = read_mark(data_dir)
+    closed_ends = [int(m.group(2)) for n in names if (m := _CLOSED.match(n))]
+    # Open segments continue the newest closed one; without closed segments,
+    # the snapshot (libraft's uvLoadSnapshotAndEntries).
+    base = max(closed_ends) if closed_ends else snapshot_index
+    log_end = base + sum(scan.entries for scan in scans)
+    reach = max(log_end, snapshot_index)
+    if mark <= reach:
+        return
+    snapshot = f", the newest snapshot at {snapshot_index}" if snapshot_index else ""
+    raise corrupt(data_dir, f"the log ends at index {log_end}{snapshot}, yet entries up "
+                  f"to index {mark} were applied ({MARK_NAME}): log files are missing "
+                  f"(entries {reach + 1} to {mark} at least) {WIPE_WHOLE}")
+
+
+def check_vote(data_dir: str) -> None:
+    """libraft's current term and vote must be one of the two the node
+    recorded before handing them to libraft (core/mark.pxi)."""
+    path = os.path.join(data_dir, VOTE_NAME)
+    try:
+        with open(path, "rb") as f:
+            slots = _raft.vote_decode(f.read(128))
+    except FileNotFoundError:
+        return
+    if not slots:
+        raise corrupt(path, "neither of its two slots checks")
+    if all(slot == (0, 0) for slot in slots):
+        return       # a node that never had a term; bootstrap() writes term 1 unrecorded
+    newest = newest_metadata(data_dir)
+    have = (newest.term, newest.vote) if newest is not None else (0, 0)
+    if have in slots:
+        return
+    recorded = " or ".join(f"term {t} vote {v}" for t, v in dict.fromkeys(slots))
+    if newest is None:
+        raise corrupt(data_dir, f"metadata1 and metadata2 are missing, yet the node "
+                      f"recorded {recorded} ({VOTE_NAME}) {WIPE_WHOLE}")
+    raise corrupt(newest.path, f"term {have[0]} vote {have[1]} (version {newest.version}) "
+                  f"is not what the node recorded ({VOTE_NAME}: {recorded}): the term or "
+                  "vote is damaged")
 
 
 # -- the whole dir ----------------------------------------------------------------
@@ -376,8 +485,10 @@ def check(data_dir: str) -> list[OpenScan]:
     has_log = bool(closed_firsts) or any(_SNAPSHOT.match(n) for n in names) or any(
         _OPEN.match(n) and os.path.getsize(os.path.join(data_dir, n)) > 0 for n in names)
     check_metadata(data_dir, has_log)
-    check_snapshots(data_dir, names, closed_firsts)
+    snapshot_index = check_snapshots(data_dir, names, closed_firsts)
     scans = check_open_segments(data_dir, names)
+    check_vote(data_dir)
+    check_mark(data_dir, names, scans, snapshot_index)
     for scan in scans:
         if scan.torn:
             what = (f"{scan.torn_entries} entries" if scan.torn_entries

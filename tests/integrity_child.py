@@ -6,14 +6,17 @@ Bootstraps the dir if it is empty, starts, and prints ``have N CRC`` (the
 commands its FSM holds after a barrier and a CRC of them), then applies
 COUNT commands (``c<number>``, numbered on from N; COUNT 0: for ever),
 printing ``ack K`` once commands up to number K are acknowledged, then
-``done``; it then waits to be killed (never closes: the open segments stay
-as a crash leaves them). A start failure prints ``error CLASS MESSAGE``."""
+``done APPLIED`` (its last_applied index) once the high-water mark covers
+them all; it then waits to be
+killed (never closes: the open segments stay as a crash leaves them). A
+start failure prints ``error CLASS MESSAGE``."""
 
 import sys
 import time
 import zlib
 
 import canonical_raft as raft
+from canonical_raft import integrity
 from canonical_raft.testing import RecordingFSM
 
 
@@ -48,7 +51,13 @@ def main():
     for i, fut in enumerate(window):
         fut.result(10)
     print("ack", number - 1, flush=True)
-    print("done", flush=True)
+    # The high-water mark follows last_applied within a fraction of a second:
+    # wait for it, so that "done" means the mark covers every file.
+    applied = node.stats()["last_applied"]
+    deadline = time.monotonic() + 5
+    while integrity.read_mark(data_dir) < applied and time.monotonic() < deadline:
+        time.sleep(0.02)
+    print("done", applied, flush=True)
     while True:
         time.sleep(1)
 

@@ -11,6 +11,7 @@ import struct
 import subprocess
 import sys
 import time
+import zlib
 from pathlib import Path
 
 import pytest
@@ -31,11 +32,12 @@ EXPECTED = [b"c%d" % i for i in range(COUNT)]
 
 def run_child(data_dir, address, count, kill_after=None, threshold=THRESHOLD):
     """Run integrity_child.py until it is done (or kill_after seconds of
-    load), SIGKILL it by pid; (its first line, the last number acknowledged)."""
+    load), SIGKILL it by pid; (its first line, the last number acknowledged,
+    its last_applied index when done or None)."""
     proc = subprocess.Popen([sys.executable, CHILD, str(data_dir), address, str(count),
                              str(SEGMENT), str(threshold)],
                             stdout=subprocess.PIPE, text=True, env=child_env())
-    first, acked = None, -1
+    first, acked, applied = None, -1, None
     started = None
     try:
         for line in proc.stdout:
@@ -47,6 +49,7 @@ def run_child(data_dir, address, count, kill_after=None, threshold=THRESHOLD):
             elif line.startswith("ack"):
                 acked = int(line.split()[1])
             elif line.startswith("done"):
+                applied = int(line.split()[1])
                 break
             if kill_after is not None and started and time.monotonic() - started > kill_after:
                 break
@@ -54,7 +57,7 @@ def run_child(data_dir, address, count, kill_after=None, threshold=THRESHOLD):
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait(10)
         proc.stdout.close()
-    return first, acked
+    return first, acked, applied
 
 
 @pytest.fixture(scope="module")
@@ -63,12 +66,12 @@ def crashed(tmp_path_factory):
     and open segments, two snapshots, metadata1."""
     path = tmp_path_factory.mktemp("crashed") / "node"
     address = free_address()
-    first, acked = run_child(path, address, COUNT)
+    first, acked, applied = run_child(path, address, COUNT)
     assert first[:2] == ["have", "0"] and acked == COUNT - 1
     names = os.listdir(path)
     assert any(n.startswith("open-") for n in names)
     assert sum(n.endswith(".meta") for n in names) == 2
-    return path, address
+    return path, address, applied
 
 
 def open_node(path, address=None, **settings):
@@ -109,6 +112,12 @@ def file_of(path, kind):
         return closed[0]
     if kind == "metadata":
         return "metadata1"
+    if kind == "metadata_newest":
+        return os.path.basename(integrity.newest_metadata(str(path)).path)
+    if kind == "mark":
+        return integrity.MARK_NAME
+    if kind == "vote":
+        return integrity.VOTE_NAME
     if kind == "snapshot":
         return snaps[-1]
     if kind == "snapshot_meta":
@@ -147,17 +156,22 @@ CASES = ([(k, "flip", w) for k in ("open", "closed", "snapshot", "snapshot_meta"
          + [("metadata", "flip", w) for w in (0.0, 0.1, 0.26, 0.3, 0.5, 0.8)]
          + [("closed_first", "flip", 0.5), ("old_snapshot", "flip", 0.5)]
          + [(k, "delete", 0) for k in ("metadata", "snapshot", "snapshot_meta",
-                                        "closed_first")]
-         # A whole file gone at the log's end leaves a log that looks whole:
-         # libraft 0.22 records the last index nowhere else.
-         + [pytest.param(k, "delete", 0, marks=pytest.mark.xfail(
-             strict=True, reason="undetectable: the newest log file deleted whole"))
-            for k in ("open", "closed")])
+                                        "closed_first", "mark", "vote")]
+         # A whole file gone at the log's end leaves a log that looks whole
+         # to libraft (0.22 records the last index nowhere): the high-water
+         # mark finds it (check_mark). The crashed node waited for its mark
+         # to cover every applied entry; a crash within ~200 ms (plus one
+         # heartbeat) of the last applies leaves those entries above the mark,
+         # and a file holding only them would go unnoticed.
+         + [(k, "delete", 0) for k in ("open", "closed")]
+         + [(k, "flip", w) for k in ("mark", "vote") for w in (0.0, 0.4, 0.6, 0.7, 0.9)]
+         + [("vote", "truncate", w) for w in (0.0, 0.5)]
+         + [("metadata_newest", "flip", w) for w in (0.5, 0.55, 0.8, 0.9)])
 
 
 @pytest.mark.parametrize("kind,op,where", CASES, ids=lambda v: str(v))
 def test_single_node_damage_is_refused_or_harmless(crashed, tmp_path, kind, op, where):
-    base, address = crashed
+    base, address, _ = crashed
     path = tmp_path / "node"
     shutil.copytree(base, path)
     name = file_of(path, kind)
@@ -193,6 +207,107 @@ def test_closed_segment_damage_message_and_auto_recovery(crashed, tmp_path):
     assert isinstance(outcome, list) and len(outcome) < COUNT
     assert outcome == EXPECTED[:len(outcome)]
     assert any(n.startswith("corrupt-") for n in os.listdir(path))
+
+
+# -- the high-water mark and the term/vote record (core/mark.pxi) ---------------
+
+def test_crashed_node_mark_covers_its_log(crashed):
+    """The mark follows last_applied while the node runs (the crashed node
+    never closed)."""
+    assert integrity.read_mark(str(crashed[0])) == crashed[2] > COUNT
+
+
+@pytest.mark.parametrize("kind", ["open", "closed"])
+def test_newest_log_file_deleted_is_refused(crashed, tmp_path, kind):
+    path = tmp_path / "node"
+    shutil.copytree(crashed[0], path)
+    damage(path, file_of(path, kind), "delete", 0)
+    before = sorted(os.listdir(path))
+    outcome = start_and_read(path, crashed[1])
+    assert isinstance(outcome, raft.CorruptError)
+    assert str(path) in str(outcome) and integrity.MARK_NAME in str(outcome)
+    assert f"to index {crashed[2]} were applied" in str(outcome), outcome
+    assert sorted(os.listdir(path)) == before          # nothing changed on disk
+
+
+def test_auto_recovery_is_not_blocked_by_the_mark(crashed, tmp_path):
+    """auto_recovery=True accepts loss: a start with the open segment gone
+    runs, and the mark starts again from what the node applies then, so a
+    later start without auto_recovery is not refused."""
+    path = tmp_path / "node"
+    shutil.copytree(crashed[0], path)
+    damage(path, file_of(path, "open"), "delete", 0)
+    outcome = start_and_read(path, crashed[1], auto_recovery=True)
+    assert isinstance(outcome, list) and 0 < len(outcome) < COUNT
+    assert outcome == EXPECTED[:len(outcome)]
+    assert integrity.read_mark(str(path)) < crashed[2]
+    assert start_and_read(path, crashed[1]) == outcome
+
+
+def test_a_partly_wiped_dir_is_refused_a_whole_wipe_starts_afresh(crashed, tmp_path):
+    """The records remember a log: libraft's files deleted without them is
+    a lost log (refused, saying to wipe the whole dir); wiped whole, the dir
+    bootstraps afresh."""
+    path = tmp_path / "node"
+    shutil.copytree(crashed[0], path)
+    for name in os.listdir(path):
+        if not name.startswith("canonical_raft."):
+            os.unlink(path / name)
+    node, _fsm = open_node(path, crashed[1])
+    with pytest.raises(raft.CorruptError, match="wiped whole"):
+        node.bootstrap([(1, node.address)])
+    node.close()
+    shutil.rmtree(path)
+    node, fsm = open_node(path, crashed[1])
+    node.bootstrap([(1, node.address)])
+    with node:
+        node.start()
+        node.wait_for_leader(10)
+        node.apply(b"fresh").result(10)
+    assert fsm.commands == [b"fresh"]
+    assert start_and_read(path, crashed[1]) == [b"fresh"]
+
+
+def _metadata_flip(path, offset):
+    name = os.path.basename(integrity.newest_metadata(str(path)).path)
+    data = bytearray((path / name).read_bytes())
+    data[offset] ^= 0x04
+    (path / name).write_bytes(bytes(data))
+    return name
+
+
+@pytest.mark.parametrize("offset", [16, 17, 23, 24, 25, 31], ids=lambda o: f"byte{o}")
+def test_single_node_term_or_vote_flip_is_refused(crashed, tmp_path, offset):
+    """libraft's metadata has no checksum; the vote record catches a flipped
+    term (bytes 16-23) or vote (24-31) of the metadata libraft would use."""
+    path = tmp_path / "node"
+    shutil.copytree(crashed[0], path)
+    name = _metadata_flip(path, offset)
+    outcome = start_and_read(path, crashed[1])
+    assert isinstance(outcome, raft.CorruptError), outcome
+    assert name in str(outcome) and "term or vote is damaged" in str(outcome)
+
+
+def _vote_slot(term, vote):
+    body = struct.pack("<IHHQQ", 0x54565243, 1, 0, term, vote)
+    return body + struct.pack("<II", zlib.crc32(body), 0)
+
+
+def test_crash_between_the_vote_record_and_libraft_is_accepted(crashed, tmp_path):
+    """A new term recorded in the other slot, libraft's metadata not yet
+    written (a crash between the two): the node starts. A record that
+    matches neither slot is refused."""
+    path = tmp_path / "node"
+    shutil.copytree(crashed[0], path)
+    term, vote = integrity.current_metadata(str(path))
+    record = path / integrity.VOTE_NAME
+    assert raft._raft.vote_decode(record.read_bytes()) == [(term, vote)] * 2
+    record.write_bytes(_vote_slot(term, vote) + _vote_slot(term + 1, 0))
+    assert start_and_read(path, crashed[1]) == EXPECTED
+    record.write_bytes(_vote_slot(term + 1, 0) + _vote_slot(term + 1, 3))
+    outcome = start_and_read(path, crashed[1])
+    assert isinstance(outcome, raft.CorruptError)
+    assert f"term {term + 1} vote 0 or term {term + 1} vote 3" in str(outcome)
 
 
 # -- torn tail vs corruption in the open segment --------------------------------
@@ -331,23 +446,34 @@ def test_scan_speed_of_a_full_16mib_open_segment(tmp_path):
 
 # -- crashes under load ---------------------------------------------------------
 
+# CANONICAL_RAFT_SOAK_ROUNDS=200 makes this a soak (about 2.5 s a round).
+SOAK_ROUNDS = int(os.environ.get("CANONICAL_RAFT_SOAK_ROUNDS", "6"))
+
+
+@pytest.mark.timeout(60 + 6 * SOAK_ROUNDS)
 def test_sigkill_under_load_restarts_cleanly(tmp_path):
-    """Kill a node process mid-write several times: each restart refuses
-    nothing and holds every acknowledged command."""
+    """Kill a node process mid-write SOAK_ROUNDS times: each restart refuses
+    nothing (the torn-tail rule, the high-water mark) and holds every
+    acknowledged command, in order, with no gap."""
+    import random
+    rng = random.Random(12)
     path = tmp_path / "node"
     address = free_address()
     acked_total = -1
-    for round in range(6):
-        first, acked = run_child(path, address, 0, kill_after=0.3 + 0.15 * round,
-                                 threshold=400)
-        assert first[0] == "have", first
-        have = int(first[1])
+    for round in range(SOAK_ROUNDS):
+        first, acked, _ = run_child(path, address, 0, threshold=400,
+                                    kill_after=0.3 + 0.15 * (round % 6) + rng.uniform(0, 0.1))
+        assert first[0] == "have", (round, first)
+        have, crc = int(first[1]), int(first[2])
         assert have >= acked_total + 1, (round, have, acked_total)
+        assert crc == zlib.crc32(b"".join(b"c%d" % i for i in range(have))), (round, have)
         acked_total = max(acked_total, acked)
     outcome = start_and_read(path, address)
     assert isinstance(outcome, list)
     assert outcome[:acked_total + 1] == [b"c%d" % i for i in range(acked_total + 1)]
     assert outcome == [b"c%d" % i for i in range(len(outcome))]
+    print(f"{SOAK_ROUNDS} rounds, {acked_total + 1} commands acknowledged, "
+          f"{len(outcome)} held")
 
 
 # -- the previous release's data dir -----------------------------------------
@@ -360,6 +486,7 @@ def test_a_data_dir_of_the_previous_release_opens(tmp_path):
     with tarfile.open(Path(__file__).with_name("data") / "v1-datadir.tar.gz") as tar:
         tar.extractall(tmp_path, filter="data")
     path = tmp_path / "node1"
+    assert not any(n.startswith("canonical_raft.") for n in os.listdir(path))
     snaps = [n for n in os.listdir(path) if n.startswith("snapshot-") and "." not in n]
     assert snaps and all(struct.unpack_from("<H", (path / n).read_bytes(), 4)[0] == 1
                          for n in snaps)
@@ -377,6 +504,7 @@ def test_a_data_dir_of_the_previous_release_opens(tmp_path):
     versions = {struct.unpack_from("<H", (path / n).read_bytes(), 4)[0]
                 for n in os.listdir(path) if n.startswith("snapshot-") and "." not in n}
     assert versions == {3}
+    assert integrity.read_mark(str(path)) >= 550      # the records exist from now on
     assert start_and_read(path) == old + [b"v2-%d" % i for i in range(250)]
 
 
@@ -447,7 +575,8 @@ FOLLOWER_CASES = ([("closed", "flip", w) for w in (0.0, 0.1, 0.5, 0.9)]
                   + [("metadata", "flip", w) for w in (0.0, 0.3)]
                   + [("snapshot", "flip", 0.6), ("snapshot_meta", "flip", 0.6),
                      ("snapshot_meta", "delete", 0), ("old_snapshot", "delete", 0),
-                     ("metadata", "flip", 0.8)])
+                     ("metadata", "flip", 0.8), ("closed", "delete", 0),
+                     ("mark", "flip", 0.5), ("vote", "flip", 0.2), ("vote", "flip", 0.7)])
 
 
 @pytest.mark.parametrize("kind,op,where", FOLLOWER_CASES, ids=lambda v: str(v))
@@ -480,3 +609,44 @@ def test_follower_damage_is_refused_or_repaired(three, kind, op, where):
         STARTED.append((kind, op, where))
     finally:
         cluster.kill(fid)
+
+
+@pytest.mark.parametrize("offset", [16, 24], ids=["term", "vote"])
+def test_follower_term_or_vote_flip_is_refused(three, offset):
+    """A follower's flipped term could let it vote twice in a term, or its
+    flipped vote for another candidate: refused, naming the metadata file."""
+    cluster, _leader, fid, pristine = three
+    path = cluster.data_dir(fid)
+    shutil.rmtree(path)
+    shutil.copytree(pristine, path)
+    name = _metadata_flip(path, offset)
+    node = cluster.create(fid)
+    with pytest.raises(raft.CorruptError, match=f"{name}.*term or vote is damaged"):
+        node.start()
+    node.close()
+
+
+def test_follower_that_installed_a_snapshot_restarts(tmp_path):
+    """The leader's snapshot replaces a lagging follower's log: its mark
+    (last_applied, now the snapshot's index) is covered by the snapshot, and
+    it restarts cleanly, its term and vote as recorded."""
+    from canonical_raft.testing import LocalCluster, wait_until
+    with LocalCluster(3, RecordingFSM, tmp_path / "c", snapshot_threshold=20,
+                      snapshot_trailing=4, max_batch_bytes=0) as cluster:
+        leader = cluster.leader()
+        lagging = cluster.followers(leader)[0].id
+        cluster.kill(lagging)
+        sent = [b"s%d" % i for i in range(120)]
+        for fut in leader.apply_many(sent):
+            fut.result(20)
+        wait_until(lambda: leader.stats()["snapshot_index"] > 40, 20)
+        node = cluster.restart(lagging)
+        cluster.wait_converged(key=lambda f: f.commands, expected=sent, timeout=20)
+        installed = node.stats()["snapshot_index"]
+        assert installed > 40
+        cluster.kill(lagging)
+        path = str(cluster.data_dir(lagging))
+        assert integrity.read_mark(path) >= installed
+        integrity.check(path)
+        cluster.restart(lagging)
+        cluster.wait_converged(key=lambda f: f.commands, expected=sent, timeout=20)

@@ -1,5 +1,6 @@
-# A guard around two raft_io methods. It works around a libraft 0.22 crash,
-# and it runs FSM snapshots' persist() off the raft thread.
+# A guard around raft_io methods. It works around a libraft 0.22 crash,
+# runs FSM snapshots' persist() off the raft thread, and records the term
+# and vote before libraft's metadata gets them (set_term, set_vote: mark.pxi).
 #
 # When an InstallSnapshot message arrives while the node is writing a
 # snapshot of its own, libraft parks it as "pending" and, once the write
@@ -49,6 +50,10 @@ cdef void io_guard_install(NodeState *s) noexcept nogil:
     s.io_snapshot_put = s.io.snapshot_put
     s.io.start = guard_start
     s.io.snapshot_put = guard_snapshot_put
+    s.io_set_term = s.io.set_term          # mark.pxi: the term and vote record
+    s.io_set_vote = s.io.set_vote
+    s.io.set_term = guard_set_term
+    s.io.set_vote = guard_set_vote
 
 
 cdef int guard_start(raft.raft_io *io, unsigned msecs, raft.raft_io_tick_cb tick,

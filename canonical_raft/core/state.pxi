@@ -84,6 +84,8 @@ cdef struct NodeState:
     raft.raft_io_start_fn io_start            # io_guard.pxi: the wrapped methods
     raft.raft_io_snapshot_put_fn io_snapshot_put
     raft.raft_io_recv_cb io_recv
+    raft.raft_io_set_term_fn io_set_term
+    raft.raft_io_set_vote_fn io_set_vote
     bint snapshot_armed                  # fsm_snapshot succeeded, put next
     bint snapshot_writing                # our own snapshot is being written
     bint snapshot_persist                # ... after persist() on the pool
@@ -93,6 +95,19 @@ cdef struct NodeState:
     Deferred *deferred_tail
     unsigned deferred_count              # at most DEFERRED_MAX held back
     bint snapshot_too_big_logged         # a snapshot over max_message_size
+    # mark.pxi: the data dir's records (the raft thread; mark_queued and
+    # mark_status are the pool job's while mark_busy)
+    raft.raft_term vote_term             # the term libraft's metadata holds
+    int vote_slot                        # the vote file's slot of the current value
+    raft.raft_index mark_written         # the mark file's value
+    raft.raft_index mark_queued          # ... the write in flight's
+    raft.raft_index mark_final           # closing: the last one
+    unsigned long long mark_due          # uv_hrtime() of the next write, at the earliest
+    bint mark_busy
+    bint mark_closing
+    bint mark_error_logged
+    int mark_status
+    uv.uv_work_t mark_work
     raft.raft_fsm fsm
     raft.raft raft
     uv.uv_thread_t thread

@@ -188,6 +188,8 @@ cdef int configure(NodeState *s) noexcept with gil:
     raft.raft_set_capacity_threshold(r, s.capacity_threshold)
     tracer_configure(s)
     born_configure(s)
+    if mark_configure(s) != 0:         # mark.pxi
+        return raft.RAFT_IOERR
     return 0
 
 
@@ -217,6 +219,7 @@ cdef void begin_close(NodeState *s) noexcept nogil:
         return
     s.phase = PHASE_CLOSING
     publish_status(s)
+    mark_close(s)                   # mark.pxi: the last applied index, on disk
     raft.raft_close(&s.raft, on_raft_closed)
 
 
@@ -226,6 +229,7 @@ cdef void on_prepare(uv.uv_prepare_t *handle) noexcept nogil:
     check_disk(s)
     check_removal_due(s)        # removed.pxi
     check_membership(s)
+    mark_tick(s)                # mark.pxi
     if (publish_status(s) or s.notify_pending) and s.phase == PHASE_RUNNING:
         s.notify_pending = False
         hold_gil(s)

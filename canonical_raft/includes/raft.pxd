@@ -115,6 +115,8 @@ cdef extern from "raft.h" nogil:
         int (*snapshot_put)(raft_io *io, unsigned trailing, raft_io_snapshot_put *req,
                             const raft_snapshot *snapshot,
                             raft_io_snapshot_put_cb cb) noexcept nogil
+        int (*set_term)(raft_io *io, raft_term term) noexcept nogil
+        int (*set_vote)(raft_io *io, raft_id server_id) noexcept nogil
 
     # Only the fields the binding reads; C resolves them through raft.h's
     # anonymous unions.
@@ -241,3 +243,5 @@ ctypedef int (*raft_io_snapshot_put_fn)(raft_io *io, unsigned trailing,
                                         raft_io_snapshot_put *req,
                                         const raft_snapshot *snapshot,
                                         raft_io_snapshot_put_cb cb) noexcept nogil
+ctypedef int (*raft_io_set_term_fn)(raft_io *io, raft_term term) noexcept nogil
+ctypedef int (*raft_io_set_vote_fn)(raft_io *io, raft_id server_id) noexcept nogil
