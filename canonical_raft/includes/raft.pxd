@@ -121,6 +121,7 @@ cdef extern from "raft.h" nogil:
         void *data
         raft_tracer *tracer
         unsigned heartbeat_timeout
+        unsigned election_timeout
         raft_configuration configuration
         raft_index configuration_committed_index
         raft_index configuration_uncommitted_index
