@@ -315,16 +315,14 @@ cdef void forward_flush(NodeState *s) noexcept nogil:
     cdef ForwardState *f = &s.fwd
     cdef raft.raft_id leader_id = 0
     cdef const char *address = NULL
-    if f.unsent == NULL:
-        return
     raft.raft_leader(&s.raft, &leader_id, &address)
     if leader_id == 0:
         return                       # wait for one, until the deadline
     if leader_id != f.target:
         f.target = leader_id         # a new leader: start again from the lowest
         forward_resync(s)
-    elif uv.uv_hrtime() < f.retry_at:
-        return                       # it refused just now: give it a moment
+    elif f.unsent == NULL or uv.uv_hrtime() < f.retry_at:
+        return                       # all sent; or it refused just now: a moment
     if leader_id == s.id:
         if raft.raft_state(&s.raft) == raft.RAFT_LEADER:
             forward_append_here(s)
