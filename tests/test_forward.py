@@ -223,13 +223,46 @@ def test_sessions_expire_by_log_index_and_are_capped(cluster):
     assert b"a2" not in c.fsm(me).commands
 
 
-def test_forwarding_leaks_nothing(cluster):
-    c = cluster(3, Counter, forward=True)
-    c.leader()
-    f = c.followers()[0]
-    assert f.apply(b"1").result(10) == c.fsm(f.id).value
-    assert f.read_barrier().result(10) is None
-    c.close()
+class Token(raft.FSM):
+    """Returns the same object for every command (its refcount shows leaks)."""
+
+    def __init__(self, token):
+        self.token = token
+
+    def apply(self, command):
+        return self.token
+
+    def snapshot(self):
+        return b""
+
+    def restore(self, data):
+        pass
+
+
+def test_forwarding_leaks_nothing(tmp_path):
+    import gc
+    import sys
+    from canonical_raft.testing import LocalCluster
+    gc.collect()
+    token = object()
+    rc = sys.getrefcount(token)
+    with LocalCluster(3, lambda: Token(token), tmp_path, forward=True,
+                      snapshot_threshold=64, forward_timeout=1.0) as c:
+        c.leader()
+        f = c.followers()[0]
+        for fut in f.apply_many([b"x"] * 2000):
+            assert fut.result(20) is token
+        assert f.read_barrier().result(10) is None
+        assert c.leader().read_barrier().result(10) is None
+        for other in c.running:
+            if other is not f:
+                c.kill(other.id)
+        stranded = f.apply_many([b"y"] * 10) + [f.read_barrier()]
+    for fut in stranded:
+        with pytest.raises(raft.RaftError):
+            fut.result(10)
+    del fut, stranded, c, f, other     # the cluster holds the FSMs, they the token
+    gc.collect()
+    assert sys.getrefcount(token) == rc
     counters = raft._raft.debug_counters()
-    assert counters["forward"] == 0 and counters["transport"] == 0
-    assert counters["requests"] == 0
+    assert all(v == 0 for v in counters.values()), counters
