@@ -45,7 +45,11 @@ def test_a_write_acknowledged_anywhere_is_visible_after_read_barrier(cluster):
 def test_read_barrier_writes_nothing_to_the_log(cluster):
     c = cluster(3, RecordingFSM)
     leader = c.leader()
-    leader.read_barrier().result(10)        # the first of a term may commit a barrier
+    # The first of a term commits a barrier; a follower's first may add one
+    # more so that it learns the commit index without waiting for a heartbeat.
+    leader.read_barrier().result(10)
+    c.followers()[0].read_barrier().result(10)
+    time.sleep(0.3)
     before = leader.stats()["last_index"]
     for _ in range(20):
         leader.read_barrier().result(10)

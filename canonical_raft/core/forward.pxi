@@ -298,6 +298,42 @@ cdef void forward_tick(NodeState *s) noexcept nogil:
         forward_expire(s)
         forward_flush(s)
     reads_tick(s)
+    if s.fwd.wanted > s.fwd.nudged or s.fwd.nudging:
+        leader_nudge(s)
+
+
+cdef void leader_nudge(NodeState *s) noexcept nogil:
+    """A follower resolves a forwarded command (or a read) only once it
+    learns that its index committed, and libraft 0.22 tells followers the
+    commit index only with the next entries or the next heartbeat (up to
+    heartbeat_timeout later). When the index they wait for has committed
+    and nothing else is on its way to carry the news, append an empty
+    barrier: its AppendEntries carries the commit index at once."""
+    cdef ForwardState *f = &s.fwd
+    cdef raft.raft_index commit
+    if raft.raft_state(&s.raft) != raft.RAFT_LEADER:
+        f.wanted = f.nudged = 0
+        return
+    commit = raft.raft_commit_index(&s.raft)
+    cdef unsigned long long now = uv.uv_hrtime()
+    if commit != f.commit_seen:
+        f.commit_seen = commit
+        f.commit_at = now
+    elif now - f.commit_at > <unsigned long long>s.raft.heartbeat_timeout * 2000000:
+        f.nudged = f.wanted          # a heartbeat has told them since
+        return
+    if f.nudging or commit < f.wanted or raft.raft_last_index(&s.raft) != commit:
+        return
+    f.nudge_req.data = s
+    if raft.raft_barrier(&s.raft, &f.nudge_req, on_nudged) == 0:
+        f.nudging = True
+        f.nudged = f.wanted
+        f.nudge_below = commit
+        f.nudge_index = raft.raft_last_index(&s.raft)
+
+
+cdef void on_nudged(raft.raft_barrier_req *req, int status) noexcept nogil:
+    (<NodeState *>req.data).fwd.nudging = False
 
 
 cdef void forward_expire(NodeState *s) noexcept nogil:
@@ -504,7 +540,8 @@ cdef void leader_apply_frame(NodeState *s, raft.raft_id frm, const uint8_t *b,
     e.term = term
     e.next = first + count
     f.n_appended += count
-    send_apply_reply(s, frm, request, FWD_DONE, 0, raft.raft_last_index(&s.raft))
+    f.wanted = raft.raft_last_index(&s.raft)
+    send_apply_reply(s, frm, request, FWD_DONE, 0, f.wanted)
 
 
 cdef void send_apply_reply(NodeState *s, raft.raft_id to, uint64_t request, uint32_t status,

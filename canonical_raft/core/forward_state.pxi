@@ -122,6 +122,14 @@ cdef struct ForwardState:
     # the leader side
     Expect expect[EXPECT_SLOTS]
     uint64_t expect_clock
+    raft.raft_index wanted     # followers wait to learn this index committed
+    raft.raft_index nudged     # ... and were nudged up to this one
+    bint nudging               # a nudge (raft_barrier) is under way
+    raft.raft_index nudge_index    # the last nudge's entry
+    raft.raft_index nudge_below    # the commit index it carried
+    raft.raft_index commit_seen    # the commit index, and since when (uv_hrtime)
+    unsigned long long commit_at
+    raft.raft_barrier_req nudge_req
 
     # the replicated session table, and the part of it a snapshot took
     Sessions table

@@ -263,14 +263,21 @@ cdef void round_done(NodeState *s) noexcept nogil:
     return once round_commit is applied (the follower's, where it is)."""
     cdef ForwardState *f = &s.fwd
     cdef RemoteRead *r
+    # A follower learns that an index committed only with the next entries
+    # or heartbeat: forward.pxi nudges it, but a nudge is an empty barrier,
+    # invisible to the FSM: a read need not wait for the last nudge itself.
+    cdef raft.raft_index index = (f.nudge_below if f.round_commit == f.nudge_index
+                                  else f.round_commit)
     f.round_active = False
     f.n_rounds += 1
     reads_apply_at(s, f.round_reqs, f.round_commit)
     f.round_reqs = NULL
+    if f.round_remote != NULL and index > f.wanted:
+        f.wanted = index
     while f.round_remote != NULL:
         r = f.round_remote
         f.round_remote = r.next
-        send_read_reply(s, r.frm, r.request, FWD_DONE, f.round_commit)
+        send_read_reply(s, r.frm, r.request, FWD_DONE, index)
         free(r)
 
 
