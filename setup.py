@@ -49,10 +49,11 @@ def extensions():
     ext = Extension(
         "canonical_raft._raft",
         ["canonical_raft/_raft.pyx", "canonical_raft/core/tls_stream.c",
-         "canonical_raft/core/peer_transport.c"],
+         "canonical_raft/core/peer_transport.c", "canonical_raft/core/forward_link.c"],
         include_dirs=["canonical_raft/core"],
         depends=["canonical_raft/core/firewall.h", "canonical_raft/core/tls_stream.h",
-                 "canonical_raft/core/peer_transport.h", "canonical_raft/core/log_guard.h"],
+                 "canonical_raft/core/peer_transport.h", "canonical_raft/core/log_guard.h",
+                 "canonical_raft/core/forward_wire.h", "canonical_raft/core/forward_link.h"],
         extra_compile_args=cflags + extra_compile,
         extra_link_args=libs,
         define_macros=[("CANONICAL_RAFT_DEBUG", "1")] if debug else [],

@@ -18,6 +18,7 @@ class _DebugCounters(TypedDict):
     nodes: int
     wakeups: int
     transport: int
+    forward: int
 
 def debug_counters() -> _DebugCounters:
     """Live requests, uv handles, native node states and future waiters
@@ -102,6 +103,7 @@ class Core:
     def apply(self, command: Buffer) -> Future[Any]: ...
     def apply_many(self, commands: Iterable[Buffer]) -> list[Future[Any]]: ...
     def barrier(self) -> Future[None]: ...
+    def read_barrier(self) -> Future[None]: ...
     # -- cluster operations (op: one of CHANGES)
     def change(
         self, op: int, target: int, role: int = 1, address: str | None = None

@@ -17,7 +17,7 @@ from cpython.pythread cimport (PyThread_type_lock, PyLockStatus, PY_LOCK_ACQUIRE
                                PY_LOCK_FAILURE, PyThread_allocate_lock, PyThread_free_lock,
                                PyThread_acquire_lock, PyThread_release_lock)
 from cpython.ref cimport PyObject, Py_INCREF, Py_DECREF
-from libc.stdint cimport uint16_t, uint32_t, uint64_t
+from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t
 from libc.stdlib cimport calloc, malloc, realloc, free
 from libc.string cimport memcpy, memset, strcpy, strlen
 
@@ -108,6 +108,7 @@ def debug_counters():
         "nodes": CR_COUNT_GET(live_nodes),
         "wakeups": CR_COUNT_GET(live_wakeups),
         "transport": cr_pt_live(),     # peer transports and their connections
+        "forward": cr_fl_live(),       # forwarding links, streams and frames
     }
 
 
@@ -126,6 +127,7 @@ def libraft_version():
 
 # The data model first, then the parts by job.
 include "core/transport_c.pxi"  # the peer transport's C declarations
+include "core/forward_state.pxi"  # forwarding, sessions, reads: their state
 include "core/state.pxi"        # NodeState: one node's native state
 include "core/request.pxi"      # Req: a request, and the one way it fails
 include "core/errors.pxi"       # the wording of every error
@@ -136,6 +138,9 @@ include "core/commands.pxi"     # libraft calls and their callbacks
 include "core/removed.pxi"      # a removed node stops (ShutdownOnRemove)
 include "core/slow_fsm.pxi"     # a WARNING when an FSM method holds the thread
 include "core/fsm.pxi"          # the FSM trampolines and their Python side
+include "core/sessions.pxi"     # the session table: exactly once
+include "core/forward.pxi"      # apply on any node (forward=True)
+include "core/reads.pxi"        # read_barrier(): ReadIndex rounds
 include "core/status.pxi"       # the status mirror
 include "core/events.pxi"       # on_event: leader, configuration, snapshots, peers
 include "core/transport.pxi"    # the peer transport: TLS, firewall, bounds

@@ -134,6 +134,23 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("peer_idle_timeout", 30.0, float, "s",
             "How long an inbound peer connection may stay part-way through a "
             "message without sending a byte before it is dropped."),
+    # Apply on any node (core/forward.pxi, docs/howto/forwarding.md).
+    Setting("forward", False, bool, "",
+            "apply() on a follower sends the command to the leader (over the peer "
+            "port) and resolves with its result once this node has applied it, "
+            "exactly once. Every node must run a release that has forwarding "
+            "before any node sets it."),
+    Setting("forward_timeout", 10.0, float, "s",
+            "How long a forwarded command, or a read_barrier(), may wait for a "
+            "leader (retried across leader changes) before it fails."),
+    Setting("session_expiry", 1_000_000, int, "entries",
+            "A forwarding session unused for this many log entries leaves the "
+            "session table (log time, not wall time). Keep it well above the "
+            "entries applied within forward_timeout; the same on every node.",
+            low=1000, high=2**62),
+    Setting("max_sessions", 4096, int, "sessions",
+            "Sessions the table holds at most; a new one replaces the one unused "
+            "longest. The same on every node.", low=1, high=1 << 20),
 )
 
 BY_NAME: Mapping[str, Setting] = {s.name: s for s in SETTINGS}
@@ -161,6 +178,10 @@ class Settings(TypedDict, total=False):
     max_message_size: int
     peer_handshake_timeout: float
     peer_idle_timeout: float
+    forward: bool
+    forward_timeout: float
+    session_expiry: int
+    max_sessions: int
 
 
 class Config:

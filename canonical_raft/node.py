@@ -223,6 +223,37 @@ class Node:
         (a linearizable read point on the leader)."""
         return self._core.barrier()
 
+    def read_barrier(self) -> Future[None]:
+        """A future that resolves once a linearizable read may be served
+        from this node's FSM, on the leader or a follower: every write
+        acknowledged anywhere before the call is applied here. No log write:
+        the leader confirms it still leads with a majority (ReadIndex), and
+        concurrent calls share one round. Fails with NotLeaderError if no
+        leader confirms within forward_timeout, ShutdownError on close."""
+        return self._core.read_barrier()
+
+    async def read_barrier_async(self) -> None:
+        """Await ``read_barrier()`` from asyncio."""
+        await asyncio.wrap_future(self.read_barrier())
+
+    def stale_ok(self, max_age: float) -> bool:
+        """True if a read of this node's FSM now is at most about
+        ``max_age`` seconds behind the leader's: the leader itself, or a
+        follower that heard from a leader within ``max_age`` (stats()'s
+        last_contact). No round trip. Add up to one election_timeout if
+        that leader was cut off from its majority without knowing it yet
+        (libraft steps it down then). For reads that must not be stale,
+        use read_barrier()."""
+        if isinstance(max_age, bool) or not isinstance(max_age, (int, float)):
+            raise TypeError(f"max_age must be a number of seconds, not {type(max_age).__name__}")
+        if not max_age >= 0:
+            raise ValueError(f"max_age must be >= 0 seconds, got {max_age!r}")
+        stats = self._core.stats()
+        if stats["state"] == State.LEADER:
+            return True
+        contact = stats["last_contact"]
+        return stats["state"] == State.FOLLOWER and contact is not None and contact <= max_age
+
     async def apply_async(self, command: Buffer) -> Any:
         """Await the result of ``apply(command)`` from asyncio."""
         return await asyncio.wrap_future(self.apply(command))

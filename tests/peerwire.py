@@ -141,3 +141,28 @@ def append_entries(term: int, prev_index: int, prev_term: int, commit: int,
         payload += data
     header += struct.pack("<Q", 0)
     return message(1, 0, header, payload)
+
+
+# -- the forwarding channel (canonical_raft/core/forward_wire.h) ----------------
+
+FORWARD_PROTOCOL = int.from_bytes(b"CRFWD\0\0\1", "little")
+FWD_APPLY, FWD_APPLY_REPLY, FWD_READ, FWD_READ_REPLY, FWD_PING, FWD_PONG = range(1, 7)
+FWD_RESYNC = 1
+
+
+def forward_handshake(id: int, address: str) -> bytes:
+    """The handshake of a forwarding stream: libraft's, with the second protocol."""
+    return struct.pack("<Q", FORWARD_PROTOCOL) + handshake(id, address)[8:]
+
+
+def forward_frame(type: int, body: bytes, version: int = 1) -> bytes:
+    return struct.pack("<BBHIQ", type, version, 0, 0, len(body)) + body
+
+
+def forward_apply(session: int, first: int, commands: list[bytes], request: int = 1,
+                  flags: int = FWD_RESYNC) -> bytes:
+    """An APPLY frame: commands framed as a log entry holds them."""
+    body = struct.pack("<QQIIQQ", session, first, len(commands), flags, request, 0)
+    for c in commands:
+        body += struct.pack("<Q", len(c)) + c + b"\0" * (-len(c) % 8)
+    return forward_frame(FWD_APPLY, body)

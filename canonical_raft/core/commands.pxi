@@ -10,6 +10,9 @@ cdef void submit_apply(NodeState *s, Req *req) noexcept nogil:
     entry_set_tag(&req.buf, req.tag)
     req.apply_req.data = req
     cdef int rv = raft.raft_apply(&s.raft, &req.apply_req, &req.buf, 1, on_applied)
+    if rv == raft.RAFT_NOTLEADER and s.fwd.enabled:
+        forward_take(s, req)           # forward.pxi: to the leader instead
+        return
     if rv != 0:
         fail_requests(s, req, rv)      # the entry is still ours: freed there
         return

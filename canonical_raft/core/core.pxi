@@ -136,6 +136,8 @@ cdef class Core:
         refusal = self._refusal()
         if refusal is not None:
             memoryview(command)      # TypeError at once for non bytes-like
+            if forward_wanted(self.s, refusal):
+                return forward_apply(self, command)
             return self._failed_future(refusal)
         fut = self._new_future()
         cdef Req *req = self._command_req(command, fut)
@@ -148,6 +150,8 @@ cdef class Core:
         commands = [c if PyObject_CheckBuffer(c) else _contiguous(c) for c in commands]
         refusal = self._refusal()
         if refusal is not None:
+            if forward_wanted(self.s, refusal):
+                return forward_apply_many(self, commands)
             return [self._failed_future(refusal) for _ in commands]
         cdef Py_ssize_t n = len(commands)
         if n == 0:
@@ -176,6 +180,11 @@ cdef class Core:
 
     def barrier(self):
         return self._submit(REQ_BARRIER, 0, 0, 0, None)
+
+    def read_barrier(self):
+        """reads.pxi: a future resolved once this node may serve a
+        linearizable read (on any node, leader or follower)."""
+        return read_barrier(self)
 
     def change(self, int op, unsigned long long target, int role=raft.RAFT_VOTER,
                address=None):
@@ -459,6 +468,7 @@ cdef class Core:
             "last_contact": (0.0 if state == raft.RAFT_LEADER else
                              (uv.uv_hrtime() - contact) / 1e9 if contact else None),
             "refused": refused_counts(s),     # peer connections dropped, by reason
+            "forwarding": forward_stats(s),   # forward.pxi's counters
         }
 
     def load_tls(self, tls):

@@ -11,16 +11,28 @@
 #           word to every node (removed.pxi); a release that does not know
 #           it sees an entry without commands.
 #
+# Session:  commands forwarded from another node (forward.pxi): an entry
+#           header of version 2 with flags bit 1 (ENTRY_SESSION), then
+#           session id u64 | first seq u64 | reserved u64 (0), then the
+#           commands as above, the i-th with seq first + i. Every node skips
+#           a command whose seq its session table has applied (sessions.pxi).
+#           Entries without a session stay version 1; a release that knows
+#           only version 1 refuses a version 2 entry ("not a canonical_raft
+#           entry"): every node must run a release that reads version 2
+#           before any node uses forward=True.
+#
 # libraft's uv backend wants every entry length a multiple of 8, which the
 # padding gives. The tag lets the node that submitted an entry recognise it
 # when it is applied (index alone is not proof after a leader change).
 #
 # Snapshot: header (32 bytes): magic "CRSN" u32 | version u16 (3) |
 #                              flags u16 (bit 0: zlib) | data length u64 |
-#                              data CRC-32 u32 (zlib's, of the data as
-#                              stored) | reserved u32 (0) |
+#                              CRC-32 u32 (zlib's, of the section and the
+#                              data as stored) | section length u32 |
 #                              inflated length u64 (the FSM's bytes)
-#           then the data.
+#           then the binding's own section (the session table,
+#           sessions.pxi; never compressed; 0 bytes when it is empty), then
+#           the FSM's data: FSM.restore() gets the data alone.
 #           The inflated length bounds zlib: a snapshot never inflates past
 #           what its header declares. Version 2 is the first 24 bytes, and
 #           version 1 (releases before the checksum) the first 16; both are
@@ -29,6 +41,7 @@
 cdef enum:
     ENTRY_MAGIC = 0x54465243      # b"CRFT"
     ENTRY_VERSION = 1
+    ENTRY_VERSION_SESSION = 2     # knows ENTRY_SESSION
     ENTRY_AT_MAGIC = 0            # the header's fields, by offset
     ENTRY_AT_VERSION = 4
     ENTRY_AT_FLAGS = 6
@@ -40,6 +53,11 @@ cdef enum:
     ENTRY_NOTICE = 1              # flags: a notice, not commands
     NOTICE_REMOVED = 1            # the kind of notice: server id removed
     NOTICE_SIZE = ENTRY_HEADER + 16
+    ENTRY_SESSION = 2             # flags: a session header follows
+    SESSION_HEADER = 24           # session u64 | first seq u64 | reserved u64
+    SESSION_AT_ID = ENTRY_HEADER
+    SESSION_AT_FIRST = ENTRY_HEADER + 8
+    SESSION_AT_RESERVED = ENTRY_HEADER + 16
 
     SNAPSHOT_MAGIC = 0x4E535243   # b"CRSN"
     SNAPSHOT_VERSION = 3
@@ -50,7 +68,7 @@ cdef enum:
     SNAPSHOT_AT_FLAGS = 6
     SNAPSHOT_AT_LENGTH = 8
     SNAPSHOT_AT_CRC = 16
-    SNAPSHOT_AT_RESERVED = 20
+    SNAPSHOT_AT_SECTION = 20      # version 3: the section's length
     SNAPSHOT_AT_INFLATED = 24
     SNAPSHOT_HEADER_1 = 16
     SNAPSHOT_HEADER_2 = 24
@@ -126,6 +144,22 @@ cdef bint entry_new_notice(raft.raft_buffer *buf, uint64_t kind, uint64_t id) no
     return True
 
 
+cdef char *entry_begin_session(raft.raft_buffer *buf, uint32_t count, size_t commands,
+                              uint64_t session, uint64_t first) noexcept nogil:
+    """A session entry (commands: the command_size() sum of its `count`
+    commands) in buf, raft_malloc'd, its headers written; where its commands
+    go, or NULL if memory is short."""
+    cdef char *p = entry_begin(buf, count, ENTRY_HEADER + SESSION_HEADER + commands)
+    if p == NULL:
+        return NULL
+    cr_put16(<char *>buf.base + ENTRY_AT_VERSION, ENTRY_VERSION_SESSION)
+    cr_put16(<char *>buf.base + ENTRY_AT_FLAGS, ENTRY_SESSION)
+    cr_put64(<char *>buf.base + SESSION_AT_ID, session)
+    cr_put64(<char *>buf.base + SESSION_AT_FIRST, first)
+    cr_put64(<char *>buf.base + SESSION_AT_RESERVED, 0)
+    return p + SESSION_HEADER
+
+
 cdef inline bint entry_notice(const raft.raft_buffer *buf, uint64_t *kind,
                               uint64_t *id) noexcept nogil:
     """True (and its kind and server id) if the entry is a notice."""
@@ -152,12 +186,31 @@ cdef const char *entry_open(const char *p, size_t size, uint32_t *count,
                             size_t *off) noexcept nogil:
     """Check an entry's header: NULL, its command count and the offset of
     its first command; or why it is not an entry."""
-    if (size < ENTRY_HEADER or cr_get32(p + ENTRY_AT_MAGIC) != ENTRY_MAGIC
-            or cr_get16(p + ENTRY_AT_VERSION) != ENTRY_VERSION):
+    if size < ENTRY_HEADER or cr_get32(p + ENTRY_AT_MAGIC) != ENTRY_MAGIC:
+        return "not a canonical_raft entry"
+    cdef unsigned version = cr_get16(p + ENTRY_AT_VERSION)
+    off[0] = ENTRY_HEADER
+    if version == ENTRY_VERSION_SESSION:
+        if cr_get16(p + ENTRY_AT_FLAGS) & ENTRY_SESSION:
+            if size < ENTRY_HEADER + SESSION_HEADER:
+                return "truncated entry"
+            off[0] = ENTRY_HEADER + SESSION_HEADER
+    elif version != ENTRY_VERSION:
         return "not a canonical_raft entry"
     count[0] = cr_get32(p + ENTRY_AT_COUNT)
-    off[0] = ENTRY_HEADER
     return NULL
+
+
+cdef inline bint entry_session(const char *p, size_t size, uint64_t *session,
+                               uint64_t *first) noexcept nogil:
+    """True (and its session and first seq) if the entry has a session."""
+    if (size < ENTRY_HEADER + SESSION_HEADER or cr_get32(p + ENTRY_AT_MAGIC) != ENTRY_MAGIC
+            or cr_get16(p + ENTRY_AT_VERSION) != ENTRY_VERSION_SESSION
+            or not cr_get16(p + ENTRY_AT_FLAGS) & ENTRY_SESSION):
+        return False
+    session[0] = cr_get64(p + SESSION_AT_ID)
+    first[0] = cr_get64(p + SESSION_AT_FIRST)
+    return True
 
 
 cdef const char *entry_next(const char *p, size_t size, size_t *off,
@@ -177,17 +230,21 @@ cdef const char *entry_next(const char *p, size_t size, size_t *off,
 
 # -- snapshots ----------------------------------------------------------------
 
-cdef int frame_snapshot(data, bint compress, raft.raft_buffer *buf) except -1:
-    """The snapshot file: header, then data (zlib'd if compress)."""
+cdef int frame_snapshot(data, bint compress, raft.raft_buffer *buf,
+                        bytes section=b"") except -1:
+    """The snapshot file: header, section, then data (zlib'd if compress)."""
     cdef int flags = 0
+    cdef size_t slen = len(section)
     data = bytes(data)
     cdef size_t inflated = len(<bytes>data)
     if compress:
         data = zlib.compress(data, 1)
         flags |= SNAPSHOT_ZLIB
     cdef size_t size = len(<bytes>data)
-    cdef uint32_t crc = zlib.crc32(data)
-    cdef char *p = <char *>raft.raft_malloc(SNAPSHOT_HEADER + size)
+    cdef uint32_t crc = zlib.crc32(data, zlib.crc32(section))
+    if slen > 0xFFFFFFFF:
+        raise OverflowError("the session table is over 4 GiB")
+    cdef char *p = <char *>raft.raft_malloc(SNAPSHOT_HEADER + slen + size)
     if p == NULL:
         raise MemoryError()
     cr_put32(p + SNAPSHOT_AT_MAGIC, SNAPSHOT_MAGIC)
@@ -195,20 +252,23 @@ cdef int frame_snapshot(data, bint compress, raft.raft_buffer *buf) except -1:
     cr_put16(p + SNAPSHOT_AT_FLAGS, flags)
     cr_put64(p + SNAPSHOT_AT_LENGTH, size)
     cr_put32(p + SNAPSHOT_AT_CRC, crc)
-    cr_put32(p + SNAPSHOT_AT_RESERVED, 0)
+    cr_put32(p + SNAPSHOT_AT_SECTION, <uint32_t>slen)
     cr_put64(p + SNAPSHOT_AT_INFLATED, inflated)
-    memcpy(p + SNAPSHOT_HEADER, PyBytes_AS_STRING(data), size)
+    if slen:
+        memcpy(p + SNAPSHOT_HEADER, PyBytes_AS_STRING(section), slen)
+    memcpy(p + SNAPSHOT_HEADER + slen, PyBytes_AS_STRING(data), size)
     buf.base = p
-    buf.len = SNAPSHOT_HEADER + size
+    buf.len = SNAPSHOT_HEADER + slen + size
     return 0
 
 
 cdef int snapshot_check(const char *p, size_t size, size_t *header,
                         uint64_t *inflated) noexcept:
     """WHY_LIBRAFT (0) if p holds a whole snapshot of ours whose data
-    matches its checksum (version 1: no checksum), the size of its header
-    in *header and the most its data may inflate to in *inflated (exactly
-    that, from version 3); else why not. Needs the GIL (zlib)."""
+    matches its checksum (version 1: no checksum), the offset of its data
+    in *header (its header and section, if any) and the most its data may
+    inflate to in *inflated (exactly that, from version 3); else why not.
+    Needs the GIL (zlib)."""
     if size < SNAPSHOT_HEADER_1 or cr_get32(p + SNAPSHOT_AT_MAGIC) != SNAPSHOT_MAGIC:
         return WHY_NOT_A_SNAPSHOT
     cdef unsigned version = cr_get16(p + SNAPSHOT_AT_VERSION)
@@ -220,6 +280,11 @@ cdef int snapshot_check(const char *p, size_t size, size_t *header,
         header[0] = SNAPSHOT_HEADER
     else:
         return WHY_NOT_A_SNAPSHOT
+    cdef size_t checked = header[0]       # where the checksum starts
+    if version == SNAPSHOT_VERSION:
+        if cr_get32(p + SNAPSHOT_AT_SECTION) > size - header[0]:
+            return WHY_SNAPSHOT_LENGTH
+        header[0] += cr_get32(p + SNAPSHOT_AT_SECTION)
     cdef uint64_t length = cr_get64(p + SNAPSHOT_AT_LENGTH)
     if length != size - header[0]:
         return WHY_SNAPSHOT_LENGTH
@@ -232,7 +297,7 @@ cdef int snapshot_check(const char *p, size_t size, size_t *header,
     else:
         inflated[0] = bound
     if version != SNAPSHOT_VERSION_1 and <uint32_t>zlib.crc32(
-            PyMemoryView_FromMemory(<char *>p + header[0], length, PyBUF_READ)) \
+            PyMemoryView_FromMemory(<char *>p + checked, size - checked, PyBUF_READ)) \
             != cr_get32(p + SNAPSHOT_AT_CRC):
         return WHY_SNAPSHOT_CHECKSUM
     return 0
@@ -261,6 +326,14 @@ cdef bytes read_snapshot(const char *p, size_t size):
             or (cr_get16(p + SNAPSHOT_AT_VERSION) == SNAPSHOT_VERSION and got != inflated)):
         raise raft_error(raft.RAFT_CORRUPT, WHY_SNAPSHOT_INFLATED)
     return out
+
+
+cdef bytes snapshot_section(const char *p, size_t size):
+    """The binding's section of a snapshot that snapshot_check() passed
+    (b"" before version 3, or when empty)."""
+    if cr_get16(p + SNAPSHOT_AT_VERSION) != SNAPSHOT_VERSION:
+        return b""
+    return PyBytes_FromStringAndSize(p + SNAPSHOT_HEADER, cr_get32(p + SNAPSHOT_AT_SECTION))
 
 
 def snapshot_problem(data):

@@ -17,6 +17,9 @@ cdef enum Why:
     WHY_SNAPSHOT_LENGTH
     WHY_SNAPSHOT_CHECKSUM
     WHY_SNAPSHOT_INFLATED
+    WHY_SESSION_GONE
+    WHY_SNAPSHOT_PAST
+    WHY_SECTION
 
 _WORDING = {
     WHY_NOT_APPLIED: "node is closing: the command was not applied here",
@@ -33,6 +36,11 @@ _WORDING = {
     WHY_SNAPSHOT_LENGTH: "snapshot length does not match its header",
     WHY_SNAPSHOT_CHECKSUM: "snapshot data does not match its checksum",
     WHY_SNAPSHOT_INFLATED: "snapshot data does not inflate to the length its header declares",
+    WHY_SESSION_GONE: ("outcome unknown: this node's forwarding session expired from the "
+                       "session table (session_expiry, max_sessions) before the command was applied"),
+    WHY_SNAPSHOT_PAST: ("applied, but this node learned it from a snapshot: "
+                        "its result is unknown here"),
+    WHY_SECTION: "snapshot's session table does not check",
 }
 
 

@@ -116,6 +116,11 @@
 /* Wire constants (libraft 0.22.1)                                           */
 
 #define FW_HANDSHAKE_PROTOCOL 1  /* UV__TCP_HANDSHAKE_PROTOCOL */
+/* The binding's own second protocol (ASCII "CRFWD\0\0\1"): a forwarding
+ * stream (core/forward_wire.h), accepted only with fw_limits.forward. The
+ * handshake is checked as for libraft's; after it the parser passes the
+ * stream through untouched and forward_wire.h's decoder checks its frames. */
+#define FW_FORWARD_PROTOCOL 0x0100004457465243ULL
 #define FW_HANDSHAKE_PREAMBLE 24 /* protocol, id, address length */
 #define FW_PREAMBLE_SIZE 16      /* type word, header length */
 
@@ -249,6 +254,8 @@ struct fw_limits
      * nonzero allows it.  E.g. "is this id in the current configuration". */
     int (*id_allowed)(void *ctx, uint64_t id);
     void *id_ctx;
+    /* Nonzero: a handshake may also declare FW_FORWARD_PROTOCOL. */
+    int forward;
 };
 
 static inline void fw_limits_init(struct fw_limits *l)
@@ -260,6 +267,7 @@ static inline void fw_limits_init(struct fw_limits *l)
     l->expected_id = 0;
     l->id_allowed = NULL;
     l->id_ctx = NULL;
+    l->forward = 0;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -309,6 +317,7 @@ enum fw__state {
     FW_S_TN_LLI,
     FW_S_TN_LLT,
     FW_S_PAYLOAD,
+    FW_S_FORWARD, /* a forwarding stream after its handshake: passed whole */
     FW_S_DEAD
 };
 
@@ -333,6 +342,7 @@ struct fw_conn
     uint64_t bytes;                      /* bytes passed (all of them) */
     uint8_t last_type;                   /* type of the last whole message */
     uint8_t handshake_done;
+    uint8_t forward;                     /* FW_FORWARD_PROTOCOL declared */
     uint8_t reason;                      /* sticky: first drop reason */
 
     /* Parser. */
@@ -405,6 +415,9 @@ static inline int fw_busy(const struct fw_conn *c)
     }
     if (!c->handshake_done) {
         return 1;
+    }
+    if (c->state == FW_S_FORWARD) {
+        return 0; /* forward_wire.h's decoder keeps its own time */
     }
     return c->state != FW_S_PRE_WORD || c->acc_n != 0;
 }
@@ -794,7 +807,9 @@ static inline enum fw_reason fw__field(struct fw_conn *c, uint64_t v, int *msg_d
     switch (c->state) {
         /* ---- handshake ---- */
         case FW_S_HS_PROTO:
-            if (v != FW_HANDSHAKE_PROTOCOL) {
+            if (v == FW_FORWARD_PROTOCOL && l->forward) {
+                c->forward = 1;
+            } else if (v != FW_HANDSHAKE_PROTOCOL) {
                 return FW_HS_PROTOCOL;
             }
             break;
@@ -1082,9 +1097,14 @@ static inline enum fw_reason fw_feed(struct fw_conn *c,
                         goto drop;
                     }
                     c->handshake_done = 1;
-                    c->state = FW_S_PRE_WORD;
+                    c->state = c->forward ? FW_S_FORWARD : FW_S_PRE_WORD;
                     safe = p;
                 }
+                break;
+
+            case FW_S_FORWARD:
+                p = end;
+                safe = p;
                 break;
 
             case FW_S_IS_CONF: {

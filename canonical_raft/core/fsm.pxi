@@ -22,6 +22,7 @@ cdef int fsm_apply(raft.raft_fsm *fsm, const raft.raft_buffer *buf, void **resul
         return 0
     if entry_tag(buf, &tag):
         req = inflight_find(s, index, tag)
+    sessions_tick(s, index)
     hold_gil(s)
     cdef unsigned long long began = uv.uv_hrtime()
     apply_entry(s, req, <const char *>buf.base, buf.len, index)
@@ -56,6 +57,8 @@ cdef void apply_entry(NodeState *s, Req *req, const char *p, size_t size,
     cdef size_t off
     cdef const char *data
     cdef uint64_t length
+    if apply_session_entry(s, p, size, index):     # sessions.pxi: forwarded commands
+        return
     cdef const char *error = entry_open(p, size, &count, &off)
     if error != NULL:
         entry_failed(s, req, index, error)
@@ -137,13 +140,15 @@ cdef int take_snapshot(NodeState *s, raft.raft_buffer *buf) noexcept with gil:
     holds an empty placeholder), -1 failed (logged)."""
     cdef Core core = <Core>s.core
     try:
+        section = sessions_dump(&s.fwd.table)      # sessions.pxi, at this index
         snapshot = core.fsm.snapshot()
         if snapshot is None or getattr(snapshot, "persist", None) is not None:
             # An object whose persist() must run next, off the raft thread.
             core._persisting = snapshot
+            forward_hold_section(s, section)
             frame_snapshot(b"", s.snapshot_compression, buf)
             return 1
-        frame_snapshot(snapshot, s.snapshot_compression, buf)
+        frame_snapshot(snapshot, s.snapshot_compression, buf, section)
         return 0
     except BaseException as exc:
         log.error("node %d: FSM.snapshot() failed, will retry: %r", s.id, exc,
@@ -203,7 +208,10 @@ cdef int fsm_restore(raft.raft_fsm *fsm, raft.raft_buffer *buf) noexcept nogil:
 cdef int restore_snapshot(NodeState *s, const char *p, size_t size) noexcept with gil:
     cdef Core core = <Core>s.core
     try:
-        core.fsm.restore(read_snapshot(p, size))
+        data = read_snapshot(p, size)
+        sessions_load(&s.fwd.table, snapshot_section(p, size))    # sessions.pxi
+        core.fsm.restore(data)
+        forward_restored(s)
         return 0
     except _errors.CorruptError as exc:
         # read_snapshot's check (entry.pxi): the FSM never saw the bytes.

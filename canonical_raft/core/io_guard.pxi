@@ -163,7 +163,8 @@ cdef void persist_work(uv.uv_work_t *work) noexcept nogil:
 
 cdef int run_persist(NodeState *s, raft.raft_buffer *out) noexcept with gil:
     try:
-        frame_snapshot(persist_snapshot(s), s.snapshot_compression, out)
+        frame_snapshot(persist_snapshot(s), s.snapshot_compression, out,
+                       forward_take_section(s))
         return 0
     except BaseException as exc:
         log.error("node %d: snapshot persist() failed, will retry: %r",

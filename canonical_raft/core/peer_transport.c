@@ -25,6 +25,8 @@ enum {
     R_HANDSHAKE_TIMEOUT,    /* handshake not done within the timeout */
     R_OUTBOUND_DATA,        /* bytes from the peer on an outbound stream */
     R_LOG_CONFLICT,         /* io_guard: an entry conflicting with a committed one */
+    R_FORWARD_NOT_MEMBER,   /* a forwarding stream or frame from a non-member */
+    R_FORWARD_MALFORMED,    /* a forwarding frame that does not check */
     R_END
 };
 
@@ -59,6 +61,8 @@ static void init_reason_names(void)
     snprintf(reason_names[R_HANDSHAKE_TIMEOUT], 48, "handshake_timeout");
     snprintf(reason_names[R_OUTBOUND_DATA], 48, "outbound_data");
     snprintf(reason_names[R_LOG_CONFLICT], 48, "log_conflict");
+    snprintf(reason_names[R_FORWARD_NOT_MEMBER], 48, "forward_not_member");
+    snprintf(reason_names[R_FORWARD_MALFORMED], 48, "forward_malformed");
     reason_names_ready = 1;
 }
 
@@ -304,7 +308,7 @@ static void set_open(struct conn *c)
     c->peer_id = c->fw.peer_id;
     for (o = t->head; o != NULL; o = o->next) {
         if (o != c && o->kind != K_OUT && o->phase == P_OPEN &&
-            o->peer_id == c->peer_id) {
+            o->peer_id == c->peer_id && o->fw.forward == c->fw.forward) {
             same++;
         }
     }
@@ -312,7 +316,7 @@ static void set_open(struct conn *c)
     for (o = t->head; o != NULL && same >= t->cfg.max_per_peer;) {
         struct conn *next = o->next;
         if (o != c && o->kind != K_OUT && o->phase == P_OPEN &&
-            o->peer_id == c->peer_id) {
+            o->peer_id == c->peer_id && o->fw.forward == c->fw.forward) {
             conn_close(o, R_PEER_LIMIT, "too many connections from this id");
             same--;
         }
@@ -323,6 +327,25 @@ static void set_open(struct conn *c)
 static uint64_t now_ms(struct pt *t)
 {
     return uv_now(t->loop);
+}
+
+/* A stream past its handshake: to libraft, or to the forwarding channel. */
+static void hand_over(struct conn *c, uv_stream_t *stream)
+{
+    struct pt *t = c->t;
+    if (c->fw.forward) {
+        t->cfg.forward_accept(t->cfg.arg, c->fw.peer_id, c->fw.peer_address,
+                              stream);
+    } else {
+        t->accept_cb(t->transport, c->fw.peer_id, c->fw.peer_address, stream);
+    }
+}
+
+/* The reason to count for a firewall verdict: a forwarding stream's id
+ * refusal is its own. */
+static int fw_refusal(struct conn *c, int r)
+{
+    return r == FW_HS_ID_REFUSED && c->fw.forward ? R_FORWARD_NOT_MEMBER : r;
 }
 
 /* ---- inbound plaintext -------------------------------------------------- */
@@ -467,8 +490,7 @@ static int plain_open(struct conn *c, const char *rest, size_t len)
     c->plain = NULL; /* libraft's from here */
     c->handles--;
     plain->data = NULL;
-    t->accept_cb(t->transport, c->fw.peer_id, c->fw.peer_address,
-                 (uv_stream_t *)plain);
+    hand_over(c, (uv_stream_t *)plain);
     return 0;
 }
 
@@ -500,7 +522,7 @@ static void plain_read_cb(uv_stream_t *st, ssize_t n, const uv_buf_t *buf)
         size_t off;
         int rv;
         if (r != FW_OK) {
-            conn_close(c, r, NULL);
+            conn_close(c, fw_refusal(c, r), NULL);
             return;
         }
         if (!c->fw.handshake_done) {
@@ -533,7 +555,7 @@ static int tls_in_filter(void *arg, const uint8_t *buf, size_t len)
     c->last_rx = now_ms(c->t);
     r = fw_feed(&c->fw, buf, len, &passed);
     if (r != FW_OK) {
-        c->filter_reason = r;
+        c->filter_reason = fw_refusal(c, r);
         return 1;
     }
     return 0;
@@ -554,7 +576,6 @@ static void pre_alloc(uv_handle_t *h, size_t size, uv_buf_t *buf)
 static void pre_read_cb(uv_stream_t *st, ssize_t n, const uv_buf_t *buf)
 {
     struct conn *c = st->data;
-    struct pt *t = c->t;
     uv_stream_t *plain;
     (void)buf;
     if (n == 0 || c->phase == P_CLOSING) {
@@ -577,7 +598,7 @@ static void pre_read_cb(uv_stream_t *st, ssize_t n, const uv_buf_t *buf)
     c->plain = NULL;
     c->handles--;
     plain->data = NULL;
-    t->accept_cb(t->transport, c->fw.peer_id, c->fw.peer_address, plain);
+    hand_over(c, plain);
 }
 
 static void tls_in_ready(struct cr_tls_stream *s, int status, uint64_t peer_id,
@@ -1049,7 +1070,7 @@ static void out_resolved_cb(uv_getaddrinfo_t *req, int status,
     }
 }
 
-static int encode_handshake(struct pt *t, uv_buf_t *buf)
+static int encode_handshake(struct pt *t, uint64_t protocol, uv_buf_t *buf)
 {
     size_t alen = strlen(t->address) + 1;
     size_t padded = (alen + 7) & ~(size_t)7;
@@ -1062,7 +1083,7 @@ static int encode_handshake(struct pt *t, uv_buf_t *buf)
         return RAFT_NOMEM;
     }
     p = (uint8_t *)buf->base;
-    v[0] = FW_HANDSHAKE_PROTOCOL;
+    v[0] = protocol;
     v[1] = t->id;
     v[2] = padded;
     for (i = 0; i < 3; i++) {
@@ -1076,9 +1097,10 @@ static int encode_handshake(struct pt *t, uv_buf_t *buf)
     return 0;
 }
 
-static int pt_connect(struct raft_uv_transport *transport,
-                      struct raft_uv_connect *req, raft_id id,
-                      const char *address, raft_uv_connect_cb cb)
+static int connect_protocol(struct raft_uv_transport *transport,
+                            struct raft_uv_connect *req, raft_id id,
+                            const char *address, raft_uv_connect_cb cb,
+                            uint64_t protocol)
 {
     struct pt *t = transport->impl;
     char host[NI_MAXHOST];
@@ -1102,7 +1124,7 @@ static int pt_connect(struct raft_uv_transport *transport,
     c->req = req;
     c->dial_id = id;
     req->cb = cb;
-    if (encode_handshake(t, &c->hs) != 0) {
+    if (encode_handshake(t, protocol, &c->hs) != 0) {
         c->finished = 1;
         conn_maybe_free(c);
         return RAFT_NOMEM;
@@ -1121,6 +1143,22 @@ static int pt_connect(struct raft_uv_transport *transport,
         return RAFT_NOCONNECTION;
     }
     return 0;
+}
+
+static int pt_connect(struct raft_uv_transport *transport,
+                      struct raft_uv_connect *req, raft_id id,
+                      const char *address, raft_uv_connect_cb cb)
+{
+    return connect_protocol(transport, req, id, address, cb,
+                            FW_HANDSHAKE_PROTOCOL);
+}
+
+int cr_pt_connect_forward(struct raft_uv_transport *transport,
+                          struct raft_uv_connect *req, raft_id id,
+                          const char *address, raft_uv_connect_cb cb)
+{
+    return connect_protocol(transport, req, id, address, cb,
+                            FW_FORWARD_PROTOCOL);
 }
 
 static void out_abort(struct conn *c)
@@ -1221,6 +1259,7 @@ static void apply_config(struct pt *t)
     }
     t->limits.id_allowed = cfg->id_allowed;
     t->limits.id_ctx = cfg->arg;
+    t->limits.forward = cfg->forward_accept != NULL;
 }
 
 int cr_pt_init(struct raft_uv_transport *transport, uv_loop_t *loop,
@@ -1272,4 +1311,16 @@ unsigned cr_pt_inbound(struct raft_uv_transport *transport)
 {
     struct pt *t = transport->impl;
     return t != NULL ? t->n_inbound : 0;
+}
+
+void cr_pt_refuse_forward(struct raft_uv_transport *transport, int which,
+                          const char *peer, const char *detail)
+{
+    struct pt *t = transport->impl;
+    if (t != NULL) {
+        refuse(t,
+               which == CR_PT_FORWARD_NOT_MEMBER ? R_FORWARD_NOT_MEMBER
+                                                 : R_FORWARD_MALFORMED,
+               peer != NULL ? peer : "?", detail);
+    }
 }

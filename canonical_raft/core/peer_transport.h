@@ -84,7 +84,12 @@ struct cr_pt_config
      * last line. */
     void (*log)(void *arg, const char *reason, const char *peer,
                 const char *detail, unsigned long long suppressed);
-    void *arg;                      /* for the three callbacks */
+    /* A forwarding stream (firewall.h's FW_FORWARD_PROTOCOL) passed its
+     * handshake: `stream` (raft_malloc'd, at its first frame) is the
+     * callee's to read, close and raft_free. NULL: such streams refused. */
+    void (*forward_accept)(void *arg, uint64_t id, const char *address,
+                           uv_stream_t *stream);
+    void *arg;                      /* for the callbacks */
     uint64_t *refused;              /* CR_PT_REASONS counters (atomic adds) */
 };
 
@@ -104,6 +109,17 @@ void cr_pt_free(struct raft_uv_transport *t);
 long long cr_pt_live(void);
 /* Count and log (rate-limited) a message io_guard dropped (log_guard.h). */
 void cr_pt_refuse_log_conflict(struct raft_uv_transport *t, const char *peer);
+
+/* Connect to `id` at `address` for a forwarding stream: libraft's connect
+ * (TLS included) with FW_FORWARD_PROTOCOL in the handshake; cb as for
+ * libraft's (exactly once: the stream, RAFT_NOCONNECTION or RAFT_CANCELED). */
+int cr_pt_connect_forward(struct raft_uv_transport *t,
+                          struct raft_uv_connect *req, raft_id id,
+                          const char *address, raft_uv_connect_cb cb);
+/* Count and log (rate-limited) a refused forwarding stream or frame. */
+enum { CR_PT_FORWARD_MALFORMED = 1, CR_PT_FORWARD_NOT_MEMBER = 2 };
+void cr_pt_refuse_forward(struct raft_uv_transport *t, int which,
+                          const char *peer, const char *detail);
 
 /* Inbound connections open now (for tests and stats). */
 unsigned cr_pt_inbound(struct raft_uv_transport *t);

@@ -153,6 +153,8 @@ cdef void submit_queue(NodeState *s, Req *req) noexcept nogil:
             submit_barrier(s, req)
         elif req.kind == REQ_CHANGE:
             submit_change(s, req)
+        elif req.kind >= REQ_FORWARD:
+            forward_submit(s, req)      # forward.pxi
         else:
             submit_transfer(s, req)
         req = next

@@ -11,6 +11,8 @@ cdef enum ReqKind:
     REQ_BARRIER = 2
     REQ_CHANGE = 3          # add, assign or remove (change_op)
     REQ_TRANSFER = 4
+    REQ_FORWARD = 5         # forward.pxi: an apply sent to the leader
+    REQ_READ = 6            # reads.pxi: read_barrier()
 
 cdef enum ChangeOp:
     CHANGE_ADD = 1

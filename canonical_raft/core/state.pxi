@@ -156,6 +156,9 @@ cdef struct NodeState:
     SSL_CTX *tls_ctx
     uint64_t refused[CR_PT_REASONS]
 
+    # forwarding, the session table and read barriers (forward_state.pxi)
+    ForwardState fwd
+
     # guarded by lock: the submission queue (queue.pxi) ...
     uv.uv_mutex_t lock
     uv.uv_cond_t changed       # phase, leader or state changed

@@ -177,6 +177,7 @@ cdef int configure(NodeState *s) noexcept with gil:
         s.max_batch_bytes = c.max_batch_bytes
         s.snapshot_log_bytes = c.snapshot_log_bytes
         transport_configure(s, c)
+        forward_configure(s, c)
     except BaseException as exc:
         set_error(s, f"bad node settings: {exc!r}".encode(errors="replace"))
         return raft.RAFT_INVALID
@@ -205,6 +206,7 @@ cdef void on_raft_closed(raft.raft *r) noexcept nogil:
     cdef NodeState *s = <NodeState *>r.data
     drop_deferred(s)
     drop_removal(s)
+    forward_free(s)
     raft.raft_uv_close(&s.io)
     transport_free(s)
     close_own_handles(s)
@@ -220,6 +222,7 @@ cdef void begin_close(NodeState *s) noexcept nogil:
     s.phase = PHASE_CLOSING
     publish_status(s)
     mark_close(s)                   # mark.pxi: the last applied index, on disk
+    forward_close(s)                # forward.pxi: its streams before the transport
     raft.raft_close(&s.raft, on_raft_closed)
 
 
@@ -230,6 +233,7 @@ cdef void on_prepare(uv.uv_prepare_t *handle) noexcept nogil:
     check_removal_due(s)        # removed.pxi
     check_membership(s)
     mark_tick(s)                # mark.pxi
+    forward_tick(s)             # forward.pxi: send, retry, read rounds
     if (publish_status(s) or s.notify_pending) and s.phase == PHASE_RUNNING:
         s.notify_pending = False
         hold_gil(s)

@@ -31,6 +31,8 @@ cdef extern from "peer_transport.h" nogil:
         int (*id_allowed)(void *arg, uint64_t id) noexcept nogil
         void (*log)(void *arg, const char *reason, const char *peer,
                     const char *detail, unsigned long long suppressed) noexcept nogil
+        void (*forward_accept)(void *arg, uint64_t id, const char *address,
+                               uv.uv_stream_t *stream) noexcept nogil
         void *arg
         uint64_t *refused
     const char *cr_pt_reason_name(int reason)
