@@ -497,7 +497,7 @@ cdef void on_forward_applied(raft.raft_apply_req *req, int status, void *result)
 cdef Expect *expect_find(ForwardState *f, uint64_t session, bint make) noexcept nogil:
     cdef unsigned i
     cdef Expect *oldest = &f.expect[0]
-    for i in range(EXPECT_SLOTS):
+    for i in range(<unsigned>EXPECT_SLOTS):
         if f.expect[i].session == session:
             return &f.expect[i]
         if f.expect[i].used < oldest.used:
