@@ -81,6 +81,10 @@ def make_parser():
                              "(default; window 1 blocks on result()), apply_many() per refill "
                              "(window > 1), or 'callback': the next command submitted from each "
                              "done callback, on the raft thread, as the C driver does")
+    parser.add_argument("--styles", nargs="*", metavar="STYLE",
+                        help="instead: the client styles (bench/styles.py: window, blocking, "
+                             "callbacks, threads8, threads64, asyncio, many_async; none named: all), "
+                             "each beside the polling window loop of the same run")
     parser.add_argument("--no-c", action="store_true", help="skip the C reference driver")
     parser.add_argument("--peers", action="store_true",
                         help="also run PySyncObj (from bench/requirements.txt; it never fsyncs)")
