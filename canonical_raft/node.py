@@ -208,8 +208,18 @@ class Node:
         return self._core.barrier()
 
     async def apply_async(self, command: Buffer) -> Any:
-        """Await the result of ``apply(command)`` from asyncio."""
-        return await asyncio.wrap_future(self.apply(command))
+        """Await the result of ``apply(command)`` from asyncio. Results reach
+        the event loop in batches: one wake-up of the loop for all that
+        completed in one iteration of the raft thread."""
+        return await self._core.apply_async(command)
+
+    async def apply_many_async(self, commands: Iterable[Buffer], *,
+                               return_exceptions: bool = False) -> list[Any]:
+        """``apply_many(commands)`` for asyncio: the results in order, once
+        every command is done. A failed command raises its exception (the
+        first failed, in order; the others still ran), or with
+        ``return_exceptions=True`` takes its place in the list."""
+        return await self._core.apply_many_async(commands, return_exceptions)
 
     def wait_for_leader(self, timeout: float | None = None) -> Server:
         """Block until a leader is known and return it; TimeoutError otherwise."""
@@ -242,7 +252,7 @@ class Node:
     # side leaves the node and the submitted request alone. -------------------
 
     async def barrier_async(self) -> None:
-        await asyncio.wrap_future(self.barrier())
+        await self._core.barrier_async()
 
     async def add_async(self, id: int, address: str, role: Role = Role.VOTER) -> None:
         await asyncio.wrap_future(self.add(id, address, role))

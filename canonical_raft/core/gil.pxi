@@ -12,7 +12,8 @@
 # sleeps on a Wakeup instead of a Condition, and when the raft thread sets
 # it, the lock is released only after the raft thread has dropped the GIL
 # (drop_gil). Anywhere else (another thread, or the raft thread inside a
-# plain `with gil` section) it is released at once.
+# plain `with gil` section) it is released at once. Event loops waiting for
+# asyncio futures get their batch just before the drop (asyncio.pxi).
 
 cdef enum:
     TIMEOUT_MAX = 1000000000    # seconds; longer is forever (and fits the C call)
@@ -39,6 +40,8 @@ cdef inline void drop_gil(NodeState *s) noexcept nogil:
     it was held: they find it free."""
     cdef unsigned i
     if s.gil_held:
+        if s.aio_batches != NULL:
+            aio_hand_over(s)        # asyncio.pxi: one wake-up per event loop
         s.gil_held = False
         s.tstate = PyEval_SaveThread()
         for i in range(s.n_wakeups):

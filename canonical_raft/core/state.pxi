@@ -72,6 +72,10 @@ cdef struct NodeState:
     WakeupRef *wakeups         # waiters to release once the GIL is dropped
     unsigned n_wakeups
     unsigned cap_wakeups
+    PyObject *aio_batches      # asyncio.pxi: {event loop: [results]} to hand over
+                               # when the GIL is dropped, or NULL
+    Req *local_head            # queue.pxi: submissions made on the raft thread,
+    Req *local_tail            # submitted by the next drain (no lock, no wake-up)
 
     # raft-thread only
     int phase

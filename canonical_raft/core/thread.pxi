@@ -229,6 +229,7 @@ cdef void on_prepare(uv.uv_prepare_t *handle) noexcept nogil:
         s.notify_pending = False
         hold_gil(s)
         notify_state_change(s)
+    submit_local(s)             # queue.pxi: the raft thread's own submissions
     drop_gil(s)
 
 
