@@ -235,13 +235,21 @@ def run(args):
             try:
                 cluster.leader()
                 for style in styles:
-                    cluster.settle()
-                    row = cluster.measure(size, WINDOW, args.warmup, args.duration, style=style)
+                    try:
+                        cluster.settle()
+                        row = cluster.measure(size, WINDOW, args.warmup, args.duration,
+                                              style=style)
+                    except BenchError as exc:
+                        if not all(n.alive for n in cluster.nodes):
+                            raise
+                        row = dict(error=str(exc))
+                        _progress(args, f"  run {run_index + 1} {style:>10}: FAILED: {exc}")
                     row.update(style=style, run=run_index)
                     rows.append(row)
                     emit(dict(type="row", **row))
-                    _progress(args, f"  run {run_index + 1} {style:>10}: {row['ops_per_s']:>9.0f} "
-                                    f"ops/s  p50 {row['p50_ms']} ms  errors {row['errors']}")
+                    if "error" not in row:
+                        _progress(args, f"  run {run_index + 1} {style:>10}: {row['ops_per_s']:>9.0f} "
+                                        f"ops/s  p50 {row['p50_ms']} ms  errors {row['errors']}")
             finally:
                 cluster.close()
                 shutil.rmtree(workdir, ignore_errors=True)
@@ -260,11 +268,14 @@ def run(args):
 
 def summarize(rows, styles):
     """Medians per style; ``ratio``: median over runs of row / window row."""
+    rows = [r for r in rows if "error" not in r]
     ref = {r["run"]: r["ops_per_s"] for r in rows if r["style"] == REFERENCE}
     out = []
     for style in styles:
         mine = [r for r in rows if r["style"] == style]
         if not mine:
+            out.append(dict(type="summary", style=style, what=STYLES[style], runs=0,
+                            error="no successful run"))
             continue
         ratios = [r["ops_per_s"] / ref[r["run"]] for r in mine if ref.get(r["run"])]
         med = (lambda key: statistics.median(r[key] for r in mine if r.get(key) is not None)
@@ -284,6 +295,9 @@ def format_table(summaries):
     lines = [head, "-" * (len(head) + 40)]
     num = (lambda v, fmt: format(v, fmt) if v is not None else "-")
     for s in summaries:
+        if s.get("error"):
+            lines.append(f"{s['style']:<11} {s['error']}")
+            continue
         lines.append(f"{s['style']:<11} {num(s['ops_per_s'], '.0f'):>9} {num(s['ratio'], '.3f'):>9} "
                      f"{num(s['p50_ms'], '.3f'):>8} {num(s['p99_ms'], '.3f'):>8} "
                      f"{num(s['cpu_us_per_op'], '.1f'):>9}  {s['what']}"

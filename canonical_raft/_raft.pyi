@@ -137,7 +137,10 @@ class Core:
     def apply_many(self, commands: Iterable[Buffer]) -> list[Future[Any]]: ...
     def barrier(self) -> Future[None]: ...
     # -- asyncio: futures of the running event loop
-    def apply_async(self, command: Buffer) -> asyncio.Future[Any]:
+    async def apply_async(self, command: Buffer) -> Any:
+        """apply(command) for asyncio: awaits its result (compiled: one
+        coroutine layer fewer than a Python wrapper)."""
+    def apply_future(self, command: Buffer) -> asyncio.Future[Any]:
         """An asyncio future of the running loop for apply(command)."""
     def apply_many_async(
         self, commands: Iterable[Buffer], return_exceptions: bool = False

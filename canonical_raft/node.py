@@ -64,6 +64,7 @@ class Node:
         self.apply = self._core.apply  # type: ignore[method-assign]
         self.apply_many = self._core.apply_many  # type: ignore[method-assign]
         self.barrier = self._core.barrier  # type: ignore[method-assign]
+        self.apply_async = self._core.apply_async  # type: ignore[method-assign]
         _live_nodes.add(self)
 
     # -- lifecycle ------------------------------------------------------------
@@ -211,7 +212,7 @@ class Node:
         """Await the result of ``apply(command)`` from asyncio. Results reach
         the event loop in batches: one wake-up of the loop for all that
         completed in one iteration of the raft thread."""
-        return await self._core.apply_async(command)
+        return await self._core.apply_future(command)
 
     async def apply_many_async(self, commands: Iterable[Buffer], *,
                                return_exceptions: bool = False) -> list[Any]:

@@ -162,7 +162,7 @@ def test_a_loop_closed_with_futures_pending(gated):
 
 async def _submitted(node):
     """An apply_async() future, without awaiting it."""
-    return node._core.apply_async(b"x")
+    return node._core.apply_future(b"x")
 
 
 def test_apply_async_exceptions(gated):
@@ -242,7 +242,7 @@ def test_barrier_async_follows_earlier_applies(gated):
 
     async def main():
         fsm.gate.clear()
-        pending = [node._core.apply_async(b"x") for _ in range(10)]
+        pending = [node._core.apply_future(b"x") for _ in range(10)]
         barrier = asyncio.ensure_future(node.barrier_async())
         await asyncio.sleep(0.05)
         assert not barrier.done()

@@ -183,7 +183,12 @@ cdef class Core:
     # -- asyncio: futures of the running event loop, settled there in
     # batches (asyncio.pxi) --------------------------------------------------
 
-    def apply_async(self, command):
+    async def apply_async(self, command):
+        """apply(command) for asyncio: awaits its result (compiled: one
+        coroutine layer fewer than a Python wrapper)."""
+        return await self.apply_future(command)
+
+    def apply_future(self, command):
         """An asyncio future of the running loop for apply(command)."""
         self._check_usable()
         fut = _get_running_loop().create_future()
