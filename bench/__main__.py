@@ -83,7 +83,8 @@ def make_parser():
                              "done callback, on the raft thread, as the C driver does")
     parser.add_argument("--styles", nargs="*", metavar="STYLE",
                         help="instead: the client styles (bench/styles.py: window, blocking, "
-                             "callbacks, threads8, threads64, asyncio, many_async; none named: all), "
+                             "callbacks, threads8, window8, threads64, asyncio, many_async; none named: "
+                             "all), "
                              "each beside the polling window loop of the same run")
     parser.add_argument("--no-c", action="store_true", help="skip the C reference driver")
     parser.add_argument("--peers", action="store_true",

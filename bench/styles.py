@@ -10,6 +10,8 @@ unless ``--size``) measures, in the leader's process:
 - ``callbacks``: 1,024 chains, each done callback submits the next command;
 - ``threads8`` / ``threads64``: that many threads, each
   ``apply(cmd).result()`` in a loop (a threaded server);
+- ``window8``: one thread keeping 8 futures in flight: what 8 blocking
+  threads could reach at best (same commands in flight, no thread hand-off);
 - ``asyncio``: 1,024 tasks, each ``await node.apply_async(cmd)`` in a loop;
 - ``many_async``: 16 tasks, each ``await node.apply_many_async([cmd] * 64)``
   in a loop (asyncio code that submits bursts).
@@ -40,6 +42,7 @@ STYLES = {
     "blocking": "1 thread, apply().result() in a loop",
     "callbacks": f"{WINDOW} chains, each done callback submits the next",
     "threads8": "8 threads, apply().result() in a loop",
+    "window8": "1 thread, 8 futures in flight (8 threads' bound, without threads)",
     "threads64": "64 threads, apply().result() in a loop",
     "asyncio": f"{WINDOW} asyncio tasks, await apply_async() in a loop",
     "many_async": f"{BURST_TASKS} asyncio tasks, await apply_many_async([cmd] * {BURST})",
@@ -61,6 +64,8 @@ def load(binding, style, size, warmup, duration, out):
     fatal = (binding.raft.NotLeaderError, binding.raft.ShutdownError)
     if style == "window":
         binding._load_window(command, WINDOW, st, out)
+    elif style == "window8":
+        binding._load_window(command, 8, st, out)
     elif style == "callbacks":
         binding._load_callback(command, WINDOW, st, out)
     elif style == "blocking":

@@ -6,6 +6,7 @@ order per submitter)."""
 import asyncio
 import gc
 import logging
+import os
 import sys
 import threading
 
@@ -53,15 +54,28 @@ def gated(make_node):
 
 
 class CountingLoop(asyncio.SelectorEventLoop):
-    """Counts the wake-ups other threads ask of it."""
+    """Counts the wake-ups other threads give it: its readers' callbacks
+    (the node's eventfd) and call_soon_threadsafe() (without add_reader,
+    which `eventfd=False` refuses, as loops that cannot watch a file do)."""
 
-    def __init__(self):
+    def __init__(self, eventfd=True):
         super().__init__()
+        self.eventfd = eventfd
         self.threadsafe_calls = 0
+        self.reader_calls = 0
 
     def call_soon_threadsafe(self, *args, **kwargs):
         self.threadsafe_calls += 1
         return super().call_soon_threadsafe(*args, **kwargs)
+
+    def add_reader(self, fd, callback, *args):
+        if not self.eventfd:
+            raise NotImplementedError
+
+        def counted(*a):
+            self.reader_calls += 1
+            callback(*a)
+        return super().add_reader(fd, counted, *args)
 
 
 def run_in(loop, coro):
@@ -73,9 +87,10 @@ def run_in(loop, coro):
 
 # -- asyncio -------------------------------------------------------------------
 
-def test_results_reach_the_loop_in_batches(gated):
+@pytest.mark.parametrize("eventfd", [True, False], ids=["eventfd", "call_soon_threadsafe"])
+def test_results_reach_the_loop_in_batches(gated, eventfd):
     node, fsm = gated
-    loop = CountingLoop()
+    loop = CountingLoop(eventfd)
 
     async def main():
         fsm.gate.clear()
@@ -88,7 +103,10 @@ def test_results_reach_the_loop_in_batches(gated):
     assert results == list(range(1, 1001)), "each its own result, in log order"
     # One wake-up per raft-loop iteration that completed any: far fewer than
     # one per future (the raft thread applies a whole entry per iteration).
-    assert 1 <= loop.threadsafe_calls < 100, loop.threadsafe_calls
+    wakeups = loop.reader_calls if eventfd else loop.threadsafe_calls
+    assert 1 <= wakeups < 100, (loop.reader_calls, loop.threadsafe_calls)
+    if eventfd:
+        assert loop.threadsafe_calls == 0, "the eventfd was the only wake-up"
 
 
 def test_several_loops_on_several_threads(gated):
@@ -110,6 +128,22 @@ def test_several_loops_on_several_threads(gated):
     assert everything == list(range(1, 801)), "every future once, with its own result"
     for results in per_loop.values():
         assert results == sorted(results), "log order per submitter"
+
+
+def test_a_loops_eventfd_goes_with_the_loop(gated):
+    node, _ = gated
+
+    async def main():
+        return await node.apply_async(b"x")
+
+    asyncio.run(main())              # the first loop's waker, then steady state
+    gc.collect()
+    before = len(os.listdir("/proc/self/fd"))
+    for i in range(20):
+        assert asyncio.run(main()) == i + 2
+    node.barrier().result(timeout=20)
+    gc.collect()
+    assert len(os.listdir("/proc/self/fd")) <= before, "an eventfd outlived its loop"
 
 
 def test_one_loop_two_nodes(gated, leader_node):

@@ -78,6 +78,8 @@ cdef class Core:
         free(s.wakeups)
         if s.aio_batches != NULL:       # handed over before the thread ends
             Py_DecRef(s.aio_batches)
+        if s.aio_wakers != NULL:
+            Py_DecRef(s.aio_wakers)
         free_tls(s)
         free(s)
         CR_COUNT_ADD(live_nodes, -1)
@@ -191,7 +193,7 @@ cdef class Core:
     def apply_future(self, command):
         """An asyncio future of the running loop for apply(command)."""
         self._check_usable()
-        fut = _get_running_loop().create_future()
+        fut = new_loop_future()
         refusal = self._refusal()
         if refusal is not None:
             memoryview(command)      # TypeError at once for non bytes-like
@@ -207,7 +209,7 @@ cdef class Core:
         (with return_exceptions, failures in place; else the first failure)."""
         self._check_usable()
         commands = [c if PyObject_CheckBuffer(c) else _contiguous(c) for c in commands]
-        fut = _get_running_loop().create_future()
+        fut = new_loop_future()
         refusal = self._refusal()
         if refusal is not None:
             if return_exceptions:       # one exception object each
@@ -223,7 +225,7 @@ cdef class Core:
 
     def barrier_async(self):
         """An asyncio future of the running loop for barrier()."""
-        return self._submit(REQ_BARRIER, 0, 0, 0, None, _get_running_loop().create_future())
+        return self._submit(REQ_BARRIER, 0, 0, 0, None, new_loop_future())
 
     def barrier(self):
         return self._submit(REQ_BARRIER, 0, 0, 0, None, None)
