@@ -87,6 +87,11 @@ def make_parser():
                         help="also run the binding over mutual TLS ('binding[tls]', right after the "
                              "plaintext binding in every run; certificates made in the run's "
                              "temporary directory) and report TLS / plaintext")
+    parser.add_argument("--styles", nargs="*", metavar="STYLE",
+                        help="instead: the client styles (bench/styles.py: window, blocking, "
+                             "callbacks, threads8, window8, threads64, asyncio, many_async; none named: "
+                             "all), "
+                             "each beside the polling window loop of the same run")
     parser.add_argument("--no-c", action="store_true", help="skip the C reference driver")
     parser.add_argument("--peers", action="store_true",
                         help="also run PySyncObj (from bench/requirements.txt; it never fsyncs)")

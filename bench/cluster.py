@@ -117,8 +117,9 @@ class Cluster:
             time.sleep(0.05)
         raise BenchError(f"{self.impl}: followers did not catch up within {timeout:.0f} s")
 
-    def measure(self, size, window, warmup, duration):
-        """One row: load on the leader, CPU and RSS of every node."""
+    def measure(self, size, window, warmup, duration, **extra):
+        """One row: load on the leader, CPU and RSS of every node (``extra``:
+        more arguments of the load, e.g. bench/styles.py's style)."""
         leader = self.leader()
         samples = {}
 
@@ -132,7 +133,8 @@ class Cluster:
         leader.on_mark = on_mark
         try:
             reply = leader.request("load", timeout=warmup + duration + DRAIN_TIMEOUT + 30.0,
-                                   size=size, window=window, warmup=warmup, duration=duration)
+                                   size=size, window=window, warmup=warmup, duration=duration,
+                                   **extra)
         finally:
             leader.on_mark = None
         if "measure_start" not in samples or "measure_end" not in samples:

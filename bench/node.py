@@ -15,6 +15,7 @@ import sys
 
 from canonical_raft.testing import procs
 
+from . import styles
 from .common import API_CHOICES, IMPL_BINDING, IMPL_PSO, PYSYNCOBJ_CONFS, parse_value
 
 
@@ -51,8 +52,9 @@ def main(argv=None):
         return 1
     channel.serve_node(node.close, {
         "status": node.status,
-        "load": lambda size, window, warmup, duration:
-            node.load(size, window, warmup, duration, channel),
+        "load": lambda size, window, warmup, duration, style=None:
+            node.load(size, window, warmup, duration, channel) if style is None
+            else styles.load(node, style, size, warmup, duration, channel),
     }, impl=node.impl)
     return 0
 

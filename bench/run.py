@@ -146,6 +146,9 @@ def _interrupt(signum, frame):
 def run(args):
     previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
+        if args.styles is not None:
+            from .styles import run as run_styles
+            return run_styles(args)
         return _run(args)
     except KeyboardInterrupt:
         print("bench: interrupted; node processes stopped, temporary data removed", file=sys.stderr)

@@ -4,6 +4,8 @@ Private: users go through canonical_raft.Node. Kept in step with the .pyx by
 ``python -m mypy.stubtest canonical_raft._raft`` (tests/test_typing.py).
 """
 
+import asyncio
+import threading
 from collections.abc import Callable, Iterable
 from typing import Any, TypedDict
 
@@ -79,10 +81,54 @@ class Wakeup:
         """Wake the waiter; from the raft thread, once it lets the GIL go."""
 
 @disjoint_base
+class FutureCore:
+    """The state of one future and every operation on it (futures.Future
+    is this plus the concurrent.futures.Future base class)."""
+
+    _state: str
+    _result: Any
+    _exception: BaseException | None
+    @property
+    def _cond(self) -> threading.Condition | None: ...
+    @property
+    def _wakeup(self) -> Wakeup | None: ...
+    @property
+    def _condition(self) -> threading.Condition: ...
+    @property
+    def _waiters(self) -> list[Any]: ...
+    @property
+    def _done_callbacks(self) -> list[Callable[[Any], object]]: ...
+    def done(self) -> bool: ...
+    def running(self) -> bool: ...
+    def cancelled(self) -> bool: ...
+    def cancel(self) -> bool:
+        """False: a submitted command cannot be taken back."""
+    def add_done_callback(self, fn: Callable[[Any], object]) -> None:
+        """Call ``fn(future)`` once it is done (at once if it is): on the raft
+        thread for a node's future, so it must not block."""
+    def set_result(self, result: Any) -> None: ...
+    def set_exception(self, exception: BaseException | None) -> None: ...
+    def result(self, timeout: float | None = None) -> Any: ...
+    def exception(self, timeout: float | None = None) -> BaseException | None: ...
+
+def _settle_batch(items: list[tuple[asyncio.Future[Any], Any, BaseException | None]]) -> None:
+    """On the event loop: settle a batch of its futures."""
+
+@disjoint_base
+class _Burst:
+    """Collects the results of a burst's commands; settles its asyncio
+    future (with the list, or the first failure) once all are in."""
+
+    def __new__(cls, future: asyncio.Future[Any], n: int, return_exceptions: bool) -> _Burst: ...
+
+@disjoint_base
+class _BurstSlot:
+    """One command's place in a _Burst: what a request holds as its future."""
+
+@disjoint_base
 class Core:
     """The native node: one raft thread, its libuv loop and libraft."""
 
-    _future_type: type[Future[Any]]
     _persisting: Any
     @property
     def key(self) -> int:
@@ -104,6 +150,19 @@ class Core:
     def apply_many(self, commands: Iterable[Buffer]) -> list[Future[Any]]: ...
     def barrier(self) -> Future[None]: ...
     def read_barrier(self) -> Future[None]: ...
+    # -- asyncio: futures of the running event loop
+    async def apply_async(self, command: Buffer) -> Any:
+        """apply(command) for asyncio: awaits its result (compiled: one
+        coroutine layer fewer than a Python wrapper)."""
+    def apply_future(self, command: Buffer) -> asyncio.Future[Any]:
+        """An asyncio future of the running loop for apply(command)."""
+    def apply_many_async(
+        self, commands: Iterable[Buffer], return_exceptions: bool = False
+    ) -> asyncio.Future[list[Any]]:
+        """One asyncio future for a burst: the list of results, in order
+        (with return_exceptions, failures in place; else the first failure)."""
+    def barrier_async(self) -> asyncio.Future[None]:
+        """An asyncio future of the running loop for barrier()."""
     # -- cluster operations (op: one of CHANGES)
     def change(
         self, op: int, target: int, role: int = 1, address: str | None = None

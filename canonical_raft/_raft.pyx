@@ -132,6 +132,8 @@ include "core/state.pxi"        # NodeState: one node's native state
 include "core/request.pxi"      # Req: a request, and the one way it fails
 include "core/errors.pxi"       # the wording of every error
 include "core/gil.pxi"          # the raft thread's GIL, waking waiters
+include "core/future.pxi"       # a Future's state; settling a request's futures
+include "core/asyncio.pxi"      # asyncio futures settled in batches per event loop
 include "core/entry.pxi"        # the entry and snapshot formats
 include "core/queue.pxi"        # the submission queue, end to end
 include "core/commands.pxi"     # libraft calls and their callbacks

@@ -80,6 +80,7 @@ class Node:
         self.apply = self._core.apply  # type: ignore[method-assign]
         self.apply_many = self._core.apply_many  # type: ignore[method-assign]
         self.barrier = self._core.barrier  # type: ignore[method-assign]
+        self.apply_async = self._core.apply_async  # type: ignore[method-assign]
         _live_nodes.add(self)
 
     # -- lifecycle ------------------------------------------------------------
@@ -255,8 +256,18 @@ class Node:
         return stats["state"] == State.FOLLOWER and contact is not None and contact <= max_age
 
     async def apply_async(self, command: Buffer) -> Any:
-        """Await the result of ``apply(command)`` from asyncio."""
-        return await asyncio.wrap_future(self.apply(command))
+        """Await the result of ``apply(command)`` from asyncio. Results reach
+        the event loop in batches: one wake-up of the loop for all that
+        completed in one iteration of the raft thread."""
+        return await self._core.apply_future(command)
+
+    async def apply_many_async(self, commands: Iterable[Buffer], *,
+                               return_exceptions: bool = False) -> list[Any]:
+        """``apply_many(commands)`` for asyncio: the results in order, once
+        every command is done. A failed command raises its exception (the
+        first failed, in order; the others still ran), or with
+        ``return_exceptions=True`` takes its place in the list."""
+        return await self._core.apply_many_async(commands, return_exceptions)
 
     def wait_for_leader(self, timeout: float | None = None) -> Server:
         """Block until a leader is known and return it; TimeoutError otherwise."""
@@ -290,7 +301,7 @@ class Node:
 
     async def barrier_async(self) -> None:
         """Await ``barrier()`` from asyncio."""
-        await asyncio.wrap_future(self.barrier())
+        await self._core.barrier_async()
 
     async def add_async(self, id: int, address: str, role: Role = Role.VOTER) -> None:
         """Await ``add(id, address, role)`` from asyncio."""

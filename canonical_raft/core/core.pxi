@@ -19,7 +19,7 @@ def _contiguous(command):
 cdef class Core:
     cdef NodeState *s
     cdef object fsm
-    cdef public object _future_type
+    cdef object _future_type      # futures.Future (imported after this module)
     cdef list _observers
     cdef list _event_observers
     cdef object _owner            # weak reference to the public Node
@@ -61,9 +61,7 @@ cdef class Core:
         self._owner = owner
         self._observers = []
         self._event_observers = []
-        self._future_type = _futures.future_type_for_node()
-        self._future_type._Wakeup = Wakeup
-        self._future_type._node = self.key     # for on_raft_thread(key)
+        self._future_type = _futures.Future
         self._close_lock = threading.Lock()
         self._generation = fork_generation
 
@@ -80,6 +78,10 @@ cdef class Core:
         uv.uv_mutex_destroy(&s.lock)
         free(s.data_dir)
         free(s.wakeups)
+        if s.aio_batches != NULL:       # handed over before the thread ends
+            Py_DecRef(s.aio_batches)
+        if s.aio_wakers != NULL:
+            Py_DecRef(s.aio_wakers)
         free_tls(s)
         free(s)
         CR_COUNT_ADD(live_nodes, -1)
@@ -113,12 +115,15 @@ cdef class Core:
             return raft_error(raft.RAFT_NOTLEADER, WHY_NOT_LEADER, self.leader)
         return None
 
-    cdef inline object _new_future(self):
-        return self._future_type()      # RUNNING already: cannot be cancelled
+    cdef inline FutureCore _new_future(self):
+        # RUNNING already: cannot be cancelled. __new__: no __init__ to run.
+        cdef FutureCore fut = FutureCore.__new__(self._future_type)
+        fut.node_key = self.key         # its waiters must not be this raft thread
+        return fut
 
     cdef object _failed_future(self, exc):
-        fut = self._future_type()
-        fut.set_exception(exc)
+        fut = self._new_future()
+        future_finish(fut, None, exc)
         return fut
 
     # -- submitting ---------------------------------------------------------
@@ -153,9 +158,15 @@ cdef class Core:
             if forward_wanted(self.s, refusal):
                 return forward_apply_many(self, commands)
             return [self._failed_future(refusal) for _ in commands]
+        futures = [self._new_future() for _ in range(len(commands))]
+        self._push_commands(commands, futures)
+        return futures
+
+    cdef int _push_commands(self, list commands, list futures) except -1:
+        """Submit bytes-like `commands` (contiguous), futures[i] for each."""
         cdef Py_ssize_t n = len(commands)
         if n == 0:
-            return []
+            return 0
         cdef Py_buffer *views = <Py_buffer *>calloc(n, sizeof(Py_buffer))
         if views == NULL:
             raise MemoryError()
@@ -165,7 +176,6 @@ cdef class Core:
             for i in range(n):
                 _get_buffer(commands[i], &views[i])
                 got += 1
-            futures = [self._new_future() for _ in range(n)]
             first = entries_req_new(self.s, views, futures, n)
         finally:
             for i in range(got):
@@ -176,10 +186,55 @@ cdef class Core:
             last = last.next
         if not push(self.s, first, last):
             fail_requests(self.s, first, raft.RAFT_SHUTDOWN)
-        return futures
+        return 0
+
+    # -- asyncio: futures of the running event loop, settled there in
+    # batches (asyncio.pxi) --------------------------------------------------
+
+    async def apply_async(self, command):
+        """apply(command) for asyncio: awaits its result (compiled: one
+        coroutine layer fewer than a Python wrapper)."""
+        return await self.apply_future(command)
+
+    def apply_future(self, command):
+        """An asyncio future of the running loop for apply(command)."""
+        self._check_usable()
+        fut = new_loop_future()
+        refusal = self._refusal()
+        if refusal is not None:
+            memoryview(command)      # TypeError at once for non bytes-like
+            fut.set_exception(refusal)
+            return fut
+        cdef Req *req = self._command_req(command, fut)
+        if not push(self.s, req, req):
+            fail_requests(self.s, req, raft.RAFT_SHUTDOWN)
+        return fut
+
+    def apply_many_async(self, commands, bint return_exceptions=False):
+        """One asyncio future for a burst: the list of results, in order
+        (with return_exceptions, failures in place; else the first failure)."""
+        self._check_usable()
+        commands = [c if PyObject_CheckBuffer(c) else _contiguous(c) for c in commands]
+        fut = new_loop_future()
+        refusal = self._refusal()
+        if refusal is not None:
+            if return_exceptions:       # one exception object each
+                fut.set_result([refusal] + [self._refusal() or refusal for _ in commands[1:]])
+            else:
+                fut.set_exception(refusal)
+            return fut
+        if not commands:
+            fut.set_result([])
+            return fut
+        self._push_commands(commands, burst_slots(fut, len(commands), return_exceptions))
+        return fut
+
+    def barrier_async(self):
+        """An asyncio future of the running loop for barrier()."""
+        return self._submit(REQ_BARRIER, 0, 0, 0, None, new_loop_future())
 
     def barrier(self):
-        return self._submit(REQ_BARRIER, 0, 0, 0, None)
+        return self._submit(REQ_BARRIER, 0, 0, 0, None, None)
 
     def read_barrier(self):
         """reads.pxi: a future resolved once this node may serve a
@@ -189,19 +244,22 @@ cdef class Core:
     def change(self, int op, unsigned long long target, int role=raft.RAFT_VOTER,
                address=None):
         """A configuration change; op is one of CHANGES (add, assign, remove)."""
-        return self._submit(REQ_CHANGE, op, target, role, address)
+        return self._submit(REQ_CHANGE, op, target, role, address, None)
 
     def transfer(self, unsigned long long target):
-        return self._submit(REQ_TRANSFER, 0, target, 0, None)
+        return self._submit(REQ_TRANSFER, 0, target, 0, None, None)
 
-    cdef object _submit(self, int kind, int op, raft.raft_id target, int role, address):
-        """Submit a one-future request; its future fails at once if this
-        node cannot take it."""
+    cdef object _submit(self, int kind, int op, raft.raft_id target, int role, address,
+                        fut):
+        """Submit a one-future request with `fut` (None: a new Future); the
+        future fails at once if this node cannot take it."""
         self._check_usable()
         refusal = self._refusal()
+        if fut is None:
+            fut = self._new_future()
         if refusal is not None:
-            return self._failed_future(refusal)
-        fut = self._new_future()
+            fut.set_exception(refusal)
+            return fut
         cdef Req *req = single_req_new(self.s, kind, fut)
         cdef bytes encoded
         req.change_op = op
@@ -298,6 +356,7 @@ cdef class Core:
         # Fail whatever was queued after the loop's last drain.
         cdef bint closing = True
         fail_requests(s, take_queue(s, &closing), raft.RAFT_SHUTDOWN)
+        fail_requests(s, take_local(s), raft.RAFT_SHUTDOWN)
         Py_DECREF(self)                 # the raft thread's reference
         return 0
 

@@ -12,7 +12,9 @@
 # sleeps on a Wakeup instead of a Condition, and when the raft thread sets
 # it, the lock is released only after the raft thread has dropped the GIL
 # (drop_gil). Anywhere else (another thread, or the raft thread inside a
-# plain `with gil` section) it is released at once.
+# plain `with gil` section) it is released at once. Event loops waiting for
+# asyncio futures get their batch just before the drop and their wake-up
+# just after it (asyncio.pxi).
 
 cdef enum:
     TIMEOUT_MAX = 1000000000    # seconds; longer is forever (and fits the C call)
@@ -32,6 +34,8 @@ cdef inline void hold_gil(NodeState *s) noexcept nogil:
         s.gil_held = True
         if s.n_wakeups:
             forget_wakeups(s)
+        if s.aio_wakers != NULL:
+            forget_aio_wakers(s)      # asyncio.pxi
 
 
 cdef inline void drop_gil(NodeState *s) noexcept nogil:
@@ -39,8 +43,13 @@ cdef inline void drop_gil(NodeState *s) noexcept nogil:
     it was held: they find it free."""
     cdef unsigned i
     if s.gil_held:
+        if s.aio_batches != NULL:
+            aio_hand_over(s)        # asyncio.pxi: one wake-up per event loop
         s.gil_held = False
         s.tstate = PyEval_SaveThread()
+        for i in range(s.n_aio_fds):
+            signal_eventfd(s.aio_fds[i])
+        s.n_aio_fds = 0
         for i in range(s.n_wakeups):
             PyThread_release_lock(s.wakeups[i].lock)
 

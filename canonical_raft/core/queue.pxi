@@ -2,8 +2,12 @@
 # pushed under the lock with one uv_async_send, drained whole by the raft
 # thread (uv_async_send coalesces), and submitted to libraft in order, runs
 # of applies packed into as few entries as max_batch_bytes allows.
+# Requests made on the raft thread itself (from a done callback or an FSM
+# method) go on its own list instead, without the lock or a wake-up: the
+# loop submits that list before it next blocks (submit_local, on_prepare).
 #
-# The queue's fields are NodeState's "guarded by lock" group (state.pxi).
+# The queue's fields are NodeState's "guarded by lock" group (state.pxi);
+# the raft thread's list is its own.
 
 # -- the caller's side --------------------------------------------------------
 
@@ -69,6 +73,8 @@ cdef Req *entries_req_new(NodeState *s, Py_buffer *views, list futures,
 cdef bint push(NodeState *s, Req *first, Req *last) noexcept nogil:
     """Append requests to the submission queue and wake the raft thread;
     False if the node no longer accepts work."""
+    if current_node() == s:
+        return push_local(s, first, last)
     uv.uv_mutex_lock(&s.lock)
     if not s.accepting or s.close_requested:
         uv.uv_mutex_unlock(&s.lock)
@@ -87,6 +93,18 @@ cdef bint push(NodeState *s, Req *first, Req *last) noexcept nogil:
         # Under the lock: the handle cannot be closing while accepting.
         uv.uv_async_send(&s.wakeup)
     uv.uv_mutex_unlock(&s.lock)
+    return True
+
+
+cdef inline bint push_local(NodeState *s, Req *first, Req *last) noexcept nogil:
+    """On the raft thread: onto its own list, for submit_local()."""
+    if s.phase != PHASE_RUNNING:
+        return False
+    if s.local_head == NULL:
+        s.local_head = first
+    else:
+        s.local_tail.next = first
+    s.local_tail = last
     return True
 
 
@@ -118,7 +136,32 @@ cdef void on_wakeup(uv.uv_async_t *handle) noexcept nogil:
         fail_requests(s, head, raft.RAFT_SHUTDOWN)
         begin_close(s)
         return
+    submit_local(s)
     submit_queue(s, head)
+
+
+cdef void submit_local(NodeState *s) noexcept nogil:
+    """Submit the raft thread's own requests (on_prepare, on_wakeup; fail
+    them once the node is closing). Those that their failures' callbacks
+    submit at once wait for the next iteration, which the wake-up makes
+    come without blocking."""
+    cdef Req *head = s.local_head
+    if head == NULL:
+        return
+    s.local_head = s.local_tail = NULL
+    if s.phase != PHASE_RUNNING:
+        fail_requests(s, head, raft.RAFT_SHUTDOWN)
+        return
+    submit_queue(s, head)
+    if s.local_head != NULL and s.phase == PHASE_RUNNING:
+        uv.uv_async_send(&s.wakeup)
+
+
+cdef Req *take_local(NodeState *s) noexcept nogil:
+    """The raft thread's list, once that thread is gone (Core._join)."""
+    cdef Req *head = s.local_head
+    s.local_head = s.local_tail = NULL
+    return head
 
 
 cdef void submit_queue(NodeState *s, Req *req) noexcept nogil:

@@ -1,6 +1,8 @@
 # The data model, part 2: a request, what other threads hand to the raft
 # thread (queue.pxi), and how one ends.
 #
+# A request's futures are a node's Futures, asyncio futures or slots of an
+# apply_many_async() burst (future.pxi and asyncio.pxi settle each kind).
 # A request holds one reference to each of its futures: taken when it is
 # made, dropped exactly once, by req_release_futures(), on every path. It
 # ends either resolved (its callback settles the futures, then req_free)
@@ -93,25 +95,7 @@ cdef void req_release_futures(Req *req) noexcept:
     req.done = True
 
 
-# -- settling futures (with the GIL; a future may already be done) ---------
-
-cdef void resolve_future(NodeState *s, fut, value) noexcept:
-    try:
-        fut.set_result(value)
-    except InvalidStateError:
-        pass
-    except BaseException as exc:
-        log.error("node %d: resolving a future raised %r", s.id, exc)
-
-
-cdef void fail_future(NodeState *s, fut, exc) noexcept:
-    try:
-        fut.set_exception(exc)
-    except InvalidStateError:
-        pass
-    except BaseException as exc2:
-        log.error("node %d: failing a future raised %r", s.id, exc2)
-
+# Settling a future: resolve_future() and fail_future() (future.pxi).
 
 # -- the one way a request fails --------------------------------------------
 

@@ -16,6 +16,8 @@ cdef enum Phase:
 cdef enum:
     ADDRESS_MAX = 256
     ERROR_MAX = 512
+    AIO_FDS_MAX = 16           # event loops woken by eventfd per iteration (more: the
+                               # slower call_soon_threadsafe)
 
 
 cdef struct WakeupRef:        # gil.pxi: a waiter to release after drop_gil
@@ -119,6 +121,13 @@ cdef struct NodeState:
     WakeupRef *wakeups         # waiters to release once the GIL is dropped
     unsigned n_wakeups
     unsigned cap_wakeups
+    PyObject *aio_batches      # asyncio.pxi: {event loop: [results]} to hand over
+                               # when the GIL is dropped, or NULL
+    PyObject *aio_wakers       # ... the loops' wakers signalled then (a list), or NULL
+    int aio_fds[AIO_FDS_MAX]   # ... their eventfds, written once the GIL is dropped
+    unsigned n_aio_fds
+    Req *local_head            # queue.pxi: submissions made on the raft thread,
+    Req *local_tail            # submitted by the next drain (no lock, no wake-up)
 
     # raft-thread only
     int phase

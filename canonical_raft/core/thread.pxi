@@ -240,6 +240,7 @@ cdef void on_prepare(uv.uv_prepare_t *handle) noexcept nogil:
         notify_state_change(s)
     if s.ev.watching and s.phase == PHASE_RUNNING:
         collect_events(s)       # events.pxi
+    submit_local(s)             # queue.pxi: the raft thread's own submissions
     drop_gil(s)
 
 
