@@ -22,6 +22,7 @@ class _DebugCounters(TypedDict):
     transport: int
     forward: int
 
+def held_counts(core: Core) -> dict[str, int]: ...
 def debug_counters() -> _DebugCounters:
     """Live requests, uv handles, native node states and future waiters
     (Wakeup) in this process: all zero once every node is closed and

@@ -31,10 +31,14 @@ def test_each_follower_forwards_and_gets_its_own_fsm_result(cluster):
         assert result == fsm.value
         assert f.apply_many([b"1", b"2"])[1].result(20) == fsm.value
         assert asyncio.run(f.apply_async(b"3")) == fsm.value
+
+        async def burst():
+            return await f.apply_many_async([b"1", b"1"])
+        assert asyncio.run(burst())[-1] == fsm.value
     c.wait_converged(key=lambda fsm: fsm.value)
-    assert c.fsm(leader.id).value == 2 * (5 + 1 + 2 + 3)
-    assert all(fwd(f.stats())["forwarded"] == 4 for f in c.followers())
-    assert fwd(leader.stats())["appended"] == 8
+    assert c.fsm(leader.id).value == 2 * (5 + 1 + 2 + 3 + 2)
+    assert all(fwd(f.stats())["forwarded"] == 6 for f in c.followers())
+    assert fwd(leader.stats())["appended"] == 12
 
 
 def test_without_forward_a_follower_still_refuses(cluster):

@@ -203,6 +203,8 @@ cdef class Core:
         refusal = self._refusal()
         if refusal is not None:
             memoryview(command)      # TypeError at once for non bytes-like
+            if forward_wanted(self.s, refusal):
+                return forward_apply(self, command, fut)
             fut.set_exception(refusal)
             return fut
         cdef Req *req = self._command_req(command, fut)
@@ -217,6 +219,15 @@ cdef class Core:
         commands = [c if PyObject_CheckBuffer(c) else _contiguous(c) for c in commands]
         fut = new_loop_future()
         refusal = self._refusal()
+        if refusal is not None and commands and forward_wanted(self.s, refusal):
+            for c in commands:
+                too_big = forward_too_big(self.s, memoryview(c).nbytes)
+                if too_big is not None:
+                    fut.set_exception(too_big)
+                    return fut
+            forward_apply_many(self, commands, burst_slots(fut, len(commands),
+                                                           return_exceptions))
+            return fut
         if refusal is not None:
             if return_exceptions:       # one exception object each
                 fut.set_result([refusal] + [self._refusal() or refusal for _ in commands[1:]])

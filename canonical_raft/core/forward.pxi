@@ -100,14 +100,27 @@ cdef inline size_t forward_limit(NodeState *s) noexcept nogil:
     return s.fwd.max_frame - FRAME_OVERHEAD - COMMAND_HEADER - 8
 
 
-cdef object forward_apply(Core core, command):
+cdef object forward_too_big(NodeState *s, Py_ssize_t size):
+    """The error for a command of `size` bytes too big to forward, or None."""
+    if <size_t>size <= forward_limit(s):
+        return None
+    return _errors.RaftError(
+        f"command of {size} bytes is too big to forward: at most "
+        f"{forward_limit(s)} bytes (max_message_size on the leader)", raft.RAFT_TOOBIG)
+
+
+cdef object forward_apply(Core core, command, fut=None):
+    """apply() on a follower with forward=True: into `fut` (a node's Future
+    if None, or an asyncio future of the caller's running loop)."""
     cdef NodeState *s = core.s
-    cdef Py_ssize_t size = memoryview(command).nbytes
-    if <size_t>size > forward_limit(s):
-        return core._failed_future(_errors.RaftError(
-            f"command of {size} bytes is too big to forward: at most "
-            f"{forward_limit(s)} bytes (max_message_size on the leader)", raft.RAFT_TOOBIG))
-    fut = core._new_future()
+    too_big = forward_too_big(s, memoryview(command).nbytes)
+    if too_big is not None:
+        if fut is None:
+            return core._failed_future(too_big)
+        fut.set_exception(too_big)
+        return fut
+    if fut is None:
+        fut = core._new_future()
     cdef Req *req = core._command_req(command, fut)
     req.kind = REQ_FORWARD
     if not push(s, req, req):
@@ -115,12 +128,14 @@ cdef object forward_apply(Core core, command):
     return fut
 
 
-cdef object forward_apply_many(Core core, list commands):
+cdef object forward_apply_many(Core core, list commands, list futures=None):
+    """apply_many() (or, with `futures`: the slots of an apply_many_async()
+    burst, whose commands the caller checked for size) on a follower."""
     cdef NodeState *s = core.s
     cdef Py_ssize_t n = len(commands)
     cdef Py_ssize_t i, got = 0
-    cdef size_t limit = forward_limit(s)
-    if any(memoryview(c).nbytes > limit for c in commands):
+    if futures is None and any(forward_too_big(s, memoryview(c).nbytes) is not None
+                               for c in commands):
         return [forward_apply(core, c) for c in commands]
     if n == 0:
         return []
@@ -132,7 +147,8 @@ cdef object forward_apply_many(Core core, list commands):
         for i in range(n):
             _get_buffer(commands[i], &views[i])
             got += 1
-        futures = [core._new_future() for _ in range(n)]
+        if futures is None:
+            futures = [core._new_future() for _ in range(n)]
         first = entries_req_new(s, views, futures, n)
     finally:
         for i in range(got):
