@@ -22,7 +22,7 @@ from test_batteries_structures import (followers, leader,  # noqa: E402,F401
                                        test_dict_writes_on_the_leader_are_read_on_every_node,
                                        test_group_routes_by_structure_name,
                                        test_iteration_while_the_raft_thread_writes,
-                                       test_linearizable_reads_on_the_leader_and_not_on_a_follower,
+                                       test_linearizable_reads_on_the_leader_and_on_a_follower,
                                        test_set_many_is_one_command_all_or_nothing,
                                        test_values_read_are_copies,
                                        test_writes_on_a_follower_fail_with_not_leader)
