@@ -173,7 +173,7 @@ enum { FW_ROLE_STANDBY = 0, FW_ROLE_VOTER = 1, FW_ROLE_SPARE = 2 };
     X(FW_HS_PROTOCOL, "handshake_protocol")     /* protocol word != 1 */       \
     X(FW_HS_ID_ZERO, "handshake_id_zero")       /* server id 0 */              \
     X(FW_HS_ID_MISMATCH, "handshake_id_mismatch") /* != expected_id */         \
-    X(FW_HS_ID_REFUSED, "handshake_id_refused") /* id_allowed() said no */     \
+    X(FW_HS_ID_REFUSED, "handshake_id_refused") /* own_id, id_allowed() */     \
     X(FW_HS_ADDR_LEN, "handshake_address_length") /* 0, not 8k, too long */    \
     X(FW_HS_ADDR, "handshake_address") /* no NUL, empty, bad char, padding */  \
     /* message preamble */                                                     \
@@ -256,6 +256,10 @@ struct fw_limits
     void *id_ctx;
     /* Nonzero: a handshake may also declare FW_FORWARD_PROTOCOL. */
     int forward;
+    /* If nonzero, the receiving node's own id, which a raft stream may not
+     * declare: libraft never connects to itself, and a message in its own
+     * name makes it follow itself as leader of the message's term. */
+    uint64_t own_id;
 };
 
 static inline void fw_limits_init(struct fw_limits *l)
@@ -268,6 +272,7 @@ static inline void fw_limits_init(struct fw_limits *l)
     l->id_allowed = NULL;
     l->id_ctx = NULL;
     l->forward = 0;
+    l->own_id = 0;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -819,6 +824,9 @@ static inline enum fw_reason fw__field(struct fw_conn *c, uint64_t v, int *msg_d
             }
             if (l->expected_id != 0 && v != l->expected_id) {
                 return FW_HS_ID_MISMATCH;
+            }
+            if (l->own_id != 0 && v == l->own_id && !c->forward) {
+                return FW_HS_ID_REFUSED;
             }
             if (l->id_allowed != NULL && !l->id_allowed(l->id_ctx, v)) {
                 return FW_HS_ID_REFUSED;

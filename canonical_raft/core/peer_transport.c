@@ -1189,6 +1189,7 @@ static int pt_init_method(struct raft_uv_transport *transport, raft_id id,
 {
     struct pt *t = transport->impl;
     t->id = id;
+    t->limits.own_id = id; /* no raft stream in our own name */
     free(t->address);
     t->address = strdup(address);
     return t->address == NULL ? RAFT_NOMEM : 0;
@@ -1260,6 +1261,7 @@ static void apply_config(struct pt *t)
     t->limits.id_allowed = cfg->id_allowed;
     t->limits.id_ctx = cfg->arg;
     t->limits.forward = cfg->forward_accept != NULL;
+    t->limits.own_id = t->id;
 }
 
 int cr_pt_init(struct raft_uv_transport *transport, uv_loop_t *loop,
