@@ -128,3 +128,25 @@ chaos: build
 # The CI selection, about 3 minutes (also run by `make test` as tests/chaos/test_short.py).
 chaos-short: build
 	$(PY) -m chaos --short
+
+# Hostile input against live node processes, plaintext and TLS ports
+# (fuzz/README.md): 50,000 inputs per port, checked after every 1,000; a
+# summary at the end. FUZZ_ARGS for more (--inputs, --seed, --reflect, ...).
+.PHONY: fuzz fuzz-c
+fuzz: build
+	$(PY) -m fuzz.live --inputs 50000 --batch 1000 --time-limit 1200 $(FUZZ_ARGS)
+
+# The firewall parser's libFuzzer harness (fuzz/firewall_fuzz.c), ASan and
+# UBSan, FUZZ_C_SECONDS of fuzzing on the seeds of fuzz/make_seeds.py.
+FUZZ_C_SECONDS ?= 60
+FUZZ_C_BIN := build/firewall_fuzz
+$(FUZZ_C_BIN): fuzz/firewall_fuzz.c canonical_raft/core/firewall.h
+	@command -v clang >/dev/null || { echo "clang is missing (apt-get install -y clang)"; exit 1; }
+	@mkdir -p build
+	clang -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
+		-I canonical_raft/core fuzz/firewall_fuzz.c -o $@
+
+fuzz-c: $(FUZZ_C_BIN)
+	$(PY) fuzz/make_seeds.py build/fw-corpus
+	$(FUZZ_C_BIN) -max_total_time=$(FUZZ_C_SECONDS) -print_final_stats=1 \
+		-artifact_prefix=build/ build/fw-corpus
