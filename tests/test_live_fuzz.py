@@ -104,9 +104,6 @@ def test_the_generators_honest_messages_pass_the_firewall(tmp_path):
 
 
 @pytest.mark.timeout(60)
-@pytest.mark.xfail(strict=True, reason="libraft 0.22.1 answers a stale InstallSnapshot or "
-                   "AppendEntries at its current term with rejected=0 and last_log_index "
-                   "uninitialized, to the address the sender declared (see fuzz/README.md)")
 def test_a_stale_message_is_not_answered_as_a_success_at_the_current_term(tmp_path):
     # Found by the live fuzzer (--reflect): sent to a follower in the
     # leader's name and at the leader's address, a few such answers made the
@@ -175,9 +172,6 @@ def test_a_handshake_in_the_nodes_own_name_is_refused(tmp_path):
 
 
 @pytest.mark.timeout(90)
-@pytest.mark.xfail(strict=True, reason="core/log_guard.h checks an AppendEntries' entries "
-                   "against the committed log but not its prev_log_index/prev_log_term: "
-                   "libraft 0.22.1 then shuts down and frees the batch twice (SIGABRT)")
 def test_an_append_whose_previous_entry_conflicts_with_a_committed_one_is_dropped(tmp_path):
     # Found by the live fuzzer: one well-formed AppendEntries at the current
     # term, in any member's name, whose prev_log_term differs from the

@@ -73,6 +73,20 @@ cdef void guard_recv(raft.raft_io *io, raft.raft_message *message) noexcept nogi
         return
     if s.ev.watching:
         heard_from(s, message.server_id)    # events.pxi
+    # A message of an older term is dropped unanswered: libraft 0.22.1
+    # answers a stale one as a success at its current term, which makes the
+    # real leader stop replicating to this node (fuzz/README.md, live
+    # finding 2). A leader of that old term learns the new one from the new
+    # leader; dropping a message is always safe in raft.
+    if message.type == raft.RAFT_APPEND_ENTRIES and \
+            message.append_entries.term < raft.raft_current_term(&s.raft):
+        cr_discard_append_entries(message)
+        return
+    if message.type == raft.RAFT_INSTALL_SNAPSHOT and \
+            message.install_snapshot.term < raft.raft_current_term(&s.raft):
+        raft.raft_configuration_close(&message.install_snapshot.conf)
+        raft.raft_free(message.install_snapshot.data.base)
+        return
     if message.type == raft.RAFT_APPEND_ENTRIES or message.type == raft.RAFT_INSTALL_SNAPSHOT:
         s.leader_contact = uv.uv_hrtime()   # only leaders send these
         born_check(s, message)              # removed.pxi

@@ -54,6 +54,14 @@ static inline int cr_conflicts_with_committed(const struct raft *r,
         ae->term < raft_current_term((struct raft *)r)) {
         return 0;
     }
+    /* The entry it builds on: libraft shuts down on a committed one of
+     * another term too (replication.c checkLogMatchingProperty). */
+    if (index > 0 && index <= commit) {
+        raft_term local = cr_trail_term_of(&r->trail, index);
+        if (local != 0 && local != ae->prev_log_term) {
+            return 1;
+        }
+    }
     for (i = 0; i < ae->n_entries; i++) {
         raft_term local;
         index++;

@@ -80,11 +80,13 @@ cdef extern from "raft.h" nogil:
         RAFT_INSTALL_SNAPSHOT
 
     struct raft_install_snapshot:
+        raft_term term
         raft_index last_index
         raft_configuration conf
         raft_buffer data
 
     struct raft_append_entries:
+        raft_term term
         raft_index leader_commit
 
     struct raft_message:
