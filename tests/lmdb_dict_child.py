@@ -116,9 +116,7 @@ def main():
     node = raft.Node(args.id, args.address, args.data_dir, twin, **procs.node_settings(args))
     try:
         twin.disk.attach(node)
-        if args.bootstrap:
-            node.bootstrap([raft.Server(*s) for s in procs.parse_servers(args.bootstrap)])
-        node.start()
+        procs.start_node(node, args)
     except BaseException as exc:
         channel.failed(exc)
         node.close()

@@ -74,9 +74,7 @@ def main():
     fsm = Log()
     node = raft.Node(args.id, args.address, args.data_dir, fsm, **procs.node_settings(args))
     try:
-        if args.bootstrap:
-            node.bootstrap([raft.Server(*s) for s in procs.parse_servers(args.bootstrap)])
-        node.start()
+        procs.start_node(node, args)
     except BaseException:
         node.close()
         raise

@@ -134,6 +134,14 @@ def node_settings(args: argparse.Namespace) -> dict[str, Any]:
     return {name: getattr(args, name) for name in _NODE_SETTINGS if hasattr(args, name)}
 
 
+def start_node(node: Any, args: argparse.Namespace) -> None:
+    """Bootstrap ``node`` with :func:`node_arguments`' ``--bootstrap`` (when
+    given: a new cluster's first start), then start it."""
+    if args.bootstrap:
+        node.bootstrap([tuple(s) for s in parse_servers(args.bootstrap)])
+    node.start()
+
+
 # -- the child ----------------------------------------------------------------
 
 

@@ -60,9 +60,7 @@ def main(argv=None):
     node = raft.Node(args.id, args.address, args.data_dir, fsm, tls=tls,
                      **procs.node_settings(args))
     try:
-        if args.bootstrap:
-            node.bootstrap([raft.Server(*s) for s in procs.parse_servers(args.bootstrap)])
-        node.start()
+        procs.start_node(node, args)
     except BaseException as exc:
         channel.failed(exc)
         channel.flush()
