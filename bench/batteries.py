@@ -1,9 +1,10 @@
-"""Benchmarks of canonical_raft.batteries (issue 14, items 5 and 6); not part
-of ``python -m bench`` (bench/run.py).
+"""Benchmarks of canonical_raft.batteries (issue 14: items 5 and 6, and the
+comparison with PySyncObj); not part of ``python -m bench`` (bench/run.py).
 
     python -m bench.batteries [--only leader|restart] [--backend memory lmdb]
                               [--keys 2000000] [--seconds 20] [--restart-keys 1000000]
                               [--data-root DIR] [--tmpfs] [--json FILE]
+    python -m bench.batteries --vs-pysyncobj [--runs 3] [--duration 4] ...
 
 1. **Leadership through snapshots.** Three node processes on 127.0.0.1, each
    a ``Group(d=ReplicatedDict(...))`` (in memory, or ``path=`` in LMDB), the
@@ -20,6 +21,9 @@ of ``python -m bench`` (bench/run.py).
    ``Node()`` to every entry applied (``barrier()``), and its RSS then. The
    in-memory dict decodes the snapshot and replays the log; the LMDB dict
    keeps its store and skips the commands it holds.
+3. **Against PySyncObj** (``--vs-pysyncobj``, its own options: ``python -m
+   bench.batteries --vs-pysyncobj --help``): ReplicatedDict sets against
+   PySyncObj's ReplDict in its best configuration, same run; bench/vs_pysyncobj.py.
 
 Every node process is stopped by its pid; the data (under ``--data-root``,
 /var/tmp by default: a real disk) is removed at the end.
@@ -329,8 +333,13 @@ def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["node"]:
         return _node_main(argv[1:])
+    if "--vs-pysyncobj" in argv:
+        from . import vs_pysyncobj
+        return vs_pysyncobj.main([a for a in argv if a != "--vs-pysyncobj"])
     parser = argparse.ArgumentParser(prog="python -m bench.batteries", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--vs-pysyncobj", action="store_true",
+                        help="ReplicatedDict against PySyncObj's ReplDict instead (item 3)")
     parser.add_argument("--only", choices=("leader", "restart"))
     parser.add_argument("--backend", choices=BACKENDS, nargs="+", default=list(BACKENDS))
     parser.add_argument("--keys", type=procs.at_least(1), default=2_000_000)

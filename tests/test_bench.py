@@ -82,3 +82,35 @@ def test_user_bench_smoke(tmp_path):
         assert int(rate) > 0 and 0 < float(p50) <= float(p99) < 10_000, proc.stdout
     # its data directory is removed
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.timeout(60)
+def test_vs_pysyncobj_smoke(tmp_path):
+    # ReplicatedDict against PySyncObj's ReplDict (bench/vs_pysyncobj.py): one
+    # short run, one PySyncObj configuration; PySyncObj from bench/requirements.txt.
+    pytest.importorskip("pysyncobj")
+    out = tmp_path / "vs.jsonl"
+    cmd = [sys.executable, "-m", "bench.batteries", "--vs-pysyncobj", "--runs", "1",
+           "--duration", "0.3", "--warmup", "0.1", "--window", "8", "--keys", "100", "--no-tmpfs",
+           "--pysyncobj-conf", "nobatch:appendEntriesUseBatch=false,connectionRetryTime=0.5",
+           "--data-root", str(tmp_path), "--tmpfs", "--json", str(out)]
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=55)
+    assert proc.returncode == 0, (proc.stdout[-2000:], proc.stderr[-3000:])
+    records = [json.loads(line) for line in out.read_text().splitlines()]
+    rows = [r for r in records if r["type"] == "row"]
+    assert {(r["impl"], r["client"]) for r in rows} == {
+        ("canonical_raft", "blocking"), ("canonical_raft", "window"),
+        ("canonical_raft", "callbacks"), ("pysyncobj[nobatch]", "blocking"),
+        ("pysyncobj[nobatch]", "callbacks")}
+    for row in rows:
+        assert row["ops"] > 0 and row["errors"] == 0 and row["pending"] == 0, row
+        assert 0 < row["p50_ms"] <= row["p99_ms"] < 10_000, row
+    ratios = {(r["client"], r["vs_client"]): r for r in records
+              if r["type"] == "ratio" and r["against"] == "best"}
+    assert set(ratios) == {("blocking", "blocking"), ("window", "callbacks"),
+                           ("callbacks", "callbacks")}
+    assert all(r["ratio"] > 0 and r["vs"] == ["pysyncobj[nobatch]"] for r in ratios.values())
+    assert re.search(r"canonical_raft window +vs callbacks +[\d.]+x", proc.stdout), proc.stdout
+    assert "never fsyncs" in proc.stdout
+    # every node process stopped, the data dirs removed
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith("bench-vs-pysyncobj-")]
