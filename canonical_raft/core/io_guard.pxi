@@ -63,6 +63,24 @@ cdef int guard_start(raft.raft_io *io, unsigned msecs, raft.raft_io_tick_cb tick
     return s.io_start(io, msecs, tick, guard_recv)
 
 
+cdef bint stale_from_own_leader(NodeState *s, raft.raft_message *message) noexcept nogil:
+    """An AppendEntries or InstallSnapshot of an older term than this node's,
+    claiming to come from the leader it knows."""
+    cdef raft.raft_term term
+    cdef raft.raft_id leader = 0
+    cdef const char *address = NULL
+    if message.type == raft.RAFT_APPEND_ENTRIES:
+        term = message.append_entries.term
+    elif message.type == raft.RAFT_INSTALL_SNAPSHOT:
+        term = message.install_snapshot.term
+    else:
+        return False
+    if term >= raft.raft_current_term(&s.raft):
+        return False
+    raft.raft_leader(&s.raft, &leader, &address)
+    return leader != 0 and leader == message.server_id
+
+
 cdef void guard_recv(raft.raft_io *io, raft.raft_message *message) noexcept nogil:
     cdef NodeState *s = io_node(io)
     cdef Deferred *d
@@ -73,19 +91,19 @@ cdef void guard_recv(raft.raft_io *io, raft.raft_message *message) noexcept nogi
         return
     if s.ev.watching:
         heard_from(s, message.server_id)    # events.pxi
-    # A message of an older term is dropped unanswered: libraft 0.22.1
-    # answers a stale one as a success at its current term, which makes the
-    # real leader stop replicating to this node (fuzz/README.md, live
-    # finding 2). A leader of that old term learns the new one from the new
-    # leader; dropping a message is always safe in raft.
-    if message.type == raft.RAFT_APPEND_ENTRIES and \
-            message.append_entries.term < raft.raft_current_term(&s.raft):
-        cr_discard_append_entries(message)
-        return
-    if message.type == raft.RAFT_INSTALL_SNAPSHOT and \
-            message.install_snapshot.term < raft.raft_current_term(&s.raft):
-        raft.raft_configuration_close(&message.install_snapshot.conf)
-        raft.raft_free(message.install_snapshot.data.base)
+    # An older term's message in the name of the leader this node follows
+    # now is dropped unanswered: that leader never sends one, and libraft
+    # 0.22.1 answers it as a success at the current term, to that leader,
+    # which then stops replicating to this node (fuzz/README.md, live
+    # finding 2). Any other stale sender still gets libraft's answer: a real
+    # old leader must learn the newer term from it (a node that campaigned
+    # past its leader's term while cut off is caught up that way).
+    if stale_from_own_leader(s, message):
+        if message.type == raft.RAFT_APPEND_ENTRIES:
+            cr_discard_append_entries(message)
+        else:
+            raft.raft_configuration_close(&message.install_snapshot.conf)
+            raft.raft_free(message.install_snapshot.data.base)
         return
     if message.type == raft.RAFT_APPEND_ENTRIES or message.type == raft.RAFT_INSTALL_SNAPSHOT:
         s.leader_contact = uv.uv_hrtime()   # only leaders send these
