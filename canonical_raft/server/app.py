@@ -79,3 +79,6 @@ async def _background(app: web.Application) -> AsyncIterator[None]:
         await asyncio.gather(*tasks, return_exceptions=True)
         await ctx.session.close()
         ctx.session = None
+        # aiohttp's caches keep finished applications (web_app's lru_cache of
+        # middleware chains): let go of the node and its structures now.
+        ctx.release()

@@ -47,5 +47,11 @@ class Context:
         self.history = History(lambda: int(node.stats()["commit_index"]))
         self.session: Optional[ClientSession] = None   # made on the app's loop at startup
 
+    def release(self) -> None:
+        """The app has stopped: drop every reference to the node and its
+        structures (something may keep the finished app alive)."""
+        self.node = self.metrics = self.group = self.kv = self.directory = None  # type: ignore[assignment]
+        self.history = None  # type: ignore[assignment]
+
 
 CONTEXT = web.AppKey("canonical_raft.context", Context)
