@@ -4,6 +4,7 @@
 import asyncio
 import threading
 import time
+from concurrent.futures import Future
 
 import pytest
 
@@ -83,6 +84,43 @@ def test_concurrent_calls_share_a_round(cluster, on):
     assert not errors
     used = rounds(leader) - before
     assert 1 <= used < 64 * 5 / 4, used        # 320 reads in far fewer rounds
+
+
+def chain(submit, links):
+    """Call submit() `links` times, each from the previous one's done
+    callback (on the raft thread); a Future of the seconds it took."""
+    out = Future()
+    left = [links]
+    t0 = time.monotonic()
+
+    def done(f):
+        if f.exception() is not None:
+            out.set_exception(f.exception())
+        elif left[0] == 0:
+            out.set_result(time.monotonic() - t0)
+        else:
+            left[0] -= 1
+            submit().add_done_callback(done)
+    submit().add_done_callback(done)
+    return out
+
+
+# One heartbeat a second: a request made on the raft thread that waited for
+# the loop's next wake-up would wait for it (about half a second a link).
+SLOW_HEARTBEAT = dict(election_timeout=2.0, heartbeat_timeout=1.0)
+
+
+@pytest.mark.parametrize("on", ["leader", "follower"])
+def test_a_read_made_in_a_done_callback_does_not_wait_for_a_wakeup(cluster, on):
+    """A read barrier submitted from a done callback (the raft thread's own
+    list) joins the round or READ of the same loop iteration: 30 in a row
+    take milliseconds each, not a heartbeat each."""
+    c = cluster(3, RecordingFSM, **SLOW_HEARTBEAT)
+    leader = c.leader()
+    node = leader if on == "leader" else c.followers()[0]
+    node.read_barrier().result(10)
+    took = chain(node.read_barrier, 30).result(60)
+    assert took < 3.0, f"30 chained reads took {took:.1f}s"
 
 
 def test_read_barrier_without_a_majority_fails(cluster):

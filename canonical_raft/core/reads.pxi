@@ -68,6 +68,7 @@ cdef void reads_tick(NodeState *s) noexcept nogil:
     cdef ForwardState *f = &s.fwd
     if f.applying != NULL:
         reads_resolve_applied(s)
+        submit_local(s)                 # the next reads their callbacks made: this tick's
     if f.reads == NULL and f.remote == NULL and not f.round_active and f.asked == NULL:
         return
     reads_expire(s)
