@@ -82,7 +82,8 @@ def closed_loop(submit, window, warmup, duration):
                 if not state["stopping"]:
                     state["stopping"] = True
                     rate = (state["done"] - state["n0"]) / (now - state["t0"])
-                    out.set_result({"ops": rate, "errors": state["errors"]})
+                    out.set_result({"ops": rate, "errors": state["errors"],
+                                    "done": state["done"]})
                 return
             state["inflight"] += 1
         submit().add_done_callback(finished)
@@ -155,7 +156,8 @@ def run_once(opts, root):
             r = target.call("load", timeout=opts.warmup + opts.duration + 60, kind=kind,
                             window=window, warmup=opts.warmup, duration=opts.duration)
             rounds = nodes[lead].call("rounds")["read_rounds"] - before
-            out[label] = {"ops": r["ops"], "errors": r["errors"], "rounds": rounds}
+            out[label] = {"ops": r["ops"], "errors": r["errors"], "rounds": rounds,
+                          "done": r["done"]}
         return out
     finally:
         procs.stop_all(nodes.values(), 15)
@@ -193,8 +195,8 @@ def main(argv=None):
     print(f"{'row':24} {'ops/s':>10} {'rounds/op':>10} {'errors':>7}")
     for label, kind, _ in ROWS:
         ops = [r[label]["ops"] for r in runs]
-        per = statistics.median(r[label]["rounds"] / max(1.0, r[label]["ops"] * opts.duration)
-                                for r in runs)
+        # the leader's rounds over the whole load (warm-up too), per read done
+        per = statistics.median(r[label]["rounds"] / max(1, r[label]["done"]) for r in runs)
         errors = sum(r[label]["errors"] for r in runs)
         print(f"{label:24} {med[label]:10.0f} {per if 'read_barrier' in kind else 0:10.3f} "
               f"{errors:7d}")

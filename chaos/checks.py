@@ -3,7 +3,7 @@ history, each member's final state, the nodes' events and logs."""
 
 import re
 
-from .checker import CAS, FAIL, OK, UNKNOWN, WRITE
+from .checker import CAS, FAIL, OK, READ, UNKNOWN, WRITE
 
 PROGRESS_LIMIT = 10.0          # seconds after a heal by which an operation must succeed
 
@@ -192,3 +192,23 @@ def failover(heals, ops):
         t = min(firsts) - at
         worst = t if worst is None else max(worst, t)
     return None if worst is None else round(worst, 2)
+
+
+def every_node_served(ops, nodes, finals):
+    """Any-node scenarios: each of the first ``nodes`` nodes acknowledged
+    writes and reads of its own clients (followers' forwarded, read
+    barriers answered on followers); the detail has the members' final
+    forwarding counters (of their last incarnation)."""
+    served = {i: {"w": 0, "r": 0} for i in range(1, nodes + 1)}
+    for op in ops:
+        if op.status == OK and op.process != "final" and op.node in served:
+            served[op.node]["r" if op.f == READ else "w"] += 1
+    idle = [i for i, n in served.items() if not n["w"] or not n["r"]]
+    counters = "; ".join(
+        f"n{i} forwarded {fw['forwarded']} resent {fw['resent']} appended {fw['appended']} "
+        f"duplicates {fw['duplicates']} read rounds {fw['read_rounds']}"
+        for i, fw in ((i, f["status"].get("forwarding") or {}) for i, f in sorted(finals.items()))
+        if fw)
+    detail = (", ".join(f"n{i}: {n['w']} writes {n['r']} reads" for i, n in served.items())
+              + (f" (none of one kind on {idle})" if idle else "") + "; " + counters)
+    return Check("every node served", not idle, detail)

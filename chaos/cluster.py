@@ -122,7 +122,7 @@ class Cluster:
 
     def __init__(self, n, workdir, net, *, election_timeout=1.0, heartbeat_timeout=0.1,
                  snapshot_threshold=512, snapshot_trailing=64, tuning=None,
-                 tls=False, unsafe_reads=False, log=None):
+                 tls=False, unsafe_reads=False, any_node=False, log=None):
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.net = net
@@ -132,6 +132,7 @@ class Cluster:
                              snapshot_trailing=snapshot_trailing)
         self.tuning = dict(tuning or {})
         self.unsafe_reads = unsafe_reads
+        self.any_node = any_node      # forward=True, reads through read_barrier()
         self.tls_dir = None           # the CA, and each node's certificate once it started
         if tls:
             self.tls_dir = self.workdir / "tls"
@@ -181,6 +182,8 @@ class Cluster:
             cmd += ["--tls-dir", str(self.certificate(id))]
         if self.unsafe_reads:
             cmd += ["--unsafe-reads"]
+        if self.any_node:
+            cmd += ["--any-node"]
         if bootstrap:
             cmd += ["--bootstrap", procs.format_servers({i: self.address(i) for i in bootstrap})]
         with self.lock:

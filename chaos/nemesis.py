@@ -201,6 +201,46 @@ class PartitionFlapping(PartitionLeader):
             self._flip()
 
 
+class KillOrPartitionLeader(Nemesis):
+    """The leader is SIGKILLed and isolated in turn (paused instead when
+    there are no network namespaces): the any-node scenarios, where the
+    clients of every node lose the leader their writes and reads go to."""
+    name = "kill-or-partition-leader"
+    hold = (2.0, 5.0)
+
+    def fault(self):
+        lead = self.cluster.leader()
+        if lead is None:
+            return None
+        self.victim = lead
+        n = sum(self.stats.values())
+        if n % 2 == 0:
+            self.how = "kill"
+            self.cluster.kill(lead)
+            self.count("kills")
+            return f"SIGKILL leader {lead}"
+        others = [i for i in self.cluster.members if i != lead]
+        if getattr(self.cluster.net, "partitions", False):
+            self.how = "partition"
+            self.cluster.net.partition([[lead], others])
+            self.count("partitions")
+            return f"isolate leader {lead} from {others}"
+        self.how = "pause"
+        self.cluster.pause(lead)
+        self.count("pauses")
+        return f"SIGSTOP leader {lead} (no netns to isolate it)"
+
+    def heal(self):
+        victim, how = getattr(self, "victim", None), getattr(self, "how", None)
+        self.victim = self.how = None
+        if how == "kill" and not self.cluster.alive(victim) and victim in self.cluster.members:
+            self.cluster.restart(victim)
+        elif how == "partition":
+            self.cluster.net.heal()
+        elif how == "pause":
+            self.cluster.resume(victim)
+
+
 # -- lagging node, membership, disk --------------------------------------------------
 
 class LaggingSnapshot(Nemesis):
@@ -405,7 +445,7 @@ class DiskFull(Nemesis):
 NEMESES = {cls.name: cls for cls in (
     NoFault, KillLeader, KillFollower, KillAll, PauseLeader, PauseFollower,
     PartitionLeader, PartitionHalves, PartitionOneWay, PartitionFlapping,
-    LaggingSnapshot, MembershipChange, DiskFull)}
+    KillOrPartitionLeader, LaggingSnapshot, MembershipChange, DiskFull)}
 
 
 class Schedule:

@@ -18,6 +18,7 @@ Commands (a failure is a reply too: {"ok": false, "error": NAME, ...}):
                                (pad: that many bytes of ballast in the log entry)
     cas     k e n id [pad]  -> {"ok": true, "out": [true] | [false, current]} | error
     read    k               -> barrier, then this node's value: {"ok": true, "value": V}
+                               (--any-node: read_barrier() instead, on any node)
     status                  -> state, term, leader, count, digest, indexes, configuration,
                                tls (bool), refused (peer connections dropped, by reason)
     final                   -> count, digest, applied op ids, data, digest history
@@ -113,9 +114,11 @@ class Server:
         # --tls-dir (the +tls scenarios) runs the node with mutual TLS.
         security = ({"tls": raft.TLS.from_dir(args.tls_dir, args.id)} if args.tls_dir
                     else {"insecure": True})
+        # --any-node: writes taken on any node (forwarded to the leader).
+        forward = {"forward": True} if args.any_node else {}
         self.node = raft.Node(args.id, args.address, args.data_dir, self.fsm,
                               **procs.node_settings(args), **json.loads(args.tuning),
-                              **security)
+                              **security, **forward)
         self.node.on_state_change(self._state_changed)
 
     # -- callbacks (raft thread) ------------------------------------------------
@@ -174,9 +177,10 @@ class Server:
             # Harness self-test only: the local value, no barrier (stale on
             # followers and on deposed leaders).
             return {"ok": True, "value": self.fsm.data.get(k), "t": time.monotonic()}
-        # Runs on the raft thread the moment the barrier is applied: the
-        # value is the state at that point, which is in the read's interval.
-        return self._later(self.node.barrier(), lambda _: {"value": self.fsm.data.get(k)})
+        # Runs on the raft thread the moment the barrier resolves: the value
+        # is the state at that point, which is in the read's interval.
+        barrier = self.node.read_barrier() if self.args.any_node else self.node.barrier()
+        return self._later(barrier, lambda _: {"value": self.fsm.data.get(k)})
 
     def final(self):
         fsm = self.fsm
@@ -231,6 +235,7 @@ class Server:
                 "last_index": stats["last_index"], "snapshot_index": stats["snapshot_index"],
                 "error": stats["error"], "pid": os.getpid(),
                 "tls": self.node.tls is not None, "refused": stats["refused"],
+                "forwarding": stats["forwarding"],
                 "configuration": [[s.id, s.address, s.role.name]
                                   for s in self.node.configuration]}
 
@@ -259,6 +264,8 @@ def main(argv=None):
                    help="node-<id>.crt/.key and ca.crt (python -m canonical_raft certs)")
     p.add_argument("--unsafe-reads", action="store_true",
                    help="harness self-test: reads skip the barrier (not linearizable)")
+    p.add_argument("--any-node", action="store_true",
+                   help="forward=True, and reads through read_barrier() (on any node)")
     args = p.parse_args(argv)
     channel = procs.Child(f"node {args.id}")   # the harness owns Ctrl-C; SIGTERM closes cleanly
     server = Server(args, channel)

@@ -30,6 +30,7 @@ class Scenario:
     unsafe_reads: bool = False      # self-test: reads without barrier, on any node
     expect: str = "ok"              # the linearizability verdict that passes
     tls: bool = False               # mutual TLS between the nodes (the NAME+tls variants)
+    any_node: bool = False          # forward=True, read_barrier(), clients on every node
 
 
 SCENARIOS = [
@@ -47,6 +48,10 @@ SCENARIOS = [
     Scenario("lagging-snapshot", "lagging-snapshot",
              settings=dict(snapshot_threshold=64, snapshot_trailing=16)),
     Scenario("membership", "membership"),
+    # Writes and reads on every node (forwarded, read_barrier()), the
+    # leader killed and isolated in turn (paused, without namespaces).
+    Scenario("any-node", "kill-or-partition-leader", netns=True,
+             fallback="kill-or-partition-leader", any_node=True),
     # 8 MiB segments, two prepared ahead: the ballast makes the node go
     # through them within seconds once the tmpfs is full.
     Scenario("disk-full", "disk-full", disk_mb=64, pad=32 * 1024,
@@ -67,7 +72,7 @@ SELFTESTS = [
 
 # The CI selection (tests/chaos/test_short.py, make chaos-short).
 SHORT = ["kill-leader", "partition-leader", "pause-follower",
-         "kill-leader+tls", "partition-leader+tls"]
+         "kill-leader+tls", "partition-leader+tls", "any-node"]
 
 # The whole suite: each scenario in plaintext, then over TLS.
 ALL = [name for s in SCENARIOS for name in (s.name, s.name + TLS_SUFFIX)]
@@ -144,7 +149,7 @@ def run_scenario(sc, opts, log=print, netns_reason=None):
         else:
             net = Loopback()
         cluster = Cluster(sc.nodes, workdir, net, log=log, unsafe_reads=sc.unsafe_reads,
-                          tls=sc.tls, **sc.settings)
+                          tls=sc.tls, any_node=sc.any_node, **sc.settings)
         if sc.disk_mb:
             mounted = cluster.data_dir(sc.nodes)
             _mount_tmpfs(mounted, sc.disk_mb)
@@ -154,7 +159,7 @@ def run_scenario(sc, opts, log=print, netns_reason=None):
         nemesis = NEMESES[nemesis_name](cluster, rng, log)
         workload = Workload(cluster, history, keys=opts.keys, clients=opts.clients,
                             rate=opts.rate, op_timeout=opts.op_timeout, pad=sc.pad,
-                            reads_anywhere=sc.unsafe_reads,
+                            reads_anywhere=sc.unsafe_reads, anywhere=sc.any_node,
                             seed=rng.randrange(1 << 30))
         t0 = time.monotonic()
         workload.start()
@@ -230,7 +235,7 @@ def run_scenario(sc, opts, log=print, netns_reason=None):
         if sc.tls:
             result["checks"].append(checks.mutual_tls(finals))
         result["checks"] += _specific(sc, nemesis_name, nemesis, cluster, workdir, schedule,
-                                      result["op_errors"])
+                                      result["op_errors"], ops, finals)
         if schedule.heals == [] and nemesis_name != "none":
             result["checks"].append(checks.Check("faults injected", False, "no fault happened"))
         for e in result["errors"]:
@@ -289,8 +294,10 @@ def _converge(cluster, timeout):
     return finals
 
 
-def _specific(sc, nemesis_name, nemesis, cluster, workdir, schedule, op_errors):
+def _specific(sc, nemesis_name, nemesis, cluster, workdir, schedule, op_errors, ops, finals):
     out = []
+    if sc.any_node:
+        out.append(checks.every_node_served(ops, sc.nodes, finals))
     if nemesis_name == "lagging-snapshot":
         installs = [(nid, msg) for nid, _inc, msg in cluster.events
                     if msg.get("event") == "restore" and not msg.get("at_start")]

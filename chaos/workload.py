@@ -1,5 +1,8 @@
 """Clients: writes, reads (barrier on the leader) and compare-and-set on a
 handful of keys, each operation recorded with its interval and outcome.
+With anywhere=True (the any-node scenarios) a client sends everything to a
+node picked at random among the live ones, not to the leader, and moves
+to another now and then, and whenever its node fails it.
 
 Outcomes, from the reply of the node the client asked:
 
@@ -94,8 +97,11 @@ def _outcome(reply):
 class Workload:
     """``clients`` threads, ``rate`` operations per second in all."""
 
+    MOVE = 0.1          # anywhere: the chance a client moves to another node per operation
+
     def __init__(self, cluster, history, *, keys=5, clients=10, rate=150.0, op_timeout=2.0,
-                 read_ratio=0.4, cas_ratio=0.2, pad=0, reads_anywhere=False, seed=0):
+                 read_ratio=0.4, cas_ratio=0.2, pad=0, reads_anywhere=False,
+                 anywhere=False, seed=0):
         self.cluster = cluster
         self.history = history
         self.keys = [f"k{i}" for i in range(keys)]
@@ -106,6 +112,7 @@ class Workload:
         self.cas_ratio = cas_ratio
         self.pad = pad
         self.reads_anywhere = reads_anywhere
+        self.anywhere = anywhere
         self.seed = seed
         self.stop_event = threading.Event()
         self.threads = []
@@ -138,6 +145,8 @@ class Workload:
                     if self.stop_event.wait(next_at - now):
                         break
                 next_at = max(next_at + period, time.monotonic() - 1.0)
+                if self.anywhere and rng.random() < self.MOVE:
+                    target = None
                 if target is None or not self.cluster.alive(target) or \
                         target not in self.cluster.members:
                     target = self._pick(rng)
@@ -161,6 +170,9 @@ class Workload:
             raise
 
     def _pick(self, rng):
+        if self.anywhere:
+            live = self.cluster.live_members()
+            return rng.choice(live) if live else None
         guess = self.cluster.guess_leader()
         if guess is not None:
             return guess
@@ -255,9 +267,9 @@ class Workload:
         return self._run(target, rec, op, key, out_of, on_ok, kw)
 
     def _next_target(self, status, reply, target):
-        """Where to go after a refusal: the leader the node named, else any
-        other live member (not the same node again)."""
-        if status == FAIL:
+        """Where to go after a refusal: the leader the node named (unless
+        anywhere), else any other live member (not the same node again)."""
+        if status == FAIL and not self.anywhere:
             hint = reply.get("leader")
             if hint and hint != target:
                 return hint

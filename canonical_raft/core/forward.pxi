@@ -310,6 +310,10 @@ cdef void forward_tick(NodeState *s) noexcept nogil:
     """From on_prepare: send what waits, retry, expire; then the reads."""
     if s.phase != PHASE_RUNNING or s.fatal:
         return
+    # What done callbacks submitted since the drain (push_local) goes out
+    # in this tick: on_prepare's own submit_local comes after it, and the
+    # loop would then block with it unsent until some other wake-up.
+    submit_local(s)
     if s.fwd.head != NULL:
         forward_expire(s)
         forward_flush(s)

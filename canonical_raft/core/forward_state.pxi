@@ -49,6 +49,8 @@ cdef extern from "forward_link.h" nogil:
 cdef enum:
     EXPECT_SLOTS = 64          # remote sessions a leader tracks the order of
     ACK_MAX = 64               # voters a read round counts
+    ROUNDS_MAX = 4             # a leader's read rounds under way at once
+    ASKS_MAX = 4               # a follower's READs under way at once
 
 
 cdef struct Session:           # one row of the replicated session table
@@ -92,6 +94,21 @@ cdef struct RemoteRead:        # a follower's READ waiting for a round
     RemoteRead *next
     raft.raft_id frm
     uint64_t request
+
+
+cdef struct Round:             # a leader's read round under way
+    uint64_t no                # its PING's round number
+    raft.raft_index commit     # the commit index when it started
+    unsigned long long started     # uv_hrtime() of its (last) PING
+    Req *reqs                  # this node's reads in it
+    RemoteRead *remote         # followers' READs in it
+
+
+cdef struct Ask:               # a follower's READ under way
+    Req *reqs                  # the reads it asks for
+    uint64_t request
+    raft.raft_id target
+    unsigned long long at
 
 
 cdef struct FwdApply:          # a forwarded entry libraft is appending
@@ -139,23 +156,20 @@ cdef struct ForwardState:
     Req *reads                 # waiting for a round (leader) or a READ (follower)
     Req *reads_tail
     RemoteRead *remote         # followers' READs waiting for a round
-    Req *round_reqs            # in the round under way
-    RemoteRead *round_remote
-    bint round_active
-    uint64_t round_no
-    raft.raft_term round_term
-    raft.raft_index round_commit
-    unsigned long long round_started
-    unsigned acks
-    raft.raft_id acked[ACK_MAX]
+    Round rounds[ROUNDS_MAX]   # the leader's rounds under way, a ring, oldest first
+    unsigned rounds_first
+    unsigned rounds_n
+    uint64_t round_no          # the number of the last round started
+    raft.raft_term round_term  # the term the rounds under way were started in
+    unsigned voters_seen       # voters in voter_id (their latest answers)
+    raft.raft_id voter_id[ACK_MAX]
+    uint64_t voter_round[ACK_MAX]  # the latest round it answered in round_term
     raft.raft_term term_ready  # a barrier of this term has committed
     bint term_barrier          # that barrier is under way
     raft.raft_barrier_req term_barrier_req
     raft.raft_term term_barrier_term
-    Req *asked                 # follower: reads of the READ under way
-    uint64_t asked_request
-    raft.raft_id asked_target
-    unsigned long long asked_at
+    Ask asks[ASKS_MAX]         # follower: its READs under way
+    unsigned asks_n
     unsigned long long read_retry_at   # not before, after a refusal
     Req *applying              # reads that know their index, waiting to apply it
 

@@ -5,7 +5,7 @@ import pytest
 
 from canonical_raft import _raft
 from chaos import checks, runner
-from chaos.checker import CAS, FAIL, OK, UNKNOWN, WRITE, Op
+from chaos.checker import CAS, FAIL, OK, READ, UNKNOWN, WRITE, Op
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -63,3 +63,27 @@ def test_every_scenario_has_a_tls_variant():
         assert runner.in_plaintext(tls.name) == sc.name
     assert set(runner.ALL) == {s.name for s in runner.SCENARIOS + runner.TLS_SCENARIOS}
     assert {"kill-leader+tls", "partition-leader+tls"} <= set(runner.SHORT)
+
+
+def test_every_node_served_needs_writes_and_reads_on_each_node():
+    def op(node, f, status=OK, process=0):
+        o = Op("x", f, None, None, 0.0, 1.0, status, process)
+        o.node = node
+        return o
+    fwd = {"forwarded": 3, "resent": 1, "appended": 0, "duplicates": 1, "read_rounds": 0}
+    finals = {2: {"ids": [], "status": {"forwarding": fwd}}}
+    ops = [op(1, WRITE), op(1, READ), op(2, CAS), op(2, READ), op(3, WRITE), op(3, READ)]
+    check = checks.every_node_served(ops, 3, finals)
+    assert check.ok, check.detail
+    assert "n2 forwarded 3 resent 1" in check.detail
+    # A node whose reads all failed, or that read only for the final check, did not serve.
+    ops = ops[:5] + [op(3, READ, FAIL), op(3, READ, process="final")]
+    check = checks.every_node_served(ops, 3, finals)
+    assert not check.ok and "[3]" in check.detail
+
+
+def test_any_node_scenario_runs_forwarding_on_every_node_in_both_transports():
+    for name in ("any-node", "any-node+tls"):
+        sc = runner.BY_NAME[name]
+        assert sc.any_node and sc.nemesis == "kill-or-partition-leader"
+    assert "any-node" in runner.SHORT and "any-node+tls" in runner.ALL
