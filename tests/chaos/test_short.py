@@ -15,7 +15,7 @@ from chaos import net, report
 from chaos.cluster import cleanup_stale_processes
 from chaos.runner import BY_NAME, SHORT, Options, run_scenario
 
-DURATION = 30.0
+DURATION = 20.0
 TLS_DURATION = 15.0             # the same faults again: a shorter run says enough
 DURATIONS = {"any-node": 20.0}  # two or three faults: a kill and a partition at least
 SELFTEST = "selftest-stale-reads"
