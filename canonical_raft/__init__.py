@@ -2,6 +2,7 @@
 
 from ._raft import libraft_version
 from ._version import __version__
+from .backups import BackupInfo
 from .datadir import DataDirInUseError
 from .errors import (CantBootstrapError, CantChangeError, CorruptError, LeadershipLostError,
                      NoConnectionError, NotLeaderError, RaftError,
@@ -17,6 +18,6 @@ __all__ = [
     "FSM", "Future", "Node", "Observer", "Event", "EventKind", "TLS", "Role", "Server", "State",
     "RaftError", "NotLeaderError", "LeadershipLostError", "ShutdownError",
     "CantBootstrapError", "CantChangeError", "NoConnectionError", "DataDirInUseError",
-    "CorruptError",
+    "CorruptError", "BackupInfo",
     "libraft_version", "__version__",
 ]

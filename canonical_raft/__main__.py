@@ -25,6 +25,9 @@ COMMANDS = {
     "remove": ("canonical_raft.cli.remove", "remove a server from the cluster"),
     "assign": ("canonical_raft.cli.assign", "give a server another role"),
     "transfer": ("canonical_raft.cli.transfer", "hand leadership to another voter"),
+    "snapshot": ("canonical_raft.cli.snapshot", "a server's node takes a snapshot now"),
+    "backup": ("canonical_raft.cli.backup", "download a checked backup of a server's state"),
+    "restore": ("canonical_raft.cli.restore", "seed a new node's data dir from a backup"),
 }
 
 

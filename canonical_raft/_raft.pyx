@@ -148,6 +148,7 @@ include "core/events.pxi"       # on_event: leader, configuration, snapshots, pe
 include "core/transport.pxi"    # the peer transport: TLS, firewall, bounds
 include "core/io_guard.pxi"     # a libraft 0.22 workaround; persist() off-thread
 include "core/mark.pxi"         # the high-water mark and the term/vote record
+include "core/backup.pxi"       # snapshot() on demand, backup(path), the backup format
 include "core/thread.pxi"       # the raft thread: setup, loop, close
 include "core/trace.pxi"        # libraft's tracer to logging
 include "core/offline.pxi"      # bootstrap and recover

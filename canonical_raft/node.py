@@ -11,7 +11,8 @@ import weakref
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
-from . import _raft, config, datadir, integrity, peer_security
+from . import _raft, backups, config, datadir, integrity, peer_security
+from .backups import BackupInfo
 from .events import Event, EventKind
 from .errors import IOERR, SHUTDOWN, RaftError, ShutdownError
 from .fsm import StateMachine, check_fsm
@@ -295,6 +296,55 @@ class Node:
         if id != 0:
             id = _server_id(id)
         return self._core.transfer(id)
+
+    # -- snapshots and backups (docs/backups.md) -----------------------------------
+
+    def snapshot(self) -> Future[int]:
+        """Take a snapshot now, on this node (leader or follower). The
+        future resolves with the snapshot's index once it is written: one
+        that covers every entry applied here before the call (the last one,
+        if nothing was applied since; 0 if nothing ever was). It fails with
+        RaftError if FSM.snapshot() or persist() raises, ShutdownError if
+        the node is not running or closes first."""
+        return self._core.snapshot()
+
+    def backup(self, path: str | os.PathLike[str]) -> Future[int]:
+        """Write a consistent, checksummed backup of this node's state to
+        ``path`` (any node: leader or follower). FSM.snapshot() runs on the
+        raft thread between two applies; persist() and the file's writing
+        (a temporary file, fsync, rename) on a thread pool while commands
+        keep being applied. The future resolves with the backup's index
+        (the last entry its state includes); it fails with the exception
+        FSM.snapshot(), persist() or the write raised, ShutdownError if
+        the node is not running. ``Node.restore_backup()`` seeds a new
+        cluster from the file."""
+        return self._core.backup(os.fspath(path))
+
+    async def snapshot_async(self) -> int:
+        """Await ``snapshot()`` from asyncio."""
+        return await asyncio.wrap_future(self.snapshot())
+
+    async def backup_async(self, path: str | os.PathLike[str]) -> int:
+        """Await ``backup(path)`` from asyncio."""
+        return await asyncio.wrap_future(self.backup(path))
+
+    @staticmethod
+    def restore_backup(path: str | os.PathLike[str], data_dir: str | os.PathLike[str],
+                       servers: Iterable[Server | tuple[Any, ...]] | None = None) -> BackupInfo:
+        """Seed the empty ``data_dir`` of a new node from the backup at
+        ``path``, with the configuration ``servers`` (default: the
+        backup's). Start the node on it without ``bootstrap()``: its FSM is
+        restored from the backup. Do it for every voter of the new cluster,
+        with the same backup and servers. CorruptError naming the file (and
+        nothing written) if the backup is truncated or damaged,
+        CantBootstrapError if ``data_dir`` has state."""
+        return backups.restore_backup(path, data_dir, servers)
+
+    @staticmethod
+    def read_backup(path: str | os.PathLike[str]) -> BackupInfo:
+        """Check the backup at ``path`` whole and say what it holds (index,
+        term, servers); CorruptError naming the file if it does not check."""
+        return backups.read_backup(path)
 
     # -- asyncio forms: safe under any running loop; cancelling the awaiting
     # side leaves the node and the submitted request alone. -------------------

@@ -1,5 +1,5 @@
 """The admin CLI: ``python -m canonical_raft status|members|add|remove|
-assign|transfer --server HOST:PORT``, one module per command, each a
+assign|transfer|snapshot|backup --server HOST:PORT``, one module per command, each a
 client of a server's HTTP API (the standard library's urllib only).
 Human-readable tables by default, the server's JSON with ``--json``."""
 
@@ -16,7 +16,7 @@ import urllib.request
 from collections.abc import Sequence
 from typing import Any, Optional
 
-__all__ = ["add_client_arguments", "call", "print_table", "show", "SERVER_ENV"]
+__all__ = ["add_client_arguments", "call", "request", "print_table", "show", "SERVER_ENV"]
 
 #: The server to talk to when --server is not given.
 SERVER_ENV = "CANONICAL_RAFT_SERVER"
@@ -49,15 +49,22 @@ def call(args: argparse.Namespace, method: str, path: str,
     """The JSON the server answers; SystemExit (status 1) with its error.
     A 503 that ran nothing (no leader yet, an election) is retried until
     ``--timeout``; one whose outcome is unknown is not."""
+    with request(args, method, path, body) as resp:
+        return json.loads(resp.read() or b"null")
+
+
+def request(args: argparse.Namespace, method: str, path: str,
+            body: Optional[dict[str, Any]] = None) -> Any:
+    """The server's answer, open (read it, then close it: a ``with``);
+    errors and retries as ``call()``'s."""
     base, context = _base(args)
     data = None if body is None else json.dumps(body).encode()
     deadline = time.monotonic() + args.timeout
     while True:
-        request = urllib.request.Request(base + path, data=data, method=method,
-                                         headers={"Content-Type": "application/json"})
+        req = urllib.request.Request(base + path, data=data, method=method,
+                                     headers={"Content-Type": "application/json"})
         try:
-            with urllib.request.urlopen(request, timeout=args.timeout, context=context) as resp:
-                return json.loads(resp.read() or b"null")
+            return urllib.request.urlopen(req, timeout=args.timeout, context=context)
         except urllib.error.HTTPError as exc:
             with exc:
                 text = exc.read().decode(errors="replace")

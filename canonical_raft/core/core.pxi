@@ -252,6 +252,16 @@ cdef class Core:
         linearizable read (on any node, leader or follower)."""
         return read_barrier(self)
 
+    def snapshot(self):
+        """backup.pxi: a future resolved with the index of a snapshot
+        written here that covers every entry applied here before the call."""
+        return backup_request(self, REQ_SNAPSHOT, None)
+
+    def backup(self, path):
+        """backup.pxi: a future resolved with the index of the backup file
+        written at `path` (str or bytes path)."""
+        return backup_request(self, REQ_BACKUP, os.fsencode(path))
+
     def change(self, int op, unsigned long long target, int role=raft.RAFT_VOTER,
                address=None):
         """A configuration change; op is one of CHANGES (add, assign, remove)."""

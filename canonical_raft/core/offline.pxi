@@ -74,3 +74,55 @@ cdef int run_offline(int op, const char *data_dir, raft.raft_id id, const char *
     uv.uv_loop_close(&o.loop)
     free(o)
     return rv
+
+
+# restore_backup: a backup's snapshot seeds an empty data dir (backup.h
+# does it through libraft's uv backend), then the high-water mark records
+# its index (mark.pxi).
+
+cdef extern from "backup.h" nogil:
+    int cr_seed_snapshot(const char *dir, raft.raft_id id, const char *address,
+                         raft.raft_index index, raft.raft_term term,
+                         const raft.raft_configuration *conf, raft.raft_index conf_index,
+                         void *data, size_t len, char *errmsg, size_t errlen)
+
+
+def seed_snapshot(data_dir, unsigned long long index, unsigned long long term,
+                  unsigned long long conf_index, servers, bytes snapshot):
+    """Write `snapshot` (a snapshot file's bytes, checked by the caller)
+    at (index, term) with the configuration `servers` (raft.Server), into
+    the empty data dir `data_dir`, and the term into its metadata."""
+    cdef bytes path = os.fsencode(data_dir)
+    cdef raft.raft_configuration conf
+    cdef char errmsg[ERROR_MAX]
+    cdef char mark[MARK_SIZE]
+    cdef int rv = 0, err = 0
+    cdef const char *dir = path
+    cdef const char *address
+    cdef raft.raft_id first_id
+    cdef char *data = PyBytes_AS_STRING(snapshot)
+    cdef size_t size = len(snapshot)
+    raft.raft_configuration_init(&conf)
+    try:
+        for server in servers:
+            rv = raft.raft_configuration_add(&conf, server.id, server.address.encode(),
+                                             int(server.role))
+            if rv != 0:
+                raise ValueError(f"bad server {server!r}: {raft.raft_strerror(rv).decode()}")
+        if conf.n == 0:
+            raise ValueError("servers must not be empty")
+        # libraft's io wants an id and address; the seeded files hold neither.
+        first_id = conf.servers[0].id
+        address = conf.servers[0].address
+        with nogil:
+            rv = cr_seed_snapshot(dir, first_id, address, index, term, &conf, conf_index,
+                                  data, size, errmsg, ERROR_MAX)
+            if rv == 0:
+                mark_encode(mark, index)
+                err = replace_file(dir, MARK_FILE, mark, MARK_SIZE)
+    finally:
+        raft.raft_configuration_close(&conf)
+    if rv != 0:
+        raise _errors.error_for(rv, f"{data_dir}: {errmsg.decode(errors='replace')}")
+    if err != 0:
+        raise OSError(err, f"cannot write {MARK_NAME} in {data_dir}: {os.strerror(err)}")

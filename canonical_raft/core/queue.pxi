@@ -196,6 +196,8 @@ cdef void submit_queue(NodeState *s, Req *req) noexcept nogil:
             submit_barrier(s, req)
         elif req.kind == REQ_CHANGE:
             submit_change(s, req)
+        elif req.kind == REQ_SNAPSHOT or req.kind == REQ_BACKUP:
+            backup_submit(s, req)       # backup.pxi
         elif req.kind >= REQ_FORWARD:
             forward_submit(s, req)      # forward.pxi
         else:

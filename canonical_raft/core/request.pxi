@@ -15,6 +15,8 @@ cdef enum ReqKind:
     REQ_TRANSFER = 4
     REQ_FORWARD = 5         # forward.pxi: an apply sent to the leader
     REQ_READ = 6            # reads.pxi: read_barrier()
+    REQ_SNAPSHOT = 7        # backup.pxi: snapshot() on demand
+    REQ_BACKUP = 8          # backup.pxi: backup(path)
 
 cdef enum ChangeOp:
     CHANGE_ADD = 1
@@ -43,6 +45,7 @@ cdef struct Req:
     raft.raft_id target
     int role
     char *address
+    char *path                 # REQ_BACKUP: the file to write
     raft.raft_change_req change_req
     raft.raft_transfer_req transfer_req
 
@@ -81,6 +84,7 @@ cdef void req_free(Req *req) noexcept nogil:
     if req.futures != &req.one:
         free(req.futures)
     free(req.address)
+    free(req.path)
     free(req)
     CR_COUNT_ADD(live_requests, -1)
 

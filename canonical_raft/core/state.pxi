@@ -159,6 +159,9 @@ cdef struct NodeState:
     raft.raft_tracer tracer    # to logging, when canonical_raft.libraft logs
     uint64_t next_tag
     unsigned long long snapshot_retry_at   # uv_hrtime() after a failed snapshot
+    Req *snapshot_waiting      # backup.pxi: snapshot() requests, until one is written
+    unsigned long long snapshot_failed_seen  # ... the snapshot_retry_at they saw
+    unsigned backups_running   # backup(path) jobs on libuv's pool (they need the GIL)
 
     # the peer transport's TLS context for new connections (NULL: plaintext),
     # guarded by lock; its refusal counters (atomic adds, read by stats())

@@ -206,6 +206,7 @@ cdef void on_raft_closed(raft.raft *r) noexcept nogil:
     cdef NodeState *s = <NodeState *>r.data
     drop_deferred(s)
     drop_removal(s)
+    snapshot_drop(s)            # backup.pxi
     forward_free(s)
     raft.raft_uv_close(&s.io)
     transport_free(s)
@@ -216,8 +217,10 @@ cdef void begin_close(NodeState *s) noexcept nogil:
     """Stop raft; pending requests fail with ShutdownError."""
     if s.phase != PHASE_RUNNING:
         return
-    if s.persisting:
-        s.close_pending = True      # libraft's io cannot wait for persist()
+    if s.persisting or s.backups_running:
+        # libraft's io cannot wait for persist(), and a pool job that needs
+        # the GIL must end while on_prepare still lets it go.
+        s.close_pending = True
         return
     s.phase = PHASE_CLOSING
     publish_status(s)
@@ -240,6 +243,7 @@ cdef void on_prepare(uv.uv_prepare_t *handle) noexcept nogil:
         notify_state_change(s)
     if s.ev.watching and s.phase == PHASE_RUNNING:
         collect_events(s)       # events.pxi
+    snapshot_tick(s)            # backup.pxi: after the publish, which shows the snapshot
     submit_local(s)             # queue.pxi: the raft thread's own submissions
     drop_gil(s)
 

@@ -9,14 +9,21 @@ that embeds a Node (canonical_raft.admin):
     POST /members/transfer      {"id": 2} (or {}: the leader picks)
     POST /members/register      {"id": 2, "http": url}: a server publishing its URL
     GET  /metrics               Prometheus text format
+    POST /snapshot              this node takes a snapshot now: {"ok": true, "id": 1, "index": 42}
+    GET  /backup                a backup of this node's state (application/octet-stream;
+                                X-Raft-Node, X-Raft-Backup-Index): the file node.backup() writes
 
-Changes run on the leader (forwarded there from a follower's server).
+Changes run on the leader (forwarded there from a follower's server);
+snapshots and backups on the node asked (any node).
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import os
+import shutil
+import tempfile
 import time
 from concurrent.futures import Future
 from typing import Any, Optional
@@ -25,16 +32,20 @@ import aiohttp
 from aiohttp import web
 
 from .. import _version
+from ..errors import RaftError, ShutdownError
 from ..types import Role, Server
 from .context import CONTEXT, Context
 from .directory import REGISTER_PATH, Directory
-from .errors import bad_request, leader_info, unavailable
+from .errors import bad_request, http_error, leader_info, unavailable
 from .writes import commit
 
 __all__ = ["routes", "status_of", "STATUS_TIMEOUT"]
 
 STATUS_TIMEOUT = 1.0      # s: GET /members waits this long for each member's status
 MAX_ADMIN_BODY = 64 * 1024
+BACKUP_CHUNK = 1 << 20    # bytes read and sent at a time
+BACKUP_NODE_HEADER = "X-Raft-Node"
+BACKUP_INDEX_HEADER = "X-Raft-Backup-Index"
 
 _STATUS_KEYS = ("term", "commit_index", "last_applied", "last_index", "snapshot_index",
                 "last_contact", "pending_applies", "servers", "voters", "refused", "error")
@@ -213,6 +224,47 @@ async def post_register(request: web.Request) -> web.Response:
                         lambda _: web.json_response({"ok": True}))
 
 
+async def _settled(future: Future[Any]) -> Any:
+    """The result of a node's future; 503 if the node is not running, 500
+    with the error otherwise."""
+    try:
+        return await asyncio.wrap_future(future)
+    except ShutdownError as exc:
+        raise unavailable(f"this node is not running: {exc}") from None
+    except (RaftError, OSError) as exc:
+        raise http_error(500, f"{type(exc).__name__}: {exc}") from None
+
+
+async def post_snapshot(request: web.Request) -> web.Response:
+    ctx = request.app[CONTEXT]
+    await _args(request)
+    index = await _settled(ctx.node.snapshot())
+    return web.json_response({"ok": True, "id": ctx.node.id, "index": index})
+
+
+async def get_backup(request: web.Request) -> web.StreamResponse:
+    """node.backup() into a private temporary dir, streamed, then removed."""
+    ctx = request.app[CONTEXT]
+    loop = asyncio.get_running_loop()
+    directory = await loop.run_in_executor(None, tempfile.mkdtemp, ".backup", "canonical_raft.")
+    try:
+        path = os.path.join(directory, f"node{ctx.node.id}.backup")
+        index = await _settled(ctx.node.backup(path))
+        response = web.StreamResponse(headers={
+            "Content-Type": "application/octet-stream",
+            "Content-Disposition": f'attachment; filename="node{ctx.node.id}-{index}.backup"',
+            BACKUP_NODE_HEADER: str(ctx.node.id), BACKUP_INDEX_HEADER: str(index)})
+        response.content_length = os.path.getsize(path)
+        await response.prepare(request)
+        with open(path, "rb") as f:
+            while chunk := await loop.run_in_executor(None, f.read, BACKUP_CHUNK):
+                await response.write(chunk)
+        await response.write_eof()
+        return response
+    finally:
+        await loop.run_in_executor(None, shutil.rmtree, directory, True)
+
+
 async def get_metrics(request: web.Request) -> web.Response:
     ctx = request.app[CONTEXT]
     body, content_type = ctx.metrics.render()
@@ -231,4 +283,6 @@ def routes() -> list[web.RouteDef]:
         web.post("/members/transfer", post_transfer, name="admin.transfer"),
         web.post(REGISTER_PATH, post_register, name="admin.register"),
         web.get("/metrics", get_metrics, name="admin.metrics"),
+        web.post("/snapshot", post_snapshot, name="admin.snapshot"),
+        web.get("/backup", get_backup, name="admin.backup"),
     ]
