@@ -54,6 +54,20 @@ def snapshot_problem(data: Buffer) -> str | None:
     """None if ``data`` (a snapshot file's bytes) is a sound snapshot in the
     binding's format (core/entry.pxi), else what is wrong with it."""
 
+def read_backup(path: str | bytes) -> tuple[int, int, int, list[tuple[int, str, int]], bytes]:
+    """A backup file's (index, term, configuration index, servers as
+    (id, address, role), snapshot bytes), every length and checksum
+    checked; CorruptError naming the file otherwise (core/backup.pxi)."""
+
+def seed_snapshot(data_dir: str, index: int, term: int, conf_index: int,
+                  servers: Iterable[Server], snapshot: bytes) -> None:
+    """Write a checked snapshot at (index, term) with configuration
+    ``servers`` into the empty ``data_dir`` (core/offline.pxi)."""
+
+BACKUP_MAGIC: int
+BACKUP_END: int
+BACKUP_VERSION: int
+
 MARK_NAME: str
 """The high-water mark's file in the data dir (core/mark.pxi)."""
 VOTE_NAME: str
@@ -169,6 +183,9 @@ class Core:
         self, op: int, target: int, role: int = 1, address: str | None = None
     ) -> Future[None]: ...
     def transfer(self, target: int) -> Future[Server | None]: ...
+    # -- snapshots and backups (core/backup.pxi)
+    def snapshot(self) -> Future[int]: ...
+    def backup(self, path: str | bytes) -> Future[int]: ...
     # -- lifecycle
     def bootstrap(self, servers: Iterable[Server], recover: bool = False) -> None: ...
     def start(self) -> None: ...

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable
-from typing import Any, NamedTuple, Optional
+from dataclasses import dataclass, replace
+from typing import Any, Optional
 
 from . import _raft, datadir, integrity
 from .errors import CANTBOOTSTRAP, CantBootstrapError
@@ -18,7 +19,8 @@ __all__ = ["BackupInfo", "read_backup", "restore_backup"]
 _FRESH = {datadir.LOCK_NAME}
 
 
-class BackupInfo(NamedTuple):
+@dataclass(frozen=True)
+class BackupInfo:
     """What a backup holds: the index and term of the last entry its
     state includes, the configuration then (``servers``), and the size of
     its snapshot in bytes."""
@@ -79,4 +81,4 @@ def restore_backup(path: str | os.PathLike[str], data_dir: str | os.PathLike[str
         integrity.check(directory)      # what start() will check, now
     finally:
         lock.release()
-    return info._replace(servers=chosen)
+    return replace(info, servers=chosen)
