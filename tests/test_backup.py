@@ -2,7 +2,6 @@
 Node.restore_backup() seeding a new cluster with identical state; damaged
 backups refused (docs/backups.md)."""
 
-import os
 import threading
 import time
 
