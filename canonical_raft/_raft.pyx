@@ -108,6 +108,7 @@ def debug_counters():
         "nodes": CR_COUNT_GET(live_nodes),
         "wakeups": CR_COUNT_GET(live_wakeups),
         "transport": cr_pt_live(),     # peer transports and their connections
+        "raft_io": cr_io_live(),       # storage="lmdb": ios, connections, requests
     }
 
 
@@ -138,6 +139,7 @@ include "core/fsm.pxi"          # the FSM trampolines and their Python side
 include "core/status.pxi"       # the status mirror
 include "core/transport.pxi"    # the peer transport: TLS, firewall, bounds
 include "core/io_guard.pxi"     # a libraft 0.22 workaround; persist() off-thread
+include "core/raft_io.pxi"      # the io by storage: libraft's uv or ours (lmdb)
 include "core/thread.pxi"       # the raft thread: setup, loop, close
 include "core/trace.pxi"        # libraft's tracer to logging
 include "core/offline.pxi"      # bootstrap and recover

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TypedDict, Union
 
-Value = Union[float, int, bool]
+Value = Union[float, int, bool, str]
 
 _DAY = 24 * 3600.0
 _KIB = 1024
@@ -24,7 +24,8 @@ _MIB = 1024 * 1024
 @dataclass(frozen=True)
 class Setting:
     """One knob. ``kind`` is float (seconds: more than 0, at least 1 ms, at
-    most a day), int (``low``..``high`` inclusive) or bool."""
+    most a day), int (``low``..``high`` inclusive), bool, or str (one of
+    ``choices``)."""
 
     name: str
     default: Value
@@ -33,12 +34,20 @@ class Setting:
     doc: str
     low: float = 0
     high: float = 2**32 - 1
+    choices: tuple[str, ...] = ()
 
     def check(self, value: object) -> Value:
         """``value`` checked and converted, or TypeError/ValueError."""
         if self.kind is bool:
             if not isinstance(value, bool):
                 raise TypeError(f"{self.name} must be a bool, not {type(value).__name__}")
+            return value
+        if self.kind is str:
+            if not isinstance(value, str):
+                raise TypeError(f"{self.name} must be a str, not {type(value).__name__}")
+            if value not in self.choices:
+                raise ValueError(f"{self.name} must be one of {', '.join(map(repr, self.choices))}, "
+                                 f"got {value!r}")
             return value
         if self.kind is float:
             if isinstance(value, bool) or not isinstance(value, (int, float)):
@@ -134,6 +143,14 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("peer_idle_timeout", 30.0, float, "s",
             "How long an inbound peer connection may stay part-way through a "
             "message without sending a byte before it is dropped."),
+    # The io (core/raft_io.pxi).
+    Setting("storage", "uv", str, "",
+            "Where the node keeps its log, term, vote and snapshots: \"uv\", libraft's "
+            "own segment files, or \"lmdb\", the binding's own raft_io over one LMDB "
+            "file (docs/howto/storage.md). Every node of a cluster must use the same "
+            "(their messages differ); a data dir keeps the kind it was made with "
+            "(`python -m canonical_raft convert-storage` converts one offline).",
+            choices=("uv", "lmdb")),
 )
 
 BY_NAME: Mapping[str, Setting] = {s.name: s for s in SETTINGS}
@@ -161,6 +178,7 @@ class Settings(TypedDict, total=False):
     max_message_size: int
     peer_handshake_timeout: float
     peer_idle_timeout: float
+    storage: str
 
 
 class Config:

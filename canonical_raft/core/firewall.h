@@ -116,6 +116,11 @@
 /* Wire constants (libraft 0.22.1)                                           */
 
 #define FW_HANDSHAKE_PROTOCOL 1  /* UV__TCP_HANDSHAKE_PROTOCOL */
+/* The binding's own raft_io (storage="lmdb", ASCII "CRRIO\0\0\1"): with
+ * fw_limits.protocol set to it, the handshake must declare it (and not 1);
+ * after the handshake the stream passes untouched, and core/codec_io.h's
+ * decoder checks its frames. */
+#define FW_IO_PROTOCOL 0x0100004F49525243ULL
 #define FW_HANDSHAKE_PREAMBLE 24 /* protocol, id, address length */
 #define FW_PREAMBLE_SIZE 16      /* type word, header length */
 
@@ -249,6 +254,9 @@ struct fw_limits
      * nonzero allows it.  E.g. "is this id in the current configuration". */
     int (*id_allowed)(void *ctx, uint64_t id);
     void *id_ctx;
+    /* The handshake's protocol word: 0 for libraft's (FW_HANDSHAKE_PROTOCOL,
+     * its messages parsed here), else FW_IO_PROTOCOL (passed through). */
+    uint64_t protocol;
 };
 
 static inline void fw_limits_init(struct fw_limits *l)
@@ -260,6 +268,7 @@ static inline void fw_limits_init(struct fw_limits *l)
     l->expected_id = 0;
     l->id_allowed = NULL;
     l->id_ctx = NULL;
+    l->protocol = 0;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -309,6 +318,7 @@ enum fw__state {
     FW_S_TN_LLI,
     FW_S_TN_LLT,
     FW_S_PAYLOAD,
+    FW_S_PASS, /* FW_IO_PROTOCOL after its handshake: passed whole */
     FW_S_DEAD
 };
 
@@ -405,6 +415,9 @@ static inline int fw_busy(const struct fw_conn *c)
     }
     if (!c->handshake_done) {
         return 1;
+    }
+    if (c->state == FW_S_PASS) {
+        return 0; /* codec_io.h's reader keeps its own time */
     }
     return c->state != FW_S_PRE_WORD || c->acc_n != 0;
 }
@@ -794,7 +807,7 @@ static inline enum fw_reason fw__field(struct fw_conn *c, uint64_t v, int *msg_d
     switch (c->state) {
         /* ---- handshake ---- */
         case FW_S_HS_PROTO:
-            if (v != FW_HANDSHAKE_PROTOCOL) {
+            if (v != (l->protocol ? l->protocol : FW_HANDSHAKE_PROTOCOL)) {
                 return FW_HS_PROTOCOL;
             }
             break;
@@ -1082,9 +1095,14 @@ static inline enum fw_reason fw_feed(struct fw_conn *c,
                         goto drop;
                     }
                     c->handshake_done = 1;
-                    c->state = FW_S_PRE_WORD;
+                    c->state = c->lim.protocol ? FW_S_PASS : FW_S_PRE_WORD;
                     safe = p;
                 }
+                break;
+
+            case FW_S_PASS:
+                p = end;
+                safe = p;
                 break;
 
             case FW_S_IS_CONF: {

@@ -25,6 +25,7 @@ enum {
     R_HANDSHAKE_TIMEOUT,    /* handshake not done within the timeout */
     R_OUTBOUND_DATA,        /* bytes from the peer on an outbound stream */
     R_LOG_CONFLICT,         /* io_guard: an entry conflicting with a committed one */
+    R_IO_MALFORMED,         /* raft_io.c: a frame refused, or left part-way */
     R_END
 };
 
@@ -59,6 +60,7 @@ static void init_reason_names(void)
     snprintf(reason_names[R_HANDSHAKE_TIMEOUT], 48, "handshake_timeout");
     snprintf(reason_names[R_OUTBOUND_DATA], 48, "outbound_data");
     snprintf(reason_names[R_LOG_CONFLICT], 48, "log_conflict");
+    snprintf(reason_names[R_IO_MALFORMED], 48, "io_malformed");
     reason_names_ready = 1;
 }
 
@@ -1056,7 +1058,7 @@ static int encode_handshake(struct pt *t, uv_buf_t *buf)
         return RAFT_NOMEM;
     }
     p = (uint8_t *)buf->base;
-    v[0] = FW_HANDSHAKE_PROTOCOL;
+    v[0] = t->limits.protocol ? t->limits.protocol : FW_HANDSHAKE_PROTOCOL;
     v[1] = t->id;
     v[2] = padded;
     for (i = 0; i < 3; i++) {
@@ -1215,6 +1217,7 @@ static void apply_config(struct pt *t)
     }
     t->limits.id_allowed = cfg->id_allowed;
     t->limits.id_ctx = cfg->arg;
+    t->limits.protocol = cfg->protocol;
 }
 
 int cr_pt_init(struct raft_uv_transport *transport, uv_loop_t *loop,
@@ -1266,4 +1269,13 @@ unsigned cr_pt_inbound(struct raft_uv_transport *transport)
 {
     struct pt *t = transport->impl;
     return t != NULL ? t->n_inbound : 0;
+}
+
+void cr_pt_refuse_io(struct raft_uv_transport *transport, const char *peer,
+                     const char *detail)
+{
+    struct pt *t = transport->impl;
+    if (t != NULL) {
+        refuse(t, R_IO_MALFORMED, peer != NULL ? peer : "?", detail);
+    }
 }

@@ -81,6 +81,10 @@ struct cr_pt_config
                 const char *detail, unsigned long long suppressed);
     void *arg;                      /* for the three callbacks */
     uint64_t *refused;              /* CR_PT_REASONS counters (atomic adds) */
+    /* The handshake protocol spoken both ways (firewall.h): 0, libraft's,
+     * its messages checked by the firewall; FW_IO_PROTOCOL, the binding's
+     * own raft_io (core/raft_io.c), the stream passed through to it. */
+    uint64_t protocol;
 };
 
 /* A counter of cfg->refused, from any thread. */
@@ -99,6 +103,11 @@ void cr_pt_free(struct raft_uv_transport *t);
 long long cr_pt_live(void);
 /* Count and log (rate-limited) a message io_guard dropped (log_guard.h). */
 void cr_pt_refuse_log_conflict(struct raft_uv_transport *t, const char *peer);
+
+/* Count and log (rate-limited) a stream core/raft_io.c dropped: a frame
+ * its decoder refused, or one left part-way (detail says which). */
+void cr_pt_refuse_io(struct raft_uv_transport *t, const char *peer,
+                     const char *detail);
 
 /* Inbound connections open now (for tests and stats). */
 unsigned cr_pt_inbound(struct raft_uv_transport *t);
