@@ -16,6 +16,8 @@ COMMANDS = {
               "make a cluster CA and node certificates for mutual TLS"),
     "bench": ("canonical_raft.perf",
               "writes/s and latency of a local cluster on this machine's disk (binding only)"),
+    "convert-storage": ("canonical_raft.convert",
+                        "convert a stopped node's data dir between storage='uv' and 'lmdb'"),
 }
 
 

@@ -20,7 +20,8 @@ from .errors import CORRUPT, INVALID, CorruptError, RaftError
 
 RECORD_NAME = "canonical_raft.storage"
 KINDS = ("uv", "lmdb")
-LMDB_FILE = os.path.join("lmdb", "data.mdb")
+STORE_DIR = "lmdb"                       # core/lmdb_store.h CR_STORE_SUBDIR
+LMDB_FILE = os.path.join(STORE_DIR, "data.mdb")
 
 # libraft's uv backend's files (uv_list.c, uv_metadata.c).
 _UV_FILE = re.compile(r"metadata[12]\Z|open-\d+\Z|\d{16}-\d{16}\Z|snapshot-\d+-\d+-\d+(\.meta)?\Z")

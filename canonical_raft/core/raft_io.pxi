@@ -49,6 +49,10 @@ cdef extern from "raft_io.h" nogil:
     const char *cr_io_errmsg(raft.raft_io *io)
     long long cr_io_live()
 
+cdef extern from "lmdb_convert.h" nogil:
+    int cr_convert_uv_to_lmdb(const char *dir, char *errmsg)
+    int cr_convert_lmdb_to_uv(const char *dir, char *errmsg)
+
 cdef extern from "peer_transport.h" nogil:
     void cr_pt_refuse_io(raft.raft_uv_transport *t, const char *peer, const char *detail)
 
@@ -177,6 +181,25 @@ def lmdb_stat(str data_dir):
             "snapshot_index": out.snapshot_index, "snapshot_term": out.snapshot_term,
             "snapshot_size": out.snapshot_size, "file_size": out.file_size,
             "used_bytes": out.used_bytes}
+
+
+def convert_files(str data_dir, str to):
+    """Write data_dir's state in the other storage kind beside the old files
+    (convert.py: under the lock, then it commits the storage record)."""
+    cdef bytes path = os.fsencode(data_dir)
+    cdef const char *c_path = path
+    cdef char errmsg[CR_STORE_ERRMSG]
+    cdef bint to_lmdb = to == "lmdb"
+    cdef int rv
+    errmsg[0] = 0
+    with nogil:
+        if to_lmdb:
+            rv = cr_convert_uv_to_lmdb(c_path, errmsg)
+        else:
+            rv = cr_convert_lmdb_to_uv(c_path, errmsg)
+    if rv != 0:
+        raise _errors.error_for(rv, errmsg.decode(errors="replace") or
+                                raft.raft_strerror(rv).decode())
 
 
 cdef int lmdb_offline(int op, const char *data_dir, const raft.raft_configuration *conf,
