@@ -2,7 +2,8 @@
  *
  * ON DISK: one LMDB environment, DATA_DIR/lmdb/data.mdb (MDB_NOLOCK: the data
  * dir's own lock, datadir.py, keeps out every other process, and this store
- * is used by one chain of work at a time, so no lock file), three databases:
+ * is used by one chain of work at a time, so no lock file; MDB_NOMETASYNC:
+ * below), three databases:
  *   "meta"      "format" -> "canonical_raft lmdb 1"; "term", "vote" -> a u64
  *               and its CRC-32C (key included)
  *   "log"       u64 index (MDB_INTEGERKEY) -> a 24-byte header (u32 CRC-32C of
@@ -16,12 +17,15 @@
  * Little endian throughout (the file is not portable across byte orders
  * anyway: LMDB's own pages are native).
  *
- * CRASH SAFETY. Every change is one LMDB write transaction, committed with
- * LMDB's default durable commit: the data pages are written and fdatasync'd,
- * then the meta page that makes them current is written through an O_DSYNC
- * descriptor. Only when that returns does the caller (core/raft_io.c) fire
- * the callbacks of the batch. So:
- *   - a crash (SIGKILL, power loss) before the meta page is on disk leaves
+ * CRASH SAFETY. Every change is one LMDB write transaction. Its commit
+ * (cr_store_commit) writes the transaction's pages and fdatasync's them, and
+ * only then writes the meta page that makes them current (MDB_NOMETASYNC:
+ * that page is not flushed at once). The meta page reaches the disk with
+ * the next commit's fdatasync, or with cr_store_sync() when nothing
+ * follows; core/raft_io.c fires a batch's callbacks only after that. So one
+ * flush per batch under load instead of LMDB's default two, and the data is
+ * always on disk before any meta page that points at it:
+ *   - a crash (SIGKILL, power loss) before a meta page is on disk leaves
  *     the previous transaction current, whole: an unacknowledged batch is
  *     lost, as it may be; after it, the whole batch is there;
  *   - LMDB is copy-on-write: a transaction never overwrites a page the
@@ -32,13 +36,11 @@
  *     transaction, so "snapshot replaces the log prefix" is atomic (the new
  *     snapshot and the deletion of the entries it covers commit together),
  *     and a truncation can never be seen without the appends before it.
- * Batching is the throughput: core/raft_io.c puts every change queued while
- * the previous transaction was committing into the next one (one pair of
- * syncs for all of them). MDB_NOSYNC with an explicit mdb_env_sync() would
- * save one flush per batch, but then LMDB writes its meta page without an
- * ordering barrier behind the data pages, and a power loss can leave a meta
- * page pointing at pages that never reached the disk: a corrupt tree that
- * no checksum of ours would catch before LMDB walks it.
+ * MDB_NOSYNC with one mdb_env_sync() per batch would flush once too, but
+ * then LMDB writes its meta page with no flush between it and the data
+ * pages, and a power loss can leave a meta page pointing at pages that
+ * never reached the disk (or at stale ones: an old vote, say): a wrong tree
+ * that no checksum of ours catches, since each stale record still checks.
  *
  * CORRUPTION is detected at open and load, and refused with RAFT_CORRUPT and
  * a message naming data.mdb: a file shorter than LMDB's last page (a cut
@@ -347,7 +349,8 @@ int cr_store_open(const char *dir, int create, struct cr_store **out,
         rc = mdb_env_set_mapsize(s->env, MAP_SIZE);
     }
     if (rc == 0) {
-        rc = mdb_env_open(s->env, s->dir, MDB_NOTLS | MDB_NOLOCK, 0600);
+        rc = mdb_env_open(s->env, s->dir,
+                          MDB_NOTLS | MDB_NOLOCK | MDB_NOMETASYNC, 0600);
     }
     if (rc != 0) {
         rc = fail_mdb(s, errmsg, rc, "open");
@@ -996,6 +999,19 @@ static int apply_op(struct cr_store *s, MDB_txn *txn,
 int cr_store_write(struct cr_store *s, const struct cr_store_op *ops,
                    unsigned n, char *errmsg)
 {
+    int rc = cr_store_commit(s, ops, n, errmsg);
+    return rc != 0 ? rc : cr_store_sync(s, errmsg);
+}
+
+int cr_store_sync(struct cr_store *s, char *errmsg)
+{
+    int rc = mdb_env_sync(s->env, 1);
+    return rc == 0 ? 0 : fail_mdb(s, errmsg, rc, "sync");
+}
+
+int cr_store_commit(struct cr_store *s, const struct cr_store_op *ops,
+                    unsigned n, char *errmsg)
+{
     MDB_txn *txn;
     raft_index last;
     unsigned i;
@@ -1011,7 +1027,7 @@ int cr_store_write(struct cr_store *s, const struct cr_store_op *ops,
         mdb_txn_abort(txn);
         return rc;
     }
-    rc = mdb_txn_commit(txn);     /* durable: LMDB syncs before returning */
+    rc = mdb_txn_commit(txn);     /* pages flushed, meta page written */
     if (rc != 0) {
         return fail_mdb(s, errmsg, rc, "commit");
     }

@@ -93,6 +93,14 @@ void cr_store_state_free(struct cr_store_state *st);
  * returns 0; on error nothing of the batch is applied. */
 int cr_store_write(struct cr_store *s, const struct cr_store_op *ops,
                    unsigned n, char *errmsg);
+/* The same, but durable only after the next cr_store_commit() or
+ * cr_store_write() returns 0, or cr_store_sync(): its pages are on disk, the
+ * meta page that makes them current is written but not flushed. One flush
+ * per batch instead of two (core/raft_io.c pipelines its batches so). */
+int cr_store_commit(struct cr_store *s, const struct cr_store_op *ops,
+                    unsigned n, char *errmsg);
+/* Flush the last commit's meta page: everything committed is durable. */
+int cr_store_sync(struct cr_store *s, char *errmsg);
 
 /* The newest snapshot (raft_malloc'd, one buffer), checksums checked;
  * *out = NULL if there is none. */

@@ -109,10 +109,17 @@ struct io
     int handles;                    /* ours open: the FIXED_HANDLES, streams */
     int timers_open;                /* the FIXED_HANDLES are open */
 
-    /* the disk chain */
+    /* the disk chain: pending -> running (on the pool) -> unsynced
+     * (committed, its meta page not yet flushed) -> callbacks */
     struct dreq *pending_head, *pending_tail;
     struct dreq *running;
+    struct dreq *unsynced_head, *unsynced_tail;
     int busy;
+    int sync_wanted;                /* this work item must flush unsynced */
+    int synced;                     /* ... and it did */
+    int self_synced;                /* it flushed its own commit too */
+    unsigned long queued;           /* requests pushed, ever (atomic) */
+    unsigned long queued_seen;      /* ... when the running item started */
     int retry_due;
     uv_work_t work;
     int write_status;
@@ -140,6 +147,7 @@ struct io
 
 static void disk_kick(struct io *io);
 static void retry_cb(uv_timer_t *t);
+static void meta_done(struct io *io);
 static void maybe_closed(struct io *io);
 static void peer_write(struct peer *p, struct sreq *s);
 static void peer_connect(struct peer *p);
@@ -213,6 +221,7 @@ static void dreq_free(struct dreq *d)
 
 static void disk_push(struct io *io, struct dreq *d)
 {
+    __atomic_add_fetch(&io->queued, 1, __ATOMIC_RELEASE);
     if (io->pending_tail != NULL) {
         io->pending_tail->next = d;
     } else {
@@ -222,7 +231,11 @@ static void disk_push(struct io *io, struct dreq *d)
     disk_kick(io);
 }
 
-/* On the pool: the batch's writes in one transaction, then its reads. */
+/* On the pool: the batch's writes in one transaction, then its reads. Its
+ * commit's flush also flushes the previous commit's meta page: then that
+ * batch (unsynced) is durable. Its own meta page is flushed here too if no
+ * request came in meanwhile (no next commit soon to do it); with no writes,
+ * or if they failed, an explicit flush makes the unsynced batch durable. */
 static void work_cb(uv_work_t *work)
 {
     struct io *io = work->data;
@@ -234,6 +247,8 @@ static void work_cb(uv_work_t *work)
         n += d->kind != D_GET;
     }
     io->write_status = 0;
+    io->synced = 0;
+    io->self_synced = 0;
     if (n > 0) {
         ops = malloc(n * sizeof *ops);
         if (ops == NULL) {
@@ -248,9 +263,17 @@ static void work_cb(uv_work_t *work)
                 }
             }
             io->write_status =
-                cr_store_write(io->store, ops, n, io->write_errmsg);
+                cr_store_commit(io->store, ops, n, io->write_errmsg);
             free(ops);
         }
+        io->synced = io->write_status == 0;
+        if (io->synced && __atomic_load_n(&io->queued, __ATOMIC_ACQUIRE) ==
+                              io->queued_seen) {
+            io->self_synced = cr_store_sync(io->store, errmsg) == 0;
+        }
+    }
+    if (io->sync_wanted && !io->synced) {
+        io->synced = cr_store_sync(io->store, errmsg) == 0;
     }
     for (d = io->running; d != NULL; d = d->next) {
         if (d->kind == D_GET) {
@@ -264,6 +287,36 @@ static void work_cb(uv_work_t *work)
         }
     }
     io->free_kib = cr_store_free_kib(io->store);
+}
+
+/* A write request's callback: it is durable (status 0) or cancelled. */
+static void fire_write(struct io *io, struct dreq *d, int status)
+{
+    switch (d->kind) {
+        case D_APPEND:
+            d->append->cb(d->append, status);
+            break;
+        case D_SNAPSHOT:
+            d->put->cb(d->put, status);
+            break;
+        case D_META:
+            meta_done(io);
+            break;
+        default:
+            break;
+    }
+    dreq_free(d);
+}
+
+static void fire_unsynced(struct io *io)
+{
+    struct dreq *d = io->unsynced_head;
+    io->unsynced_head = io->unsynced_tail = NULL;
+    while (d != NULL) {
+        struct dreq *next = d->next;
+        fire_write(io, d, 0);
+        d = next;
+    }
 }
 
 static void meta_done(struct io *io)
@@ -293,6 +346,9 @@ static void after_work_cb(uv_work_t *work, int status)
     int read_failed = 0;
     io->busy = 0;
     io->running = NULL;
+    if (io->synced && status == 0) {
+        fire_unsynced(io);      /* the batch before is durable now */
+    }
     while (d != NULL) {
         struct dreq *next = d->next;
         int keep = 0;
@@ -310,21 +366,24 @@ static void after_work_cb(uv_work_t *work, int status)
             }
         } else if (write_failed && !io->closing) {
             keep = 1;
+        } else if (write_failed) {
+            fire_write(io, d, RAFT_CANCELED);   /* closing */
+            d = next;
+            continue;
+        } else if (io->self_synced) {
+            fire_write(io, d, 0);               /* durable already */
+            d = next;
+            continue;
         } else {
-            int st = write_failed ? RAFT_CANCELED : 0;
-            switch (d->kind) {
-                case D_APPEND:
-                    d->append->cb(d->append, st);
-                    break;
-                case D_SNAPSHOT:
-                    d->put->cb(d->put, st);
-                    break;
-                case D_META:
-                    meta_done(io);
-                    break;
-                default:
-                    break;
+            /* Committed: durable once its meta page is flushed. */
+            if (io->unsynced_tail != NULL) {
+                io->unsynced_tail->next = d;
+            } else {
+                io->unsynced_head = d;
             }
+            io->unsynced_tail = d;
+            d = next;
+            continue;
         }
         if (keep) { /* in order, ahead of what was queued since */
             if (again_last != NULL) {
@@ -371,15 +430,19 @@ static void retry_cb(uv_timer_t *t)
     disk_kick(io);
 }
 
-/* Start the next batch: everything queued, unless one runs or a retry is
- * due. */
+/* Start the next work item, unless one runs or a retry is due: everything
+ * queued, whose commit also makes the unsynced batch durable; or, with
+ * nothing queued, just the flush that does. */
 static void disk_kick(struct io *io)
 {
-    if (io->busy || io->pending_head == NULL || (io->retry_due && !io->closing)) {
+    if (io->busy || (io->retry_due && !io->closing) ||
+        (io->pending_head == NULL && io->unsynced_head == NULL)) {
         return;
     }
     io->running = io->pending_head;
     io->pending_head = io->pending_tail = NULL;
+    io->sync_wanted = io->unsynced_head != NULL;
+    io->queued_seen = __atomic_load_n(&io->queued, __ATOMIC_ACQUIRE);
     io->busy = 1;
     io->work.data = io;
     if (uv_queue_work(io->loop, &io->work, work_cb, after_work_cb) != 0) {
@@ -1146,7 +1209,8 @@ static void maybe_closed(struct io *io)
         t->close(t, transport_closed_cb);
         return;
     }
-    if (!io->transport_closed || io->busy || io->pending_head != NULL) {
+    if (!io->transport_closed || io->busy || io->pending_head != NULL ||
+        io->unsynced_head != NULL) {
         return;
     }
     flush_cb(&io->flush);

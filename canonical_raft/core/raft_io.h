@@ -5,11 +5,13 @@
  *   DISK   the LMDB store (lmdb_store.h). Every disk change (append,
  *          truncate, set_term, set_vote, snapshot_put) and snapshot_get is
  *          queued, in the order libraft issued it, on ONE chain of work on
- *          libuv's thread pool: a batch of everything queued is one durable
- *          LMDB transaction, and the next batch starts when it is done (so
- *          never two write transactions at once). The loop thread waits for
- *          the disk only in load() (raft_start) and the offline calls.
- *          Callbacks fire on the loop after the batch is durable.
+ *          libuv's thread pool: a batch of everything queued is one LMDB
+ *          transaction, and the next batch starts when it is done (so never
+ *          two write transactions at once). A batch is durable once its meta
+ *          page is flushed: by the next batch's commit, or by a flush of its
+ *          own when nothing follows (lmdb_store.c: one flush per batch under
+ *          load); its callbacks fire on the loop only then. The loop thread
+ *          waits for the disk only in load() (raft_start) and offline.
  *          set_term/set_vote return at once: every message sent after them
  *          is held back until they are on disk, so no peer learns of a term
  *          or vote that a crash could undo.
