@@ -113,9 +113,11 @@ class Server:
         # --tls-dir (the +tls scenarios) runs the node with mutual TLS.
         security = ({"tls": raft.TLS.from_dir(args.tls_dir, args.id)} if args.tls_dir
                     else {"insecure": True})
+        # python -m chaos --storage: every node's storage.
+        storage = os.environ.get("CANONICAL_RAFT_STORAGE")
         self.node = raft.Node(args.id, args.address, args.data_dir, self.fsm,
                               **procs.node_settings(args), **json.loads(args.tuning),
-                              **security)
+                              **security, **({"storage": storage} if storage else {}))
         self.node.on_state_change(self._state_changed)
 
     # -- callbacks (raft thread) ------------------------------------------------
