@@ -216,7 +216,7 @@ def validate(values: Mapping[str, object]) -> Config:
         raise TypeError(f"unknown setting(s): {', '.join(sorted(unknown))}; "
                         f"known: {', '.join(sorted(BY_NAME))}")
     checked = {s.name: s.check(values.get(s.name, s.default)) for s in SETTINGS}
-    if checked["heartbeat_timeout"] >= checked["election_timeout"]:
+    if float(checked["heartbeat_timeout"]) >= float(checked["election_timeout"]):
         raise ValueError("heartbeat_timeout must be shorter than election_timeout")
     return Config(checked)
 

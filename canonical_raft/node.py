@@ -65,7 +65,7 @@ class Node:
         self._id = server.id
         self._address = server.address
         self._auto_recovery = checked.auto_recovery
-        self._storage = checked.storage
+        self._storage = str(checked.storage)
         self._core = _raft.Core(weakref.ref(self), server.id, server.address,
                                 self._data_dir, fsm, checked)
         if tls is not None:
