@@ -40,21 +40,26 @@ def extensions():
 
     check_libraft()
     debug = os.environ.get("CANONICAL_RAFT_DEBUG") == "1"
-    # The peer transport's C parts: mutual TLS over OpenSSL (libssl-dev).
-    cflags = pkg_config("--cflags", "raft", "libuv", "libssl", "libcrypto")
-    libs = pkg_config("--libs", "raft", "libuv", "libssl", "libcrypto")
+    # The peer transport's C parts: mutual TLS over OpenSSL (libssl-dev);
+    # storage="lmdb": liblmdb (liblmdb-dev).
+    cflags = pkg_config("--cflags", "raft", "libuv", "libssl", "libcrypto", "lmdb")
+    libs = pkg_config("--libs", "raft", "libuv", "libssl", "libcrypto", "lmdb")
     extra_compile = ["-std=gnu11", "-Wno-unused-function"]
     if debug:
         extra_compile += ["-O0", "-g3", "-UNDEBUG"]
     ext = Extension(
         "canonical_raft._raft",
         ["canonical_raft/_raft.pyx", "canonical_raft/core/tls_stream.c",
-         "canonical_raft/core/peer_transport.c", "canonical_raft/core/forward_link.c"],
+         "canonical_raft/core/peer_transport.c", "canonical_raft/core/forward_link.c",
+         "canonical_raft/core/lmdb_store.c", "canonical_raft/core/raft_io.c",
+         "canonical_raft/core/lmdb_convert.c"],
         include_dirs=["canonical_raft/core"],
         depends=["canonical_raft/core/firewall.h", "canonical_raft/core/tls_stream.h",
                  "canonical_raft/core/peer_transport.h", "canonical_raft/core/log_guard.h",
                  "canonical_raft/core/forward_wire.h", "canonical_raft/core/forward_link.h",
-                 "canonical_raft/core/backup.h"],
+                 "canonical_raft/core/backup.h", "canonical_raft/core/lmdb_store.h",
+                 "canonical_raft/core/codec_conf.h", "canonical_raft/core/codec_io.h",
+                 "canonical_raft/core/raft_io.h", "canonical_raft/core/lmdb_convert.h"],
         extra_compile_args=cflags + extra_compile,
         extra_link_args=libs,
         define_macros=[("CANONICAL_RAFT_DEBUG", "1")] if debug else [],

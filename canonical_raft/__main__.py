@@ -28,6 +28,8 @@ COMMANDS = {
     "snapshot": ("canonical_raft.cli.snapshot", "a server's node takes a snapshot now"),
     "backup": ("canonical_raft.cli.backup", "download a checked backup of a server's state"),
     "restore": ("canonical_raft.cli.restore", "seed a new node's data dir from a backup"),
+    "convert-storage": ("canonical_raft.convert",
+                        "convert a stopped node's data dir between storage='uv' and 'lmdb'"),
 }
 
 

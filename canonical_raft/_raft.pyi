@@ -21,6 +21,7 @@ class _DebugCounters(TypedDict):
     wakeups: int
     transport: int
     forward: int
+    raft_io: int
 
 def held_counts(core: Core) -> dict[str, int]: ...
 def debug_counters() -> _DebugCounters:
@@ -37,6 +38,20 @@ def refusal_reasons() -> list[str | None]:
 
 def transport_live() -> int:
     """Transports and connections of the peer transport alive in this process."""
+
+def io_live() -> int:
+    """The binding's own raft_io objects alive in this process (0 when idle)."""
+
+def lmdb_create(data_dir: str) -> None:
+    """Create an empty lmdb store in data_dir (storage.py, under the lock)."""
+
+def lmdb_stat(data_dir: str) -> dict[str, int]:
+    """The lmdb store's counts: term, vote, first/last index, entries,
+    snapshot index/term/size, file size and bytes in use."""
+
+def convert_files(data_dir: str, to: str) -> None:
+    """Write data_dir's state in the other storage kind beside the old files
+    (convert.py: under the lock, then it commits the storage record)."""
 
 def libraft_version() -> str:
     """libraft's version as a string, e.g. "0.22.1"."""

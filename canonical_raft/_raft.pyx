@@ -109,6 +109,7 @@ def debug_counters():
         "wakeups": CR_COUNT_GET(live_wakeups),
         "transport": cr_pt_live(),     # peer transports and their connections
         "forward": cr_fl_live(),       # forwarding links, streams and frames
+        "raft_io": cr_io_live(),       # storage="lmdb": ios, connections, requests
     }
 
 
@@ -149,6 +150,7 @@ include "core/transport.pxi"    # the peer transport: TLS, firewall, bounds
 include "core/io_guard.pxi"     # a libraft 0.22 workaround; persist() off-thread
 include "core/mark.pxi"         # the high-water mark and the term/vote record
 include "core/backup.pxi"       # snapshot() on demand, backup(path), the backup format
+include "core/raft_io.pxi"      # the io by storage: libraft's uv or ours (lmdb)
 include "core/thread.pxi"       # the raft thread: setup, loop, close
 include "core/trace.pxi"        # libraft's tracer to logging
 include "core/offline.pxi"      # bootstrap and recover

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TypedDict, Union
 
-Value = Union[float, int, bool]
+Value = Union[float, int, bool, str]
 
 _DAY = 24 * 3600.0
 _KIB = 1024
@@ -24,7 +24,8 @@ _MIB = 1024 * 1024
 @dataclass(frozen=True)
 class Setting:
     """One knob. ``kind`` is float (seconds: more than 0, at least 1 ms, at
-    most a day), int (``low``..``high`` inclusive) or bool."""
+    most a day), int (``low``..``high`` inclusive), bool, or str (one of
+    ``choices``)."""
 
     name: str
     default: Value
@@ -33,12 +34,20 @@ class Setting:
     doc: str
     low: float = 0
     high: float = 2**32 - 1
+    choices: tuple[str, ...] = ()
 
     def check(self, value: object) -> Value:
         """``value`` checked and converted, or TypeError/ValueError."""
         if self.kind is bool:
             if not isinstance(value, bool):
                 raise TypeError(f"{self.name} must be a bool, not {type(value).__name__}")
+            return value
+        if self.kind is str:
+            if not isinstance(value, str):
+                raise TypeError(f"{self.name} must be a str, not {type(value).__name__}")
+            if value not in self.choices:
+                raise ValueError(f"{self.name} must be one of {', '.join(map(repr, self.choices))}, "
+                                 f"got {value!r}")
             return value
         if self.kind is float:
             if isinstance(value, bool) or not isinstance(value, (int, float)):
@@ -151,6 +160,14 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("max_sessions", 4096, int, "sessions",
             "Sessions the table holds at most; a new one replaces the one unused "
             "longest. The same on every node.", low=1, high=1 << 20),
+    # The io (core/raft_io.pxi).
+    Setting("storage", "uv", str, "",
+            "Where the node keeps its log, term, vote and snapshots: \"uv\", libraft's "
+            "own segment files, or \"lmdb\", the binding's own raft_io over one LMDB "
+            "file (docs/howto/storage.md). Every node of a cluster must use the same "
+            "(their messages differ); a data dir keeps the kind it was made with "
+            "(`python -m canonical_raft convert-storage` converts one offline).",
+            choices=("uv", "lmdb")),
 )
 
 BY_NAME: Mapping[str, Setting] = {s.name: s for s in SETTINGS}
@@ -182,6 +199,7 @@ class Settings(TypedDict, total=False):
     forward_timeout: float
     session_expiry: int
     max_sessions: int
+    storage: str
 
 
 class Config:
@@ -219,7 +237,7 @@ def validate(values: Mapping[str, object]) -> Config:
         raise TypeError(f"unknown setting(s): {', '.join(sorted(unknown))}; "
                         f"known: {', '.join(sorted(BY_NAME))}")
     checked = {s.name: s.check(values.get(s.name, s.default)) for s in SETTINGS}
-    if checked["heartbeat_timeout"] >= checked["election_timeout"]:
+    if float(checked["heartbeat_timeout"]) >= float(checked["election_timeout"]):
         raise ValueError("heartbeat_timeout must be shorter than election_timeout")
     return Config(checked)
 

@@ -11,7 +11,7 @@ import weakref
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
-from . import _raft, backups, config, datadir, integrity, peer_security
+from . import _raft, backups, config, datadir, integrity, peer_security, storage
 from .backups import BackupInfo
 from .events import Event, EventKind
 from .errors import IOERR, SHUTDOWN, RaftError, ShutdownError
@@ -70,6 +70,7 @@ class Node:
         self._id = server.id
         self._address = server.address
         self._auto_recovery = checked.auto_recovery
+        self._storage = str(checked.storage)
         self._core = _raft.Core(weakref.ref(self), server.id, server.address,
                                 self._data_dir, fsm, checked)
         if tls is not None:
@@ -106,10 +107,16 @@ class Node:
         try:
             self._core.bootstrap(servers, recover=recover)
         except RaftError as exc:
-            damaged = integrity.start_failure(exc, self._data_dir)
+            damaged = self._start_failure(exc)
             if damaged is not exc:
                 raise damaged from exc
             raise
+
+    def _start_failure(self, exc: RaftError) -> RaftError:
+        """A damaged data dir's error worded for its storage kind."""
+        if self._storage == "lmdb":
+            return storage.start_failure(exc, self._data_dir)
+        return integrity.start_failure(exc, self._data_dir)
 
     @staticmethod
     def _servers(servers: Iterable[Server | tuple[Any, ...]]) -> list[Server]:
@@ -129,7 +136,7 @@ class Node:
             self._core.start()
         except RaftError as exc:
             self._release_unless_running()
-            damaged = integrity.start_failure(exc, self._data_dir)
+            damaged = self._start_failure(exc)
             if damaged is not exc:
                 raise damaged from exc
             # libraft reports a failed listen() as a bare "I/O error".
@@ -153,7 +160,8 @@ class Node:
                 with open(removed) as f:
                     why = f.read().strip()
                 raise ShutdownError(f"{removed}: {why}", SHUTDOWN)
-            if not self._auto_recovery:
+            storage.check(self._data_dir, self._storage)    # the kind, or a new store
+            if self._storage == "uv" and not self._auto_recovery:
                 integrity.check(self._data_dir)
         except BaseException:
             self._lock.release()

@@ -2,6 +2,7 @@
 
 import argparse
 import json
+import os
 import signal
 import sys
 import time
@@ -32,6 +33,8 @@ def main(argv=None):
                            help="run the selected scenarios over mutual TLS only")
     transport.add_argument("--plain", action="store_true",
                            help="run the selected scenarios in plaintext only")
+    p.add_argument("--storage", choices=("uv", "lmdb"), default=None,
+                   help="every node's storage= (passed as CANONICAL_RAFT_STORAGE)")
     p.add_argument("--duration", type=float, default=None, help="seconds of load per scenario")
     p.add_argument("--rate", type=float, default=150.0, help="operations per second offered")
     p.add_argument("--clients", type=int, default=10)
@@ -53,6 +56,8 @@ def main(argv=None):
         print(f"\nevery scenario NAME but the self-test also runs over mutual TLS as "
               f"NAME{TLS_SUFFIX}")
         return 0
+    if args.storage:
+        os.environ["CANONICAL_RAFT_STORAGE"] = args.storage    # chaos/node.py reads it
     names = [n for n in args.only.split(",") if n] or (SHORT if args.short else ALL)
     if args.tls or args.plain:
         names = list(dict.fromkeys(map(over_tls if args.tls else in_plaintext, names)))

@@ -116,9 +116,12 @@ class Server:
                     else {"insecure": True})
         # --any-node: writes taken on any node (forwarded to the leader).
         forward = {"forward": True} if args.any_node else {}
+        # python -m chaos --storage: every node's storage.
+        storage = os.environ.get("CANONICAL_RAFT_STORAGE")
         self.node = raft.Node(args.id, args.address, args.data_dir, self.fsm,
                               **procs.node_settings(args), **json.loads(args.tuning),
-                              **security, **forward)
+                              **security, **forward,
+                              **({"storage": storage} if storage else {}))
         self.node.on_state_change(self._state_changed)
 
     # -- callbacks (raft thread) ------------------------------------------------

@@ -1,7 +1,7 @@
 #!/bin/sh
 # Install the system packages canonical_raft builds against: libraft >= 0.22
-# (the cowsql fork), libuv1, OpenSSL (libssl-dev: the peer port's mutual TLS)
-# and pkg-config; and iproute2 and iptables, which
+# (the cowsql fork), libuv1, OpenSSL (libssl-dev: the peer port's mutual TLS),
+# liblmdb (storage="lmdb": the binding's own log store) and pkg-config; and iproute2 and iptables, which
 # the fault-injection tests (chaos/) use for network partitions. Idempotent;
 # run as root.
 #
@@ -16,6 +16,7 @@ MIN_RAFT=0.22.0
 have_deps() {
     pkg-config --exists libuv 2>/dev/null &&
         pkg-config --exists libssl libcrypto 2>/dev/null &&
+        pkg-config --exists lmdb 2>/dev/null &&
         pkg-config --atleast-version="$MIN_RAFT" raft 2>/dev/null &&
         command -v ip >/dev/null 2>&1 &&
         { command -v iptables >/dev/null 2>&1 || [ -x /usr/sbin/iptables ]; }
@@ -26,11 +27,11 @@ if have_deps; then
     exit 0
 fi
 if [ "$(id -u)" != 0 ]; then
-    echo "install-deps: run as root, or install libraft-dev (>= $MIN_RAFT), libuv1-dev, libssl-dev, pkg-config, iproute2 and iptables yourself" >&2
+    echo "install-deps: run as root, or install libraft-dev (>= $MIN_RAFT), libuv1-dev, libssl-dev, liblmdb-dev, pkg-config, iproute2 and iptables yourself" >&2
     exit 1
 fi
 if [ ! -r /etc/debian_version ] || [ ! -r /etc/os-release ]; then
-    echo "install-deps: not Debian; install libraft >= $MIN_RAFT, libuv1 and pkg-config by hand" >&2
+    echo "install-deps: not Debian; install libraft >= $MIN_RAFT, libuv1, OpenSSL, liblmdb and pkg-config by hand" >&2
     exit 1
 fi
 . /etc/os-release
@@ -71,7 +72,7 @@ if [ "${VERSION_CODENAME:-}" = bookworm ]; then
 fi
 
 apt-get update -qq
-apt-get install -y -qq --no-install-recommends libuv1-dev libssl-dev pkg-config iproute2 iptables
+apt-get install -y -qq --no-install-recommends libuv1-dev libssl-dev liblmdb-dev pkg-config iproute2 iptables
 # Only libraft (and its runtime library) comes from backports.
 # shellcheck disable=SC2086
 apt-get install -y -qq --no-install-recommends $target libraft-dev
@@ -80,4 +81,4 @@ if ! have_deps; then
     echo "install-deps: libraft >= $MIN_RAFT is not installable here (found: $(pkg-config --modversion raft 2>/dev/null || echo none))" >&2
     exit 1
 fi
-echo "install-deps: libraft $(pkg-config --modversion raft), libuv $(pkg-config --modversion libuv)"
+echo "install-deps: libraft $(pkg-config --modversion raft), libuv $(pkg-config --modversion libuv), lmdb $(pkg-config --modversion lmdb)"

@@ -12,10 +12,14 @@ import time
 U64 = 2**64 - 1
 
 
-def handshake(id: int, address: str) -> bytes:
+#: The handshake's protocol word of storage="lmdb" nodes (firewall.h FW_IO_PROTOCOL).
+IO_PROTOCOL = 0x0100004F49525243
+
+
+def handshake(id: int, address: str, protocol: int = 1) -> bytes:
     raw = address.encode() + b"\0"
     raw += b"\0" * (-len(raw) % 8)
-    return struct.pack("<QQQ", 1, id, len(raw)) + raw
+    return struct.pack("<QQQ", protocol, id, len(raw)) + raw
 
 
 def message(type: int, version: int, header: bytes, payload: bytes = b"") -> bytes:

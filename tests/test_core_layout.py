@@ -73,7 +73,7 @@ def test_core_takes_one_settings_object(tmp_path):
                     max_batch_bytes=64 * 1024, snapshot_log_bytes=0, auto_recovery=False,
                     max_message_size=1 << 30, peer_handshake_timeout=10.0,
                     peer_idle_timeout=30.0, forward=False, forward_timeout=10.0,
-                    session_expiry=1_000_000, max_sessions=4096)
+                    session_expiry=1_000_000, max_sessions=4096, storage="uv")
     from fsms import Counter
     core = _raft.Core(None, 1, f"127.0.0.1:{port}", str(tmp_path), Counter(),
                       SimpleNamespace(**settings))

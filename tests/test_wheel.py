@@ -44,9 +44,9 @@ def test_repaired_wheel_bundles_libraft_and_runs_a_cluster(dist, tmp_path):
                              timeout=120)
     assert install.returncode == 0, install.stderr[-3000:]
 
-    # The extension resolves libraft, libuv and OpenSSL inside the wheel ...
+    # The extension resolves libraft, libuv, OpenSSL and liblmdb inside the wheel ...
     ldd = subprocess.run(["ldd", extension(tmp_path / "venv")], capture_output=True, text=True, timeout=30).stdout
-    for lib in ("libraft", "libuv", "libssl", "libcrypto"):
+    for lib in ("libraft", "libuv", "libssl", "libcrypto", "liblmdb"):
         (line,) = [line for line in ldd.splitlines() if lib in line]
         assert "canonical_raft.libs" in line, ldd
 

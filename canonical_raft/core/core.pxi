@@ -309,6 +309,7 @@ cdef class Core:
         cdef int rv
         cdef int op = OP_RECOVER if recover else OP_BOOTSTRAP
         cdef bint auto_recovery = self._config.auto_recovery
+        cdef bint lmdb = self._config.storage == "lmdb"
         errmsg[0] = 0
         raft.raft_configuration_init(&conf)
         try:
@@ -318,8 +319,11 @@ cdef class Core:
                 if rv != 0:
                     raise ValueError(f"bad server {server!r}: {raft.raft_strerror(rv).decode()}")
             with nogil:
-                rv = run_offline(op, self.s.data_dir, self.s.id, self.s.address,
-                                 &conf, auto_recovery, errmsg)
+                if lmdb:                # raft_io.pxi: straight to the store
+                    rv = lmdb_offline(op, self.s.data_dir, &conf, errmsg)
+                else:
+                    rv = run_offline(op, self.s.data_dir, self.s.id, self.s.address,
+                                     &conf, auto_recovery, errmsg)
         finally:
             raft.raft_configuration_close(&conf)
         if rv != 0:

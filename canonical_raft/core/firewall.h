@@ -14,6 +14,11 @@
  *   Handshake (once, connecting side first):
  *     u64 protocol (= 1) | u64 server id | u64 address length L (padded to 8,
  *     counts the NUL) | L bytes: address, NUL, zero padding.
+ *     The protocol word may instead name one of the binding's own protocols
+ *     (FW_FORWARD_PROTOCOL when fw_limits.forward allows it; FW_IO_PROTOCOL
+ *     in place of 1 when fw_limits.protocol says so, storage="lmdb"): the
+ *     handshake is checked the same way, then the stream passes through
+ *     untouched (FW_S_PASS) to that protocol's own bounded decoder.
  *   Then messages, back to back:
  *     preamble (16 bytes): u8 type | u8 0 | u8 version | u8 0 | u32 0 |
  *                          u64 header length H
@@ -116,11 +121,16 @@
 /* Wire constants (libraft 0.22.1)                                           */
 
 #define FW_HANDSHAKE_PROTOCOL 1  /* UV__TCP_HANDSHAKE_PROTOCOL */
-/* The binding's own second protocol (ASCII "CRFWD\0\0\1"): a forwarding
- * stream (core/forward_wire.h), accepted only with fw_limits.forward. The
- * handshake is checked as for libraft's; after it the parser passes the
- * stream through untouched and forward_wire.h's decoder checks its frames. */
+/* The binding's own protocols, passed through untouched after a handshake
+ * that the firewall checks as libraft's (its id, address and limits): the
+ * frames that follow are checked by their own bounded decoders.
+ * A forwarding stream (ASCII "CRFWD\0\0\1", core/forward_wire.h), accepted
+ * only with fw_limits.forward, in either storage. */
 #define FW_FORWARD_PROTOCOL 0x0100004457465243ULL
+/* The binding's own raft_io (storage="lmdb", ASCII "CRRIO\0\0\1",
+ * core/codec_io.h): with fw_limits.protocol set to it, a raft stream must
+ * declare it instead of libraft's 1. */
+#define FW_IO_PROTOCOL 0x0100004F49525243ULL
 #define FW_HANDSHAKE_PREAMBLE 24 /* protocol, id, address length */
 #define FW_PREAMBLE_SIZE 16      /* type word, header length */
 
@@ -254,6 +264,10 @@ struct fw_limits
      * nonzero allows it.  E.g. "is this id in the current configuration". */
     int (*id_allowed)(void *ctx, uint64_t id);
     void *id_ctx;
+    /* The protocol word a raft stream declares: 0 for libraft's
+     * (FW_HANDSHAKE_PROTOCOL, its messages parsed here), or FW_IO_PROTOCOL
+     * (passed through). */
+    uint64_t protocol;
     /* Nonzero: a handshake may also declare FW_FORWARD_PROTOCOL. */
     int forward;
     /* If nonzero, the receiving node's own id, which a raft stream may not
@@ -271,8 +285,15 @@ static inline void fw_limits_init(struct fw_limits *l)
     l->expected_id = 0;
     l->id_allowed = NULL;
     l->id_ctx = NULL;
+    l->protocol = 0;
     l->forward = 0;
     l->own_id = 0;
+}
+
+/* The protocol word a raft stream declares under these limits. */
+static inline uint64_t fw_raft_protocol(const struct fw_limits *l)
+{
+    return l->protocol != 0 ? l->protocol : FW_HANDSHAKE_PROTOCOL;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -322,7 +343,7 @@ enum fw__state {
     FW_S_TN_LLI,
     FW_S_TN_LLT,
     FW_S_PAYLOAD,
-    FW_S_FORWARD, /* a forwarding stream after its handshake: passed whole */
+    FW_S_PASS, /* the binding's own protocols after the handshake: passed whole */
     FW_S_DEAD
 };
 
@@ -411,6 +432,13 @@ static inline void fw_conn_set_peer(struct fw_conn *c, uint64_t id)
     c->peer_id = id;
 }
 
+/* After its handshake, is this stream passed through untouched (one of the
+ * binding's own protocols), not parsed as libraft's messages? */
+static inline int fw_passes(const struct fw_conn *c)
+{
+    return c->forward || fw_raft_protocol(&c->lim) != FW_HANDSHAKE_PROTOCOL;
+}
+
 /* Nonzero while a handshake or a message is part-way through (the caller's
  * idle/stall timer should run), zero at a message boundary. */
 static inline int fw_busy(const struct fw_conn *c)
@@ -421,8 +449,8 @@ static inline int fw_busy(const struct fw_conn *c)
     if (!c->handshake_done) {
         return 1;
     }
-    if (c->state == FW_S_FORWARD) {
-        return 0; /* forward_wire.h's decoder keeps its own time */
+    if (c->state == FW_S_PASS) {
+        return 0; /* the protocol's own decoder keeps its own time */
     }
     return c->state != FW_S_PRE_WORD || c->acc_n != 0;
 }
@@ -814,7 +842,7 @@ static inline enum fw_reason fw__field(struct fw_conn *c, uint64_t v, int *msg_d
         case FW_S_HS_PROTO:
             if (v == FW_FORWARD_PROTOCOL && l->forward) {
                 c->forward = 1;
-            } else if (v != FW_HANDSHAKE_PROTOCOL) {
+            } else if (v != fw_raft_protocol(l)) {
                 return FW_HS_PROTOCOL;
             }
             break;
@@ -1105,12 +1133,12 @@ static inline enum fw_reason fw_feed(struct fw_conn *c,
                         goto drop;
                     }
                     c->handshake_done = 1;
-                    c->state = c->forward ? FW_S_FORWARD : FW_S_PRE_WORD;
+                    c->state = fw_passes(c) ? FW_S_PASS : FW_S_PRE_WORD;
                     safe = p;
                 }
                 break;
 
-            case FW_S_FORWARD:
+            case FW_S_PASS:
                 p = end;
                 safe = p;
                 break;

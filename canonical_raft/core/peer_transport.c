@@ -27,6 +27,7 @@ enum {
     R_LOG_CONFLICT,         /* io_guard: an entry conflicting with a committed one */
     R_FORWARD_NOT_MEMBER,   /* a forwarding stream or frame from a non-member */
     R_FORWARD_MALFORMED,    /* a forwarding frame that does not check */
+    R_IO_MALFORMED,         /* raft_io.c: a frame refused, or left part-way */
     R_END
 };
 
@@ -63,6 +64,7 @@ static void init_reason_names(void)
     snprintf(reason_names[R_LOG_CONFLICT], 48, "log_conflict");
     snprintf(reason_names[R_FORWARD_NOT_MEMBER], 48, "forward_not_member");
     snprintf(reason_names[R_FORWARD_MALFORMED], 48, "forward_malformed");
+    snprintf(reason_names[R_IO_MALFORMED], 48, "io_malformed");
     reason_names_ready = 1;
 }
 
@@ -1149,8 +1151,9 @@ static int pt_connect(struct raft_uv_transport *transport,
                       struct raft_uv_connect *req, raft_id id,
                       const char *address, raft_uv_connect_cb cb)
 {
+    struct pt *t = transport->impl;
     return connect_protocol(transport, req, id, address, cb,
-                            FW_HANDSHAKE_PROTOCOL);
+                            fw_raft_protocol(&t->limits));
 }
 
 int cr_pt_connect_forward(struct raft_uv_transport *transport,
@@ -1260,6 +1263,7 @@ static void apply_config(struct pt *t)
     }
     t->limits.id_allowed = cfg->id_allowed;
     t->limits.id_ctx = cfg->arg;
+    t->limits.protocol = cfg->protocol;
     t->limits.forward = cfg->forward_accept != NULL;
     t->limits.own_id = t->id;
 }
@@ -1324,5 +1328,14 @@ void cr_pt_refuse_forward(struct raft_uv_transport *transport, int which,
                which == CR_PT_FORWARD_NOT_MEMBER ? R_FORWARD_NOT_MEMBER
                                                  : R_FORWARD_MALFORMED,
                peer != NULL ? peer : "?", detail);
+    }
+}
+
+void cr_pt_refuse_io(struct raft_uv_transport *transport, const char *peer,
+                     const char *detail)
+{
+    struct pt *t = transport->impl;
+    if (t != NULL) {
+        refuse(t, R_IO_MALFORMED, peer != NULL ? peer : "?", detail);
     }
 }

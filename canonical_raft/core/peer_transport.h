@@ -25,6 +25,9 @@
  *     the handshake is read off the plain stream (exactly its bytes), then
  *     libraft's accept callback gets the plain stream.
  *   A drop closes both ends; it is counted by reason and logged.
+ *   The handshake's protocol word routes the stream: a raft stream (cfg's
+ *   protocol) to the io's accept callback, a forwarding stream to
+ *   cfg->forward_accept, whichever the storage.
  * OUTBOUND (connect)
  *   resolve (uv_getaddrinfo, IPv4 like libraft), TCP connect, (TLS: client
  *   pump, expect_id = the id dialled; any byte the peer sends on it is a
@@ -91,6 +94,11 @@ struct cr_pt_config
                            uv_stream_t *stream);
     void *arg;                      /* for the callbacks */
     uint64_t *refused;              /* CR_PT_REASONS counters (atomic adds) */
+    /* The protocol of raft streams, written and required (firewall.h): 0,
+     * libraft's, its messages checked by the firewall; FW_IO_PROTOCOL, the
+     * binding's own raft_io (core/raft_io.c, storage="lmdb"), passed through
+     * to it. Forwarding streams are routed to forward_accept in either. */
+    uint64_t protocol;
 };
 
 /* A counter of cfg->refused, from any thread. */
@@ -120,6 +128,11 @@ int cr_pt_connect_forward(struct raft_uv_transport *t,
 enum { CR_PT_FORWARD_MALFORMED = 1, CR_PT_FORWARD_NOT_MEMBER = 2 };
 void cr_pt_refuse_forward(struct raft_uv_transport *t, int which,
                           const char *peer, const char *detail);
+
+/* Count and log (rate-limited) a stream core/raft_io.c dropped: a frame
+ * its decoder refused, or one left part-way (detail says which). */
+void cr_pt_refuse_io(struct raft_uv_transport *t, const char *peer,
+                     const char *detail);
 
 /* Inbound connections open now (for tests and stats). */
 unsigned cr_pt_inbound(struct raft_uv_transport *t);

@@ -83,6 +83,7 @@ cdef struct NodeState:
     raft.raft_uv_accept_cb accept_cb
     raft.raft_uv_transport_close_cb transport_closed_cb
     raft.raft_io io
+    bint own_io                          # storage="lmdb": core/raft_io.c (raft_io.pxi)
     raft.raft_io_start_fn io_start            # io_guard.pxi: the wrapped methods
     raft.raft_io_snapshot_put_fn io_snapshot_put
     raft.raft_io_recv_cb io_recv

@@ -95,7 +95,7 @@ cdef int node_setup(NodeState *s) noexcept nogil:
         set_error(s, s.transport.errmsg)
         close_own_handles(s)
         return rv
-    rv = raft.raft_uv_init(&s.io, &s.loop, s.data_dir, &s.transport)
+    rv = io_init(s)                     # raft_io.pxi: by the storage setting
     if rv != 0:
         set_error(s, s.io.errmsg)
         transport_free(s)
@@ -109,8 +109,8 @@ cdef int node_setup(NodeState *s) noexcept nogil:
     rv = raft.raft_init(&s.raft, &s.io, &s.fsm, s.id, s.address)
     if rv != 0:
         s.start_code = rv
-        set_error(s, raft.raft_errmsg(&s.raft))
-        raft.raft_uv_close(&s.io)
+        set_error(s, io_failure(s))
+        io_free(s)
         transport_free(s)
         close_own_handles(s)
         return rv
@@ -124,7 +124,7 @@ cdef int node_setup(NodeState *s) noexcept nogil:
         if rv != 0:
             s.start_code = rv
             # libraft does not always pass the io's message on (io->start).
-            set_error(s, first_message(raft.raft_errmsg(&s.raft), s.io.errmsg,
+            set_error(s, first_message(io_failure(s), s.io.errmsg,
                                        s.transport.errmsg, raft.raft_strerror(rv)))
     if rv != 0:
         s.phase = PHASE_CLOSING
@@ -170,8 +170,7 @@ cdef int configure(NodeState *s) noexcept with gil:
         raft.raft_set_max_catch_up_round_duration(r, ms(c.max_catch_up_round_duration))
         raft.raft_set_max_inflight_entries(r, c.max_inflight_entries)
         segment_size = c.segment_size
-        raft.raft_uv_set_segment_size(&s.io, segment_size)
-        raft.raft_uv_set_auto_recovery(&s.io, c.auto_recovery)
+        io_configure(s, c)
         s.snapshot_compression = c.snapshot_compression
         s.tcp_nodelay = c.tcp_nodelay
         s.max_batch_bytes = c.max_batch_bytes
@@ -208,7 +207,7 @@ cdef void on_raft_closed(raft.raft *r) noexcept nogil:
     drop_removal(s)
     snapshot_drop(s)            # backup.pxi
     forward_free(s)
-    raft.raft_uv_close(&s.io)
+    io_free(s)                  # raft_io.pxi: either storage's io
     transport_free(s)
     close_own_handles(s)
 

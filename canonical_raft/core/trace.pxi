@@ -15,10 +15,12 @@ cdef void tracer_configure(NodeState *s) noexcept nogil:
         s.tracer.version = 2
         s.tracer.emit = trace_emit
         s.raft.tracer = &s.tracer
-        raft.raft_uv_set_tracer(&s.io, &s.tracer)
+        if not s.own_io:
+            raft.raft_uv_set_tracer(&s.io, &s.tracer)
     elif not s.trace_stderr:
         s.raft.tracer = NULL
-        raft.raft_uv_set_tracer(&s.io, NULL)
+        if not s.own_io:
+            raft.raft_uv_set_tracer(&s.io, NULL)
 
 
 cdef void trace_emit(raft.raft_tracer *t, int type, const void *info) noexcept nogil:

@@ -35,6 +35,7 @@ cdef extern from "peer_transport.h" nogil:
                                uv.uv_stream_t *stream) noexcept nogil
         void *arg
         uint64_t *refused
+        uint64_t protocol
     const char *cr_pt_reason_name(int reason)
     uint64_t cr_pt_count(const uint64_t *p)
     int cr_pt_init(raft.raft_uv_transport *t, uv.uv_loop_t *loop, const cr_pt_config *cfg)

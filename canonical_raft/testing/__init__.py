@@ -45,7 +45,11 @@ T = TypeVar("T")
 
 #: Node settings for tests: elections in about a second on a loaded machine.
 #: (libraft waits a random time between ``election_timeout`` and twice it.)
+#: With CANONICAL_RAFT_STORAGE set (uv or lmdb), that storage too, so that
+#: the same tests run over either.
 FAST_TIMINGS: dict[str, Any] = {"election_timeout": 0.5, "heartbeat_timeout": 0.05}
+if os.environ.get("CANONICAL_RAFT_STORAGE"):
+    FAST_TIMINGS["storage"] = os.environ["CANONICAL_RAFT_STORAGE"]
 
 _START_ATTEMPTS = 3  # fresh ports each time, should another process take one
 

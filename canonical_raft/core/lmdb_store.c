@@ -1,0 +1,1184 @@
+/* lmdb_store.c: the binding's log store over liblmdb (see lmdb_store.h).
+ *
+ * ON DISK: one LMDB environment, DATA_DIR/lmdb/data.mdb (MDB_NOLOCK: the data
+ * dir's own lock, datadir.py, keeps out every other process, and this store
+ * is used by one chain of work at a time, so no lock file; MDB_NOMETASYNC:
+ * below), three databases:
+ *   "meta"      "format" -> "canonical_raft lmdb 1"; "term", "vote" -> a u64
+ *               and its CRC-32C (key included)
+ *   "log"       u64 index (MDB_INTEGERKEY) -> a 24-byte header (u32 CRC-32C of
+ *               the index and everything after the CRC | u8 entry type |
+ *               u8 record version 1 | u16 0 | u32 data length | u32 0 |
+ *               u64 term) then the entry's bytes
+ *   "snapshot"  "meta" -> u32 CRC | u32 version 1 | u64 index | u64 term |
+ *               u64 configuration index | u64 data length | u32 data CRC |
+ *               u32 configuration length | the configuration (libraft's
+ *               encoding); "data" -> the snapshot's bytes
+ * Little endian throughout (the file is not portable across byte orders
+ * anyway: LMDB's own pages are native).
+ *
+ * CRASH SAFETY. Every change is one LMDB write transaction. Its commit
+ * (cr_store_commit) writes the transaction's pages and fdatasync's them, and
+ * only then writes the meta page that makes them current (MDB_NOMETASYNC:
+ * that page is not flushed at once). The meta page reaches the disk with
+ * the next commit's fdatasync, or with cr_store_sync() when nothing
+ * follows; core/raft_io.c fires a batch's callbacks only after that. So one
+ * flush per batch under load instead of LMDB's default two, and the data is
+ * always on disk before any meta page that points at it:
+ *   - a crash (SIGKILL, power loss) before a meta page is on disk leaves
+ *     the previous transaction current, whole: an unacknowledged batch is
+ *     lost, as it may be; after it, the whole batch is there;
+ *   - LMDB is copy-on-write: a transaction never overwrites a page the
+ *     current meta page reaches, so a torn write hits only pages that are
+ *     not yet reachable;
+ *   - appends, truncations, term/vote and snapshots are applied in the
+ *     order the raft core issued them, in one chain; a batch of them is one
+ *     transaction, so "snapshot replaces the log prefix" is atomic (the new
+ *     snapshot and the deletion of the entries it covers commit together),
+ *     and a truncation can never be seen without the appends before it.
+ * MDB_NOSYNC with one mdb_env_sync() per batch would flush once too, but
+ * then LMDB writes its meta page with no flush between it and the data
+ * pages, and a power loss can leave a meta page pointing at pages that
+ * never reached the disk (or at stale ones: an old vote, say): a wrong tree
+ * that no checksum of ours catches, since each stale record still checks.
+ *
+ * CORRUPTION is detected at open and load, and refused with RAFT_CORRUPT and
+ * a message naming data.mdb: a file shorter than LMDB's last page (a cut
+ * file would fault, SIGBUS, on access), a missing file the data dir says
+ * exists, not an LMDB file, LMDB's own consistency errors, a record whose
+ * CRC or shape does not check, a hole in the log, snapshot metadata
+ * without its data (or the reverse), a snapshot whose data does not match
+ * its checksum. Nothing is repaired. Not detectable here: LMDB does not
+ * checksum its own meta pages, so a bit flip that makes the older of the two
+ * look newest rolls the store back one transaction (they are 8 bytes of
+ * transaction id each; the rest of the page is checked by LMDB).
+ */
+#include "lmdb_store.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <unistd.h>
+
+#include <lmdb.h>
+
+#include "codec_conf.h"
+
+#define FORMAT_VALUE "canonical_raft lmdb 1"
+#define RECORD_VERSION 1
+#define ENTRY_HEADER 24
+#define META_VALUE 16
+#define SNAP_HEADER 48
+/* Address space reserved for the map, not disk: the file grows as pages are
+ * used and freed pages are reused. */
+#define MAP_SIZE ((size_t)1 << (sizeof(size_t) >= 8 ? 40 : 30))
+
+struct cr_store
+{
+    MDB_env *env;
+    MDB_dbi meta;
+    MDB_dbi log;
+    MDB_dbi snap;
+    char *dir;                 /* DATA_DIR/lmdb */
+    char *path;                /* DATA_DIR/lmdb/data.mdb */
+};
+
+/* ---- CRC-32C, slicing by 8 ----------------------------------------------- */
+
+static uint32_t crc_table[8][256];
+static pthread_once_t crc_once = PTHREAD_ONCE_INIT;
+
+static void crc_init(void)
+{
+    uint32_t i;
+    int k;
+    for (i = 0; i < 256; i++) {
+        uint32_t c = i;
+        for (k = 0; k < 8; k++) {
+            c = c & 1 ? (c >> 1) ^ 0x82F63B78u : c >> 1;
+        }
+        crc_table[0][i] = c;
+    }
+    for (i = 0; i < 256; i++) {
+        for (k = 1; k < 8; k++) {
+            uint32_t c = crc_table[k - 1][i];
+            crc_table[k][i] = (c >> 8) ^ crc_table[0][c & 0xff];
+        }
+    }
+}
+
+uint32_t cr_crc32c(uint32_t crc, const void *buf, size_t len)
+{
+    const uint8_t *p = buf;
+    pthread_once(&crc_once, crc_init);
+    crc = ~crc;
+    while (len >= 8) {
+        uint32_t lo = crc ^ ((uint32_t)p[0] | (uint32_t)p[1] << 8 |
+                             (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24);
+        crc = crc_table[7][lo & 0xff] ^ crc_table[6][(lo >> 8) & 0xff] ^
+              crc_table[5][(lo >> 16) & 0xff] ^ crc_table[4][lo >> 24] ^
+              crc_table[3][p[4]] ^ crc_table[2][p[5]] ^ crc_table[1][p[6]] ^
+              crc_table[0][p[7]];
+        p += 8;
+        len -= 8;
+    }
+    while (len--) {
+        crc = (crc >> 8) ^ crc_table[0][(crc ^ *p++) & 0xff];
+    }
+    return ~crc;
+}
+
+/* ---- little-endian fields -------------------------------------------------- */
+
+static void put32(uint8_t *p, uint32_t v)
+{
+    int k;
+    for (k = 0; k < 4; k++) {
+        p[k] = (uint8_t)(v >> (8 * k));
+    }
+}
+
+static void put64(uint8_t *p, uint64_t v)
+{
+    int k;
+    for (k = 0; k < 8; k++) {
+        p[k] = (uint8_t)(v >> (8 * k));
+    }
+}
+
+static uint32_t get32(const uint8_t *p)
+{
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
+           (uint32_t)p[3] << 24;
+}
+
+static uint64_t get64(const uint8_t *p)
+{
+    return (uint64_t)get32(p) | (uint64_t)get32(p + 4) << 32;
+}
+
+/* ---- errors ------------------------------------------------------------------ */
+
+static int fail(char *errmsg, int code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static int fail(char *errmsg, int code, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(errmsg, CR_STORE_ERRMSG, fmt, ap);
+    va_end(ap);
+    return code;
+}
+
+/* An LMDB or errno code as a libraft one, with the file and what failed. */
+static int fail_mdb(const struct cr_store *s, char *errmsg, int rc,
+                    const char *what)
+{
+    int code;
+    switch (rc) {
+        case MDB_MAP_FULL:
+        case ENOSPC:
+        case EDQUOT:
+            code = RAFT_NOSPACE;
+            break;
+        case MDB_CORRUPTED:
+        case MDB_PAGE_NOTFOUND:
+        case MDB_INVALID:
+        case MDB_VERSION_MISMATCH:
+        case MDB_BAD_TXN:
+            code = RAFT_CORRUPT;
+            break;
+        case ENOMEM:
+            code = RAFT_NOMEM;
+            break;
+        default:
+            code = RAFT_IOERR;
+            break;
+    }
+    return fail(errmsg, code, "%s: %s: %s", s->path, what, mdb_strerror(rc));
+}
+
+static int corrupt(const struct cr_store *s, char *errmsg, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static int corrupt(const struct cr_store *s, char *errmsg, const char *fmt, ...)
+{
+    char what[CR_STORE_ERRMSG];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(what, sizeof what, fmt, ap);
+    va_end(ap);
+    return fail(errmsg, RAFT_CORRUPT, "%s: %s", s->path, what);
+}
+
+/* ---- open and close ------------------------------------------------------ */
+
+static char *join(const char *a, const char *b)
+{
+    size_t n = strlen(a) + 1 + strlen(b) + 1;
+    char *p = malloc(n);
+    if (p != NULL) {
+        snprintf(p, n, "%s/%s", a, b);
+    }
+    return p;
+}
+
+static void store_free(struct cr_store *s)
+{
+    if (s->env != NULL) {
+        mdb_env_close(s->env);
+    }
+    free(s->dir);
+    free(s->path);
+    free(s);
+}
+
+/* A file shorter than LMDB's last page would fault (SIGBUS) when a page
+ * past its end is read: refuse it before anything reads the tree. */
+static int check_length(struct cr_store *s, char *errmsg)
+{
+    MDB_envinfo info;
+    MDB_stat st;
+    struct stat fst;
+    uint64_t need;
+    mdb_env_info(s->env, &info);
+    mdb_env_stat(s->env, &st);
+    if (stat(s->path, &fst) != 0) {
+        return fail(errmsg, RAFT_IOERR, "%s: stat: %s", s->path,
+                    strerror(errno));
+    }
+    need = ((uint64_t)info.me_last_pgno + 1) * st.ms_psize;
+    if ((uint64_t)fst.st_size < need) {
+        return corrupt(s, errmsg,
+                       "truncated: %llu bytes, its pages need %llu",
+                       (unsigned long long)fst.st_size,
+                       (unsigned long long)need);
+    }
+    return 0;
+}
+
+/* The format record: written by a new store, checked by an old one. */
+static int check_format(struct cr_store *s, MDB_txn *txn, int fresh,
+                        char *errmsg)
+{
+    MDB_val k = {6, "format"};
+    MDB_val v;
+    int rc = mdb_get(txn, s->meta, &k, &v);
+    if (rc == MDB_NOTFOUND && fresh) {
+        v.mv_size = strlen(FORMAT_VALUE);
+        v.mv_data = FORMAT_VALUE;
+        rc = mdb_put(txn, s->meta, &k, &v, 0);
+        return rc == 0 ? 0 : fail_mdb(s, errmsg, rc, "write format");
+    }
+    if (rc == MDB_NOTFOUND) {
+        return corrupt(s, errmsg, "no format record (not a canonical_raft "
+                                  "store, or damaged)");
+    }
+    if (rc != 0) {
+        return fail_mdb(s, errmsg, rc, "read format");
+    }
+    if (v.mv_size != strlen(FORMAT_VALUE) ||
+        memcmp(v.mv_data, FORMAT_VALUE, v.mv_size) != 0) {
+        return corrupt(s, errmsg, "unknown format record '%.*s'",
+                       (int)(v.mv_size < 64 ? v.mv_size : 64),
+                       (const char *)v.mv_data);
+    }
+    return 0;
+}
+
+int cr_store_open(const char *dir, int create, struct cr_store **out,
+                  char *errmsg)
+{
+    struct cr_store *s = calloc(1, sizeof *s);
+    struct stat fst;
+    MDB_txn *txn;
+    unsigned dbflags = create ? MDB_CREATE : 0;
+    int fresh;
+    int rc;
+
+    *out = NULL;
+    if (s == NULL) {
+        return fail(errmsg, RAFT_NOMEM, "out of memory");
+    }
+    s->dir = join(dir, CR_STORE_SUBDIR);
+    s->path = s->dir != NULL ? join(s->dir, CR_STORE_FILE) : NULL;
+    if (s->path == NULL) {
+        store_free(s);
+        return fail(errmsg, RAFT_NOMEM, "out of memory");
+    }
+    if (stat(s->path, &fst) != 0) {
+        if (errno != ENOENT) {
+            rc = fail(errmsg, RAFT_IOERR, "%s: %s", s->path, strerror(errno));
+            store_free(s);
+            return rc;
+        }
+        if (!create) {
+            rc = corrupt(s, errmsg, "missing (the data dir records an lmdb "
+                                    "store)");
+            store_free(s);
+            return rc;
+        }
+        if (mkdir(s->dir, 0700) != 0 && errno != EEXIST) {
+            rc = fail(errmsg, RAFT_IOERR, "%s: mkdir: %s", s->dir,
+                      strerror(errno));
+            store_free(s);
+            return rc;
+        }
+        fresh = 1;
+    } else {
+        fresh = fst.st_size == 0;
+        if (fresh && !create) {
+            rc = corrupt(s, errmsg, "empty file");
+            store_free(s);
+            return rc;
+        }
+    }
+
+    rc = mdb_env_create(&s->env);
+    if (rc == 0) {
+        rc = mdb_env_set_maxdbs(s->env, 3);
+    }
+    if (rc == 0) {
+        rc = mdb_env_set_mapsize(s->env, MAP_SIZE);
+    }
+    if (rc == 0) {
+        rc = mdb_env_open(s->env, s->dir,
+                          MDB_NOTLS | MDB_NOLOCK | MDB_NOMETASYNC, 0600);
+    }
+    if (rc != 0) {
+        rc = fail_mdb(s, errmsg, rc, "open");
+        store_free(s);
+        return rc;
+    }
+    if (!fresh && (rc = check_length(s, errmsg)) != 0) {
+        store_free(s);
+        return rc;
+    }
+    rc = mdb_txn_begin(s->env, NULL, 0, &txn);
+    if (rc != 0) {
+        rc = fail_mdb(s, errmsg, rc, "begin");
+        store_free(s);
+        return rc;
+    }
+    if ((rc = mdb_dbi_open(txn, "meta", dbflags, &s->meta)) != 0 ||
+        (rc = mdb_dbi_open(txn, "log", dbflags | MDB_INTEGERKEY, &s->log)) !=
+            0 ||
+        (rc = mdb_dbi_open(txn, "snapshot", dbflags, &s->snap)) != 0) {
+        mdb_txn_abort(txn);
+        rc = rc == MDB_NOTFOUND
+                 ? corrupt(s, errmsg, "a database is missing (not a "
+                                      "canonical_raft store, or damaged)")
+                 : fail_mdb(s, errmsg, rc, "open databases");
+        store_free(s);
+        return rc;
+    }
+    rc = check_format(s, txn, fresh, errmsg);
+    if (rc != 0) {
+        mdb_txn_abort(txn);
+        store_free(s);
+        return rc;
+    }
+    rc = mdb_txn_commit(txn);
+    if (rc != 0) {
+        rc = fail_mdb(s, errmsg, rc, "commit");
+        store_free(s);
+        return rc;
+    }
+    *out = s;
+    return 0;
+}
+
+void cr_store_close(struct cr_store *s)
+{
+    if (s != NULL) {
+        store_free(s);
+    }
+}
+
+const char *cr_store_path(const struct cr_store *s)
+{
+    return s->path;
+}
+
+/* ---- records ----------------------------------------------------------------- */
+
+static uint32_t meta_crc(const char *key, const uint8_t *v8)
+{
+    return cr_crc32c(cr_crc32c(0, key, strlen(key)), v8, 8);
+}
+
+static int meta_put(struct cr_store *s, MDB_txn *txn, const char *key,
+                    uint64_t value, char *errmsg)
+{
+    uint8_t buf[META_VALUE] = {0};
+    MDB_val k = {strlen(key), (void *)key};
+    MDB_val v = {sizeof buf, buf};
+    int rc;
+    put64(buf, value);
+    put32(buf + 8, meta_crc(key, buf));
+    rc = mdb_put(txn, s->meta, &k, &v, 0);
+    return rc == 0 ? 0 : fail_mdb(s, errmsg, rc, key);
+}
+
+static int meta_get(struct cr_store *s, MDB_txn *txn, const char *key,
+                    uint64_t *value, char *errmsg)
+{
+    MDB_val k = {strlen(key), (void *)key};
+    MDB_val v;
+    const uint8_t *p;
+    int rc = mdb_get(txn, s->meta, &k, &v);
+    *value = 0;
+    if (rc == MDB_NOTFOUND) {
+        return 0;
+    }
+    if (rc != 0) {
+        return fail_mdb(s, errmsg, rc, key);
+    }
+    p = v.mv_data;
+    if (v.mv_size != META_VALUE || get32(p + 8) != meta_crc(key, p) ||
+        get32(p + 12) != 0) {
+        return corrupt(s, errmsg, "record '%s' fails its checksum", key);
+    }
+    *value = get64(p);
+    return 0;
+}
+
+static uint32_t entry_crc(raft_index index, const uint8_t *rec, size_t len)
+{
+    uint8_t k[8];
+    put64(k, index);
+    return cr_crc32c(cr_crc32c(0, k, 8), rec + 4, len - 4);
+}
+
+/* Check the record of log entry `index`; its term, type and bytes. */
+static int entry_check(struct cr_store *s, raft_index index, const MDB_val *v,
+                       struct raft_entry *e, char *errmsg)
+{
+    const uint8_t *p = v->mv_data;
+    uint32_t len;
+    if (v->mv_size < ENTRY_HEADER) {
+        return corrupt(s, errmsg, "log entry %llu: short record (%zu bytes)",
+                       (unsigned long long)index, v->mv_size);
+    }
+    len = get32(p + 8);
+    if (v->mv_size != ENTRY_HEADER + (size_t)len ||
+        get32(p) != entry_crc(index, p, v->mv_size)) {
+        return corrupt(s, errmsg, "log entry %llu fails its checksum",
+                       (unsigned long long)index);
+    }
+    if (p[5] != RECORD_VERSION || p[4] < RAFT_COMMAND || p[4] > RAFT_CHANGE ||
+        get64(p + 16) == 0) {
+        return corrupt(s, errmsg, "log entry %llu: bad header",
+                       (unsigned long long)index);
+    }
+    if (p[4] == RAFT_CHANGE && cr_conf_check(p + ENTRY_HEADER, len) != 0) {
+        return corrupt(s, errmsg, "log entry %llu: bad configuration",
+                       (unsigned long long)index);
+    }
+    e->type = (enum raft_entry_type)p[4];
+    e->term = get64(p + 16);
+    e->buf.len = len;
+    e->buf.base = (void *)(p + ENTRY_HEADER);
+    return 0;
+}
+
+static int entry_put(struct cr_store *s, MDB_txn *txn, raft_index index,
+                     const struct raft_entry *e, char *errmsg)
+{
+    size_t key = (size_t)index;
+    MDB_val k = {sizeof key, &key};
+    MDB_val v = {ENTRY_HEADER + e->buf.len, NULL};
+    uint8_t *p;
+    int rc;
+    if (e->buf.len > UINT32_MAX) {
+        return fail(errmsg, RAFT_INVALID, "%s: entry %llu too big", s->path,
+                    (unsigned long long)index);
+    }
+    rc = mdb_put(txn, s->log, &k, &v, MDB_APPEND | MDB_RESERVE);
+    if (rc != 0) {
+        return fail_mdb(s, errmsg, rc, "append");
+    }
+    p = v.mv_data;
+    memset(p, 0, ENTRY_HEADER);
+    p[4] = (uint8_t)e->type;
+    p[5] = RECORD_VERSION;
+    put32(p + 8, (uint32_t)e->buf.len);
+    put64(p + 16, e->term);
+    if (e->buf.len > 0) {
+        memcpy(p + ENTRY_HEADER, e->buf.base, e->buf.len);
+    }
+    put32(p, entry_crc(index, p, v.mv_size));
+    return 0;
+}
+
+/* The last entry's index (0: none). */
+static int last_index(struct cr_store *s, MDB_txn *txn, raft_index *out,
+                      char *errmsg)
+{
+    MDB_cursor *cur;
+    MDB_val k;
+    MDB_val v;
+    int rc = mdb_cursor_open(txn, s->log, &cur);
+    if (rc != 0) {
+        return fail_mdb(s, errmsg, rc, "cursor");
+    }
+    rc = mdb_cursor_get(cur, &k, &v, MDB_LAST);
+    mdb_cursor_close(cur);
+    *out = 0;
+    if (rc == MDB_NOTFOUND) {
+        return 0;
+    }
+    if (rc != 0) {
+        return fail_mdb(s, errmsg, rc, "read log");
+    }
+    if (k.mv_size != sizeof(size_t)) {
+        return corrupt(s, errmsg, "log key of %zu bytes", k.mv_size);
+    }
+    *out = *(size_t *)k.mv_data;
+    return 0;
+}
+
+/* Delete entries with from <= index <= to. */
+static int delete_range(struct cr_store *s, MDB_txn *txn, raft_index from,
+                        raft_index to, char *errmsg)
+{
+    MDB_cursor *cur;
+    size_t key = (size_t)from;
+    MDB_val k = {sizeof key, &key};
+    MDB_val v;
+    int rc = mdb_cursor_open(txn, s->log, &cur);
+    if (rc != 0) {
+        return fail_mdb(s, errmsg, rc, "cursor");
+    }
+    rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+    while (rc == 0 && *(size_t *)k.mv_data <= to) {
+        rc = mdb_cursor_del(cur, 0);
+        if (rc == 0) {
+            /* After a delete, MDB_NEXT yields the entry that followed. */
+            rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+        }
+    }
+    mdb_cursor_close(cur);
+    if (rc != 0 && rc != MDB_NOTFOUND) {
+        return fail_mdb(s, errmsg, rc, "delete entries");
+    }
+    return 0;
+}
+
+/* ---- snapshots --------------------------------------------------------------- */
+
+static int snapshot_put(struct cr_store *s, MDB_txn *txn,
+                        const struct raft_snapshot *snap, char *errmsg)
+{
+    struct raft_buffer conf = {NULL, 0};
+    uint8_t *head = NULL;
+    size_t size = 0;
+    uint32_t crc = 0;
+    MDB_val k;
+    MDB_val v;
+    unsigned i;
+    uint8_t *p;
+    int rc;
+
+    for (i = 0; i < snap->n_bufs; i++) {
+        size += snap->bufs[i].len;
+        crc = cr_crc32c(crc, snap->bufs[i].base, snap->bufs[i].len);
+    }
+    rc = raft_configuration_encode(&snap->configuration, &conf);
+    if (rc != 0) {
+        return fail(errmsg, rc, "%s: encode snapshot configuration", s->path);
+    }
+    head = malloc(SNAP_HEADER + conf.len);
+    if (head == NULL) {
+        raft_free(conf.base);
+        return fail(errmsg, RAFT_NOMEM, "out of memory");
+    }
+    memset(head, 0, SNAP_HEADER);
+    put32(head + 4, RECORD_VERSION);
+    put64(head + 8, snap->index);
+    put64(head + 16, snap->term);
+    put64(head + 24, snap->configuration_index);
+    put64(head + 32, size);
+    put32(head + 40, crc);
+    put32(head + 44, (uint32_t)conf.len);
+    memcpy(head + SNAP_HEADER, conf.base, conf.len);
+    put32(head, cr_crc32c(0, head + 4, SNAP_HEADER - 4 + conf.len));
+    raft_free(conf.base);
+
+    k.mv_size = 4;
+    k.mv_data = "meta";
+    v.mv_size = SNAP_HEADER + conf.len;
+    v.mv_data = head;
+    rc = mdb_put(txn, s->snap, &k, &v, 0);
+    free(head);
+    if (rc != 0) {
+        return fail_mdb(s, errmsg, rc, "write snapshot metadata");
+    }
+    k.mv_data = "data";
+    v.mv_size = size;
+    v.mv_data = NULL;
+    rc = mdb_put(txn, s->snap, &k, &v, MDB_RESERVE);
+    if (rc != 0) {
+        return fail_mdb(s, errmsg, rc, "write snapshot data");
+    }
+    p = v.mv_data;
+    for (i = 0; i < snap->n_bufs; i++) {
+        if (snap->bufs[i].len > 0) {
+            memcpy(p, snap->bufs[i].base, snap->bufs[i].len);
+        }
+        p += snap->bufs[i].len;
+    }
+    return 0;
+}
+
+/* The snapshot's metadata and data, checked; *found = 0 if none. The data
+ * is LMDB's memory (valid in txn). conf is decoded into snap (raft_malloc'd
+ * servers): the caller closes it. */
+static int snapshot_read(struct cr_store *s, MDB_txn *txn, int *found,
+                         struct raft_snapshot *snap, MDB_val *data,
+                         char *errmsg)
+{
+    MDB_val k = {4, "meta"};
+    MDB_val mv;
+    const uint8_t *p;
+    struct raft_buffer conf;
+    uint32_t conf_len;
+    int rc_meta;
+    int rc_data;
+    int rc;
+
+    *found = 0;
+    rc_meta = mdb_get(txn, s->snap, &k, &mv);
+    k.mv_data = "data";
+    rc_data = mdb_get(txn, s->snap, &k, data);
+    if (rc_meta == MDB_NOTFOUND && rc_data == MDB_NOTFOUND) {
+        return 0;
+    }
+    if (rc_meta != 0 && rc_meta != MDB_NOTFOUND) {
+        return fail_mdb(s, errmsg, rc_meta, "read snapshot metadata");
+    }
+    if (rc_data != 0 && rc_data != MDB_NOTFOUND) {
+        return fail_mdb(s, errmsg, rc_data, "read snapshot data");
+    }
+    if (rc_meta == MDB_NOTFOUND) {
+        return corrupt(s, errmsg, "snapshot data without its metadata");
+    }
+    if (rc_data == MDB_NOTFOUND) {
+        return corrupt(s, errmsg, "snapshot metadata without its data "
+                                  "(missing snapshot)");
+    }
+    p = mv.mv_data;
+    if (mv.mv_size < SNAP_HEADER) {
+        return corrupt(s, errmsg, "snapshot metadata: short record");
+    }
+    conf_len = get32(p + 44);
+    if (mv.mv_size != SNAP_HEADER + (size_t)conf_len ||
+        get32(p) != cr_crc32c(0, p + 4, mv.mv_size - 4)) {
+        return corrupt(s, errmsg, "snapshot metadata fails its checksum");
+    }
+    if (get32(p + 4) != RECORD_VERSION || get64(p + 8) == 0 ||
+        get64(p + 16) == 0 || get64(p + 24) > get64(p + 8) ||
+        cr_conf_check(p + SNAP_HEADER, conf_len) != 0) {
+        return corrupt(s, errmsg, "snapshot metadata: bad fields");
+    }
+    if (data->mv_size != get64(p + 32) ||
+        cr_crc32c(0, data->mv_data, data->mv_size) != get32(p + 40)) {
+        return corrupt(s, errmsg,
+                       "snapshot %llu: data (%zu bytes) does not match its "
+                       "length and checksum",
+                       (unsigned long long)get64(p + 8), data->mv_size);
+    }
+    memset(snap, 0, sizeof *snap);
+    snap->index = get64(p + 8);
+    snap->term = get64(p + 16);
+    snap->configuration_index = get64(p + 24);
+    conf.base = (void *)(p + SNAP_HEADER);
+    conf.len = conf_len;
+    rc = raft_configuration_decode(&conf, &snap->configuration);
+    if (rc != 0) {
+        return rc == RAFT_NOMEM
+                   ? fail(errmsg, rc, "out of memory")
+                   : corrupt(s, errmsg, "snapshot configuration");
+    }
+    *found = 1;
+    return 0;
+}
+
+/* A raft_malloc'd raft_snapshot owning a copy of data. */
+static int snapshot_new(const struct raft_snapshot *meta, const MDB_val *data,
+                        struct raft_snapshot **out)
+{
+    struct raft_snapshot *snap = raft_malloc(sizeof *snap);
+    struct raft_buffer *buf = raft_malloc(sizeof *buf);
+    void *copy = raft_malloc(data->mv_size > 0 ? data->mv_size : 1);
+    if (snap == NULL || buf == NULL || copy == NULL) {
+        raft_free(snap);
+        raft_free(buf);
+        raft_free(copy);
+        return RAFT_NOMEM;
+    }
+    *snap = *meta;
+    memcpy(copy, data->mv_data, data->mv_size);
+    buf->base = copy;
+    buf->len = data->mv_size;
+    snap->bufs = buf;
+    snap->n_bufs = 1;
+    *out = snap;
+    return 0;
+}
+
+void cr_store_snapshot_free(struct raft_snapshot *snap)
+{
+    unsigned i;
+    if (snap == NULL) {
+        return;
+    }
+    raft_configuration_close(&snap->configuration);
+    for (i = 0; i < snap->n_bufs; i++) {
+        raft_free(snap->bufs[i].base);
+    }
+    raft_free(snap->bufs);
+    raft_free(snap);
+}
+
+int cr_store_snapshot_get(struct cr_store *s, struct raft_snapshot **out,
+                          char *errmsg)
+{
+    struct raft_snapshot meta;
+    MDB_txn *txn;
+    MDB_val data;
+    int found;
+    int rc;
+
+    *out = NULL;
+    rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &txn);
+    if (rc != 0) {
+        return fail_mdb(s, errmsg, rc, "begin");
+    }
+    rc = snapshot_read(s, txn, &found, &meta, &data, errmsg);
+    if (rc == 0 && found) {
+        rc = snapshot_new(&meta, &data, out);
+        if (rc != 0) {
+            raft_configuration_close(&meta.configuration);
+            fail(errmsg, rc, "out of memory");
+        }
+    }
+    mdb_txn_abort(txn);
+    return rc;
+}
+
+/* ---- load ------------------------------------------------------------------------ */
+
+void cr_store_state_free(struct cr_store_state *st)
+{
+    if (st->entries != NULL) {
+        raft_free(st->entries[0].batch);
+        raft_free(st->entries);
+    }
+    cr_store_snapshot_free(st->snapshot);
+    memset(st, 0, sizeof *st);
+}
+
+/* Read and check the whole log into one batch. */
+static int load_log(struct cr_store *s, MDB_txn *txn, struct cr_store_state *st,
+                    char *errmsg)
+{
+    MDB_cursor *cur;
+    MDB_val k;
+    MDB_val v;
+    MDB_stat ms;
+    size_t total = 0;
+    size_t n = 0;
+    size_t i;
+    raft_index first = 0;
+    uint8_t *batch;
+    int rc;
+
+    rc = mdb_stat(txn, s->log, &ms);
+    if (rc != 0) {
+        return fail_mdb(s, errmsg, rc, "stat log");
+    }
+    if (ms.ms_entries == 0) {
+        return 0;
+    }
+    rc = mdb_cursor_open(txn, s->log, &cur);
+    if (rc != 0) {
+        return fail_mdb(s, errmsg, rc, "cursor");
+    }
+    /* First pass: keys contiguous, records checked, sizes summed. */
+    for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
+         rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+        struct raft_entry e;
+        raft_index index;
+        if (k.mv_size != sizeof(size_t)) {
+            mdb_cursor_close(cur);
+            return corrupt(s, errmsg, "log key of %zu bytes", k.mv_size);
+        }
+        index = *(size_t *)k.mv_data;
+        if (n == 0) {
+            first = index;
+        } else if (index != first + n) {
+            mdb_cursor_close(cur);
+            return corrupt(s, errmsg, "log has a hole: entry %llu follows %llu",
+                           (unsigned long long)index,
+                           (unsigned long long)(first + n - 1));
+        }
+        rc = entry_check(s, index, &v, &e, errmsg);
+        if (rc != 0) {
+            mdb_cursor_close(cur);
+            return rc;
+        }
+        total += (e.buf.len + 7) & ~(size_t)7;
+        n++;
+    }
+    if (rc != MDB_NOTFOUND) {
+        mdb_cursor_close(cur);
+        return fail_mdb(s, errmsg, rc, "read log");
+    }
+    if (n != ms.ms_entries || first == 0) {
+        mdb_cursor_close(cur);
+        return corrupt(s, errmsg, "log index is inconsistent");
+    }
+    st->entries = raft_calloc(n, sizeof *st->entries);
+    batch = raft_malloc(total > 0 ? total : 8);
+    if (st->entries == NULL || batch == NULL) {
+        mdb_cursor_close(cur);
+        raft_free(st->entries);
+        raft_free(batch);
+        st->entries = NULL;
+        return fail(errmsg, RAFT_NOMEM, "out of memory loading the log");
+    }
+    /* Second pass: copy into the batch (checked above, same transaction). */
+    total = 0;
+    i = 0;
+    for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0 && i < n;
+         rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT), i++) {
+        struct raft_entry *e = &st->entries[i];
+        entry_check(s, first + i, &v, e, errmsg);
+        memcpy(batch + total, e->buf.base, e->buf.len);
+        e->buf.base = batch + total;
+        e->batch = batch;
+        total += (e->buf.len + 7) & ~(size_t)7;
+    }
+    mdb_cursor_close(cur);
+    st->n_entries = n;
+    st->start_index = first;
+    return 0;
+}
+
+int cr_store_load(struct cr_store *s, struct cr_store_state *st, char *errmsg)
+{
+    struct raft_snapshot meta;
+    MDB_txn *txn;
+    MDB_val data;
+    uint64_t term;
+    uint64_t vote;
+    int found;
+    int rc;
+
+    memset(st, 0, sizeof *st);
+    rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &txn);
+    if (rc != 0) {
+        return fail_mdb(s, errmsg, rc, "begin");
+    }
+    if ((rc = meta_get(s, txn, "term", &term, errmsg)) != 0 ||
+        (rc = meta_get(s, txn, "vote", &vote, errmsg)) != 0 ||
+        (rc = snapshot_read(s, txn, &found, &meta, &data, errmsg)) != 0) {
+        mdb_txn_abort(txn);
+        return rc;
+    }
+    if (found) {
+        rc = snapshot_new(&meta, &data, &st->snapshot);
+        if (rc != 0) {
+            raft_configuration_close(&meta.configuration);
+            mdb_txn_abort(txn);
+            return fail(errmsg, rc, "out of memory");
+        }
+    }
+    rc = load_log(s, txn, st, errmsg);
+    mdb_txn_abort(txn);
+    if (rc != 0) {
+        cr_store_state_free(st);
+        return rc;
+    }
+    st->term = term;
+    st->vote = vote;
+    if (st->n_entries > 0) {
+        raft_index last = st->start_index + st->n_entries - 1;
+        raft_index snap = st->snapshot != NULL ? st->snapshot->index : 0;
+        if (st->start_index > snap + 1) {
+            rc = corrupt(s, errmsg, "log starts at %llu, not at %llu (entries "
+                                    "are missing)",
+                         (unsigned long long)st->start_index,
+                         (unsigned long long)(snap + 1));
+        } else if (last < snap) {
+            rc = corrupt(s, errmsg, "log ends at %llu, behind the snapshot "
+                                    "at %llu",
+                         (unsigned long long)last, (unsigned long long)snap);
+        } else if (term == 0) {
+            rc = corrupt(s, errmsg, "entries but no term");
+        }
+    } else {
+        st->start_index = st->snapshot != NULL ? st->snapshot->index + 1 : 1;
+        if (st->snapshot != NULL && term == 0) {
+            rc = corrupt(s, errmsg, "a snapshot but no term");
+        }
+    }
+    if (rc != 0) {
+        cr_store_state_free(st);
+    }
+    return rc;
+}
+
+/* ---- writes ------------------------------------------------------------------------ */
+
+static int apply_op(struct cr_store *s, MDB_txn *txn,
+                    const struct cr_store_op *op, raft_index *last,
+                    char *errmsg)
+{
+    unsigned i;
+    int rc = 0;
+    switch (op->kind) {
+        case CR_OP_TERM:
+            rc = meta_put(s, txn, "term", op->value, errmsg);
+            if (rc == 0) {
+                rc = meta_put(s, txn, "vote", 0, errmsg);
+            }
+            return rc;
+        case CR_OP_VOTE:
+            return meta_put(s, txn, "vote", op->value, errmsg);
+        case CR_OP_APPEND:
+            if (*last != 0 && op->index != *last + 1) {
+                return fail(errmsg, RAFT_INVALID,
+                            "%s: append at %llu after entry %llu", s->path,
+                            (unsigned long long)op->index,
+                            (unsigned long long)*last);
+            }
+            for (i = 0; i < op->n && rc == 0; i++) {
+                rc = entry_put(s, txn, op->index + i, &op->entries[i], errmsg);
+            }
+            if (rc == 0 && op->n > 0) {
+                *last = op->index + op->n - 1;
+            }
+            return rc;
+        case CR_OP_TRUNCATE:
+            if (*last == 0 || op->index > *last) {
+                return 0;
+            }
+            rc = delete_range(s, txn, op->index, *last, errmsg);
+            if (rc == 0) {
+                rc = last_index(s, txn, last, errmsg);
+            }
+            return rc;
+        case CR_OP_SNAPSHOT: {
+            raft_index index = op->snapshot->index;
+            rc = snapshot_put(s, txn, op->snapshot, errmsg);
+            if (rc != 0) {
+                return rc;
+            }
+            if (op->trailing == 0) {
+                rc = delete_range(s, txn, 1, (raft_index)-1, errmsg);
+                *last = 0;
+            } else if (index > op->trailing) {
+                rc = delete_range(s, txn, 1, index - op->trailing, errmsg);
+            }
+            return rc;
+        }
+        default:
+            return fail(errmsg, RAFT_INVALID, "unknown store op %d", op->kind);
+    }
+}
+
+int cr_store_write(struct cr_store *s, const struct cr_store_op *ops,
+                   unsigned n, char *errmsg)
+{
+    int rc = cr_store_commit(s, ops, n, errmsg);
+    return rc != 0 ? rc : cr_store_sync(s, errmsg);
+}
+
+int cr_store_sync(struct cr_store *s, char *errmsg)
+{
+    int rc = mdb_env_sync(s->env, 1);
+    return rc == 0 ? 0 : fail_mdb(s, errmsg, rc, "sync");
+}
+
+int cr_store_commit(struct cr_store *s, const struct cr_store_op *ops,
+                    unsigned n, char *errmsg)
+{
+    MDB_txn *txn;
+    raft_index last;
+    unsigned i;
+    int rc = mdb_txn_begin(s->env, NULL, 0, &txn);
+    if (rc != 0) {
+        return fail_mdb(s, errmsg, rc, "begin");
+    }
+    rc = last_index(s, txn, &last, errmsg);
+    for (i = 0; i < n && rc == 0; i++) {
+        rc = apply_op(s, txn, &ops[i], &last, errmsg);
+    }
+    if (rc != 0) {
+        mdb_txn_abort(txn);
+        return rc;
+    }
+    rc = mdb_txn_commit(txn);     /* pages flushed, meta page written */
+    if (rc != 0) {
+        return fail_mdb(s, errmsg, rc, "commit");
+    }
+    return 0;
+}
+
+/* ---- bootstrap, recover, stat ---------------------------------------------------------- */
+
+int cr_store_bootstrap(struct cr_store *s, const struct raft_configuration *conf,
+                       char *errmsg)
+{
+    struct cr_store_stat st;
+    struct raft_entry e;
+    struct cr_store_op ops[2];
+    int rc = cr_store_stat(s, &st, errmsg);
+    if (rc != 0) {
+        return rc;
+    }
+    if (st.term != 0 || st.n_entries != 0 || st.snapshot_index != 0) {
+        return fail(errmsg, RAFT_CANTBOOTSTRAP, "%s: the store is not empty",
+                    s->path);
+    }
+    memset(&e, 0, sizeof e);
+    rc = raft_configuration_encode(conf, &e.buf);
+    if (rc != 0) {
+        return fail(errmsg, rc, "encode configuration");
+    }
+    e.type = RAFT_CHANGE;
+    e.term = 1;
+    memset(ops, 0, sizeof ops);
+    ops[0].kind = CR_OP_TERM;
+    ops[0].value = 1;
+    ops[1].kind = CR_OP_APPEND;
+    ops[1].index = 1;
+    ops[1].entries = &e;
+    ops[1].n = 1;
+    rc = cr_store_write(s, ops, 2, errmsg);
+    raft_free(e.buf.base);
+    return rc;
+}
+
+int cr_store_recover(struct cr_store *s, const struct raft_configuration *conf,
+                     char *errmsg)
+{
+    struct cr_store_state st;
+    struct raft_entry e;
+    struct cr_store_op op;
+    raft_term last_term = 0;
+    raft_index next;
+    int rc = cr_store_load(s, &st, errmsg);
+    if (rc != 0) {
+        return rc;
+    }
+    if (st.snapshot != NULL) {
+        last_term = st.snapshot->term;
+    }
+    if (st.n_entries > 0) {
+        last_term = st.entries[st.n_entries - 1].term;
+    }
+    next = st.start_index + st.n_entries;
+    cr_store_state_free(&st);
+    if (last_term == 0) {
+        return fail(errmsg, RAFT_INVALID, "%s: nothing to recover (empty "
+                                          "store)", s->path);
+    }
+    memset(&e, 0, sizeof e);
+    rc = raft_configuration_encode(conf, &e.buf);
+    if (rc != 0) {
+        return fail(errmsg, rc, "encode configuration");
+    }
+    e.type = RAFT_CHANGE;
+    e.term = last_term;
+    memset(&op, 0, sizeof op);
+    op.kind = CR_OP_APPEND;
+    op.index = next;
+    op.entries = &e;
+    op.n = 1;
+    rc = cr_store_write(s, &op, 1, errmsg);
+    raft_free(e.buf.base);
+    return rc;
+}
+
+int cr_store_stat(struct cr_store *s, struct cr_store_stat *out, char *errmsg)
+{
+    struct raft_snapshot meta;
+    MDB_envinfo info;
+    MDB_stat ms;
+    MDB_txn *txn;
+    MDB_cursor *cur;
+    MDB_val k;
+    MDB_val v;
+    MDB_val data;
+    struct stat fst;
+    uint64_t term;
+    uint64_t vote;
+    int found;
+    int rc;
+
+    memset(out, 0, sizeof *out);
+    rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &txn);
+    if (rc != 0) {
+        return fail_mdb(s, errmsg, rc, "begin");
+    }
+    if ((rc = meta_get(s, txn, "term", &term, errmsg)) != 0 ||
+        (rc = meta_get(s, txn, "vote", &vote, errmsg)) != 0 ||
+        (rc = snapshot_read(s, txn, &found, &meta, &data, errmsg)) != 0) {
+        mdb_txn_abort(txn);
+        return rc;
+    }
+    out->term = term;
+    out->vote = vote;
+    if (found) {
+        out->snapshot_index = meta.index;
+        out->snapshot_term = meta.term;
+        out->snapshot_size = data.mv_size;
+        raft_configuration_close(&meta.configuration);
+    }
+    rc = mdb_stat(txn, s->log, &ms);
+    if (rc == 0) {
+        out->n_entries = ms.ms_entries;
+        rc = mdb_cursor_open(txn, s->log, &cur);
+    }
+    if (rc == 0) {
+        if (mdb_cursor_get(cur, &k, &v, MDB_FIRST) == 0) {
+            out->first_index = *(size_t *)k.mv_data;
+        }
+        if (mdb_cursor_get(cur, &k, &v, MDB_LAST) == 0) {
+            out->last_index = *(size_t *)k.mv_data;
+        }
+        mdb_cursor_close(cur);
+    }
+    mdb_txn_abort(txn);
+    if (rc != 0) {
+        return fail_mdb(s, errmsg, rc, "stat");
+    }
+    mdb_env_info(s->env, &info);
+    mdb_env_stat(s->env, &ms);
+    out->used_bytes = ((uint64_t)info.me_last_pgno + 1) * ms.ms_psize;
+    if (stat(s->path, &fst) == 0) {
+        out->file_size = (uint64_t)fst.st_size;
+    }
+    return 0;
+}
+
+unsigned short cr_store_free_kib(struct cr_store *s)
+{
+    struct statvfs vfs;
+    unsigned long long kib;
+    if (statvfs(s->dir, &vfs) != 0) {
+        return 0;
+    }
+    kib = (unsigned long long)vfs.f_bavail * vfs.f_frsize / 1024;
+    return kib > 65535 ? 65535 : (unsigned short)kib;
+}

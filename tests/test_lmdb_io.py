@@ -1,0 +1,215 @@
+"""storage="lmdb": the binding's own raft_io over the LMDB store.
+
+The core suites also run over it (tests/test_lmdb_suites.py); here is what
+is particular to it: the data dir's kind, the peer port's protocol, damage
+refused at start, and acknowledged writes surviving SIGKILL."""
+from __future__ import annotations
+
+import os
+import random
+import signal
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+import canonical_raft as raft
+from canonical_raft import _raft, storage
+from canonical_raft.testing import free_address, procs, wait_until
+
+import peerwire
+from fsms import Counter
+
+HERE = Path(__file__).resolve().parent
+FAST = {"election_timeout": 0.5, "heartbeat_timeout": 0.05}
+CRASH_ROUNDS = int(os.environ.get("CANONICAL_RAFT_CRASH_ROUNDS", "6"))
+
+
+def single(tmp_path, name="n", **kwargs):
+    node = raft.Node(1, free_address(), str(tmp_path / name), Counter(), **{**FAST, **kwargs})
+    return node
+
+
+def run_once(node, commands=(b"1", b"2", b"3")):
+    node.bootstrap([(node.id, node.address)])
+    node.start()
+    try:
+        node.wait_for_leader(20)
+        wait_until(lambda: node.is_leader, 20, message="leader")
+        return [node.apply(c).result(20) for c in commands]
+    finally:
+        node.close()
+
+
+@pytest.mark.timeout(60)
+def test_a_new_dir_records_its_kind_and_the_other_kind_is_refused(tmp_path):
+    run_once(single(tmp_path, "l", storage="lmdb"))
+    run_once(single(tmp_path, "u", storage="uv"))
+    assert storage.recorded(str(tmp_path / "l")) == "lmdb"
+    assert (tmp_path / "l" / "lmdb" / "data.mdb").exists()
+    assert storage.recorded(str(tmp_path / "u")) == "uv"
+    for name, wrong in (("l", "uv"), ("u", "lmdb")):
+        node = single(tmp_path, name, storage=wrong)
+        with pytest.raises(raft.RaftError, match="convert-storage") as info:
+            node.start()
+        assert str(tmp_path / name) in str(info.value) and wrong in str(info.value)
+        with pytest.raises(raft.RaftError, match="convert-storage"):
+            node.bootstrap([(1, node.address)])
+        node.close()
+    # An old uv dir (no record) is known by its files.
+    os.unlink(tmp_path / "u" / storage.RECORD_NAME)
+    assert storage.recorded(str(tmp_path / "u")) == "uv"
+
+
+@pytest.mark.timeout(60)
+def test_restart_keeps_term_log_and_snapshot(tmp_path):
+    node = single(tmp_path, storage="lmdb", snapshot_threshold=16, snapshot_trailing=4)
+    run_once(node, [b"1"] * 50)
+    stat = _raft.lmdb_stat(str(tmp_path / "n"))
+    assert stat["snapshot_index"] >= 16 and stat["term"] >= 1
+    assert stat["first_index"] <= stat["snapshot_index"] - 3   # the trailing entries
+    fsm = Counter()
+    node = raft.Node(1, node.address, str(tmp_path / "n"), fsm, storage="lmdb", **FAST)
+    node.start()
+    try:
+        wait_until(lambda: node.is_leader, 20, message="leader")
+        assert fsm.value == 50                 # the snapshot, then the log after it
+        assert node.apply(b"1").result(20) == 51
+        assert node.stats()["term"] >= stat["term"]
+    finally:
+        node.close()
+    assert _raft.debug_counters()["raft_io"] == 0
+
+
+def damaged(tmp_path, spoil):
+    node = single(tmp_path, storage="lmdb", snapshot_threshold=16, snapshot_trailing=4)
+    run_once(node, [b"%d" % (7000 + i) for i in range(40)])
+    path = tmp_path / "n" / "lmdb" / "data.mdb"
+    spoil(path)
+    node = single(tmp_path, storage="lmdb")
+    try:
+        with pytest.raises(raft.CorruptError) as info:
+            node.start()
+    finally:
+        node.close()
+    assert str(path) in str(info.value) and "wipe its data dir" in str(info.value)
+    return str(info.value)
+
+
+def flip(path, needle):
+    """Flip a bit in every copy of ``needle`` (LMDB's freed pages may hold
+    old ones; the live one is among them)."""
+    data = bytearray(path.read_bytes())
+    at = data.find(needle)
+    assert at >= 0, needle
+    while at >= 0:
+        data[at + len(needle) - 1] ^= 0x01
+        at = data.find(needle, at + 1)
+    path.write_bytes(bytes(data))
+
+
+@pytest.mark.timeout(60)
+def test_a_flipped_byte_in_an_entry_is_refused(tmp_path):
+    assert "log entry" in damaged(tmp_path, lambda p: flip(p, b"7039"))
+
+
+@pytest.mark.timeout(60)
+def test_a_flipped_byte_in_the_snapshot_is_refused(tmp_path):
+    msg = damaged(tmp_path, lambda p: flip(p, b"CRSN"))    # the snapshot's magic
+    assert "snapshot" in msg and "checksum" in msg
+
+
+@pytest.mark.timeout(60)
+def test_a_truncated_file_is_refused(tmp_path):
+    msg = damaged(tmp_path, lambda p: os.truncate(p, p.stat().st_size // 2))
+    assert "truncated" in msg
+
+
+@pytest.mark.timeout(60)
+def test_a_missing_file_is_refused(tmp_path):
+    assert "missing" in damaged(tmp_path, os.unlink)
+
+
+@pytest.mark.timeout(60)
+def test_the_peer_port_speaks_only_its_own_protocol(tmp_path):
+    node = single(tmp_path, storage="lmdb")
+    node.bootstrap([(1, node.address)])
+    node.start()
+    try:
+        wait_until(lambda: node.is_leader, 20, message="leader")
+        # libraft's own handshake: refused by the firewall.
+        peerwire.send_plain(node.address, peerwire.handshake(1, "127.0.0.1:1") +
+                            peerwire.request_vote(5, 1), timeout=2)
+        # Ours, then a frame the decoder refuses (a term of 2^63).
+        frame = bytes([3, 1, 0, 0]) + (40).to_bytes(4, "little") + bytes(8)
+        frame += (1 << 63).to_bytes(8, "little") + (1).to_bytes(8, "little") + bytes(24)
+        peerwire.send_plain(node.address, peerwire.handshake(1, "127.0.0.1:1",
+                                                             peerwire.IO_PROTOCOL) + frame,
+                            timeout=2)
+        # A frame header declaring more than max_message_size: no allocation.
+        huge = bytes([5, 1, 0, 0]) + (56).to_bytes(4, "little") + (2**62).to_bytes(8, "little")
+        peerwire.send_plain(node.address, peerwire.handshake(1, "127.0.0.1:1",
+                                                             peerwire.IO_PROTOCOL) + huge,
+                            timeout=2)
+        wait_until(lambda: node.stats()["refused"].get("io_malformed", 0) >= 2 and
+                   node.stats()["refused"].get("fw_handshake_protocol", 0) >= 1, 10,
+                   message=f"the refusals counted: {node.stats()['refused']}")
+        assert node.apply(b"4").result(20) == 4 and node.stats()["term"] < 5
+    finally:
+        node.close()
+
+
+@pytest.mark.timeout(60)
+def test_a_uv_node_and_an_lmdb_node_do_not_talk(tmp_path):
+    ports = [free_address(), free_address()]
+    servers = [(1, ports[0]), (2, ports[1])]
+    a = raft.Node(1, ports[0], str(tmp_path / "a"), Counter(), storage="uv", **FAST)
+    b = raft.Node(2, ports[1], str(tmp_path / "b"), Counter(), storage="lmdb", **FAST)
+    try:
+        for n in (a, b):
+            n.bootstrap(servers)
+            n.start()
+        wait_until(lambda: a.stats()["refused"].get("fw_handshake_protocol", 0) >= 1 and
+                   b.stats()["refused"].get("fw_handshake_protocol", 0) >= 1, 15,
+                   message="each refusing the other's handshakes")
+        assert a.leader is None and b.leader is None
+    finally:
+        a.close()
+        b.close()
+
+
+@pytest.mark.timeout(60 + 15 * CRASH_ROUNDS)
+def test_sigkill_under_load_loses_no_acknowledged_write(tmp_path):
+    """Rounds of: start the node process, apply as fast as it goes, SIGKILL
+    it at a random moment (appends, snapshots, prefix deletions under way);
+    then every write whose future resolved is there, in order, once."""
+    address = free_address()
+    rnd = random.Random(int(os.environ.get("CANONICAL_RAFT_CRASH_SEED", "1")))
+    acked = -1
+    for round in range(CRASH_ROUNDS):
+        seen = []
+
+        def on_event(proc, name, data):
+            if name == "acked":
+                seen.append(data["upto"])
+
+        argv = procs.python_argv("lmdb_crash_child", "--id", "1",
+                                 "--address", address, "--data-dir", str(tmp_path / "n"),
+                                 *(["--bootstrap", f"1={address}"] if round == 0 else []))
+        proc = procs.Process(argv, name=f"round {round}", log_path=tmp_path / "log",
+                             env=procs.child_env(HERE), on_event=on_event)
+        try:
+            proc.wait_ready()
+            items = proc.call("items", timeout=30)["items"]
+            assert items == list(range(len(items))), f"round {round}: not 0..n-1"
+            assert len(items) > acked, f"round {round}: {acked} acknowledged, {len(items)} kept"
+            proc.call("load")
+            time.sleep(rnd.uniform(0.2, 1.0))
+            proc.kill()
+        finally:
+            proc.stop()
+        assert seen, f"round {round}: nothing acknowledged"
+        acked = max(acked, max(seen))
+    assert acked > 100
+    assert _raft.lmdb_stat(str(tmp_path / "n"))["snapshot_index"] > 0
