@@ -1,6 +1,7 @@
 # A guard around raft_io methods. It works around a libraft 0.22 crash,
 # runs FSM snapshots' persist() off the raft thread, and records the term
-# and vote before libraft's metadata gets them (set_term, set_vote: mark.pxi).
+# and vote before libraft's metadata gets them (set_term, set_vote: mark.pxi;
+# storage="uv" only). The rest guards libraft's core, so either io.
 #
 # When an InstallSnapshot message arrives while the node is writing a
 # snapshot of its own, libraft parks it as "pending" and, once the write
@@ -50,10 +51,11 @@ cdef void io_guard_install(NodeState *s) noexcept nogil:
     s.io_snapshot_put = s.io.snapshot_put
     s.io.start = guard_start
     s.io.snapshot_put = guard_snapshot_put
-    s.io_set_term = s.io.set_term          # mark.pxi: the term and vote record
-    s.io_set_vote = s.io.set_vote
-    s.io.set_term = guard_set_term
-    s.io.set_vote = guard_set_vote
+    if records_kept(s):                    # mark.pxi: the term and vote record (uv)
+        s.io_set_term = s.io.set_term
+        s.io_set_vote = s.io.set_vote
+        s.io.set_term = guard_set_term
+        s.io.set_vote = guard_set_vote
 
 
 cdef int guard_start(raft.raft_io *io, unsigned msecs, raft.raft_io_tick_cb tick,

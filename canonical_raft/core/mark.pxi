@@ -21,6 +21,11 @@
 #   vote slot: magic "CRVT" u32 | version u16 (1) | reserved u16 |
 #              term u64 | vote u64 | CRC-32 u32 (zlib's, of bytes 0-23) | reserved u32
 #   vote file: two slots (64 bytes)
+#
+# Both describe libraft's uv files only: with storage="lmdb" the term, vote
+# and log are checksummed records of one LMDB file, changed in durable
+# transactions, and the store refuses a hole or a missing file itself
+# (core/lmdb_store.c). So an lmdb node keeps neither (records_kept).
 
 from libc.errno cimport EIO, ENAMETOOLONG
 from libc.stdio cimport rename, snprintf
@@ -170,6 +175,11 @@ cdef int write_vote_slot(const char *dir, int slot, uint64_t term,
 
 # -- at start -----------------------------------------------------------------
 
+cdef inline bint records_kept(NodeState *s) noexcept nogil:
+    """Does this node keep the mark and the vote record (storage="uv")?"""
+    return not s.own_io
+
+
 cdef int mark_configure(NodeState *s) noexcept with gil:
     """From configure(), before raft_start: the vote file made afresh from
     the metadata libraft just read (both slots), and the mark to keep (the
@@ -180,6 +190,10 @@ cdef int mark_configure(NodeState *s) noexcept with gil:
     cdef uint64_t term, vote
     cdef int err = 0
     cdef bint reset
+    s.mark_busy = False
+    s.mark_closing = False
+    if not records_kept(s):
+        return 0
     data_dir = s.data_dir.decode(errors="surrogateescape")
     try:
         term, vote = _integrity.current_metadata(data_dir)
@@ -190,8 +204,6 @@ cdef int mark_configure(NodeState *s) noexcept with gil:
         return -1
     s.vote_term = term
     s.vote_slot = 0
-    s.mark_busy = False
-    s.mark_closing = False
     s.mark_final = 0
     s.mark_due = 0
     s.mark_error_logged = False
@@ -246,7 +258,7 @@ cdef int guard_set_vote(raft.raft_io *io, raft.raft_id server_id) noexcept nogil
 cdef inline void mark_tick(NodeState *s) noexcept nogil:
     """From on_prepare: write the mark if last_applied passed it and the
     last write is done and old enough."""
-    if s.phase != PHASE_RUNNING or s.mark_busy:
+    if s.phase != PHASE_RUNNING or s.mark_busy or not records_kept(s):
         return
     cdef raft.raft_index applied = raft.raft_last_applied(&s.raft)
     if applied <= s.mark_written:
@@ -261,6 +273,8 @@ cdef inline void mark_tick(NodeState *s) noexcept nogil:
 cdef void mark_close(NodeState *s) noexcept nogil:
     """From begin_close, before raft_close (struct raft is readable): the
     last value, written now or after the write in flight."""
+    if not records_kept(s):
+        return
     s.mark_closing = True
     s.mark_final = raft.raft_last_applied(&s.raft)
     if not s.mark_busy and s.mark_final > s.mark_written:

@@ -1709,6 +1709,97 @@ static void test_capture(const char *path)
     b_free(&b);
 }
 
+/* ------------------------------------------------------------------------ */
+/* The handshake's protocol word: libraft's, forwarding, the io's            */
+
+/* A handshake of id 2 declaring `word`, then `tail`: for a passed-through
+ * protocol, bytes no libraft parser would take (they are the protocol's own
+ * decoder's to check); for libraft's, one TimeoutNow. */
+static struct buf with_protocol(uint64_t word, int passes)
+{
+    struct buf b = with_handshake(2);
+    set64(&b, 0, word);
+    if (passes) {
+        int i;
+        for (i = 0; i < 64; i++) {
+            put8(&b, 0xff);
+        }
+    } else {
+        enc_timeout_now(&b, 4, 100, 4);
+    }
+    return b;
+}
+
+static void test_protocols(void)
+{
+    /* limits.protocol, limits.forward, the word declared, what happens:
+     * 1 a stream of libraft's messages, 2 passed through, 0 refused. */
+    static const struct {
+        uint64_t protocol;
+        int forward;
+        uint64_t word;
+        int outcome;
+        const char *name;
+    } rows[] = {
+        {0, 0, FW_HANDSHAKE_PROTOCOL, 1, "uv node: libraft's protocol"},
+        {0, 0, FW_FORWARD_PROTOCOL, 0, "uv node: forwarding off"},
+        {0, 1, FW_FORWARD_PROTOCOL, 2, "uv node: forwarding"},
+        {0, 1, FW_IO_PROTOCOL, 0, "uv node: the io's protocol"},
+        {FW_IO_PROTOCOL, 0, FW_IO_PROTOCOL, 2, "lmdb node: the io's protocol"},
+        {FW_IO_PROTOCOL, 1, FW_HANDSHAKE_PROTOCOL, 0, "lmdb node: libraft's"},
+        {FW_IO_PROTOCOL, 0, FW_FORWARD_PROTOCOL, 0, "lmdb node: forwarding off"},
+        {FW_IO_PROTOCOL, 1, FW_FORWARD_PROTOCOL, 2, "lmdb node: forwarding"},
+    };
+    struct fw_limits saved = limits;
+    size_t i;
+    for (i = 0; i < sizeof rows / sizeof rows[0]; i++) {
+        struct buf b = with_protocol(rows[i].word, rows[i].outcome != 1);
+        limits.protocol = rows[i].protocol;
+        limits.forward = rows[i].forward;
+        if (rows[i].outcome == 0) {
+            expect_drop(rows[i].name, &b, 0, FW_HS_PROTOCOL, 0);
+        } else {
+            expect_pass(rows[i].name, &b, 0, rows[i].outcome == 1 ? 1 : 0);
+        }
+        limits = saved;
+        b_free(&b);
+    }
+
+    /* Passed through: never busy (the protocol's decoder keeps its time),
+     * so a frame left part-way is not this parser's to time out. */
+    {
+        struct fw_conn c;
+        size_t passed;
+        struct buf b = with_protocol(FW_IO_PROTOCOL, 1);
+        limits.protocol = FW_IO_PROTOCOL;
+        fw_conn_init(&c, &limits, 0);
+        current = "io stream passed through";
+        CHECK(fw_feed(&c, b.d, HS + 3, &passed) == FW_OK && passed == HS + 3);
+        CHECK(c.handshake_done && !c.forward && fw_passes(&c) && !fw_busy(&c));
+        CHECK(fw_eof(&c) == FW_OK);
+        limits = saved;
+        b_free(&b);
+    }
+
+    /* A raft stream may not declare the node's own id, in either protocol;
+     * a forwarding stream may (a node's own link is not libraft's). */
+    {
+        struct buf io = with_protocol(FW_IO_PROTOCOL, 1);
+        struct buf fwd = with_protocol(FW_FORWARD_PROTOCOL, 1);
+        struct buf uv = with_protocol(FW_HANDSHAKE_PROTOCOL, 0);
+        limits.own_id = 2;
+        limits.forward = 1;
+        expect_drop("libraft's stream in our own id", &uv, 0, FW_HS_ID_REFUSED, 0);
+        expect_pass("forwarding stream in our own id", &fwd, 0, 0);
+        limits.protocol = FW_IO_PROTOCOL;
+        expect_drop("io stream in our own id", &io, 0, FW_HS_ID_REFUSED, 0);
+        limits = saved;
+        b_free(&io);
+        b_free(&fwd);
+        b_free(&uv);
+    }
+}
+
 int main(int argc, char **argv)
 {
     int i;
@@ -1717,6 +1808,7 @@ int main(int argc, char **argv)
     test_honest_mixed_stream();
     test_no_handshake_mode();
     test_handshake();
+    test_protocols();
     test_id_callback();
     test_preamble();
     test_terms();
