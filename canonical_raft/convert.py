@@ -31,7 +31,12 @@ def _backup_dir(data_dir: str, kind: str) -> str:
 
 
 def _uv_files(data_dir: str) -> list[str]:
-    return sorted(n for n in os.listdir(data_dir) if storage._UV_FILE.match(n))
+    """libraft's files, and the binding's records of them (core/mark.pxi:
+    the high-water mark and the term/vote record, which an lmdb node does
+    not keep and a uv node makes afresh)."""
+    records = {integrity.MARK_NAME, integrity.VOTE_NAME}
+    return sorted(n for n in os.listdir(data_dir)
+                  if storage._UV_FILE.match(n) or n in records)
 
 
 def convert(data_dir: str, to: str) -> str:

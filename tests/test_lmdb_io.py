@@ -134,22 +134,24 @@ def test_a_missing_file_is_refused(tmp_path):
 @pytest.mark.timeout(60)
 def test_the_peer_port_speaks_only_its_own_protocol(tmp_path):
     node = single(tmp_path, storage="lmdb")
-    node.bootstrap([(1, node.address)])
+    # Id 2, a spare, is a member the handshakes may speak for (not node 1's
+    # own id, which no raft stream may declare).
+    node.bootstrap([(1, node.address), (2, "127.0.0.1:1", raft.Role.SPARE)])
     node.start()
     try:
         wait_until(lambda: node.is_leader, 20, message="leader")
         # libraft's own handshake: refused by the firewall.
-        peerwire.send_plain(node.address, peerwire.handshake(1, "127.0.0.1:1") +
-                            peerwire.request_vote(5, 1), timeout=2)
+        peerwire.send_plain(node.address, peerwire.handshake(2, "127.0.0.1:1") +
+                            peerwire.request_vote(5, 2), timeout=2)
         # Ours, then a frame the decoder refuses (a term of 2^63).
         frame = bytes([3, 1, 0, 0]) + (40).to_bytes(4, "little") + bytes(8)
-        frame += (1 << 63).to_bytes(8, "little") + (1).to_bytes(8, "little") + bytes(24)
-        peerwire.send_plain(node.address, peerwire.handshake(1, "127.0.0.1:1",
+        frame += (1 << 63).to_bytes(8, "little") + (2).to_bytes(8, "little") + bytes(24)
+        peerwire.send_plain(node.address, peerwire.handshake(2, "127.0.0.1:1",
                                                              peerwire.IO_PROTOCOL) + frame,
                             timeout=2)
         # A frame header declaring more than max_message_size: no allocation.
         huge = bytes([5, 1, 0, 0]) + (56).to_bytes(4, "little") + (2**62).to_bytes(8, "little")
-        peerwire.send_plain(node.address, peerwire.handshake(1, "127.0.0.1:1",
+        peerwire.send_plain(node.address, peerwire.handshake(2, "127.0.0.1:1",
                                                              peerwire.IO_PROTOCOL) + huge,
                             timeout=2)
         wait_until(lambda: node.stats()["refused"].get("io_malformed", 0) >= 2 and
