@@ -9,7 +9,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from typing import Any, Optional
 
-from . import _raft, datadir, integrity
+from . import _raft, convert, datadir, integrity
+from . import storage as _storage
 from .errors import CANTBOOTSTRAP, CantBootstrapError
 from .types import Role, Server, as_server
 
@@ -48,14 +49,19 @@ def read_backup(path: str | os.PathLike[str]) -> BackupInfo:
 
 
 def restore_backup(path: str | os.PathLike[str], data_dir: str | os.PathLike[str],
-                   servers: Optional[Iterable[Server | tuple[Any, ...]]] = None) -> BackupInfo:
+                   servers: Optional[Iterable[Server | tuple[Any, ...]]] = None,
+                   storage: str = "uv") -> BackupInfo:
     """Seed the empty ``data_dir`` of a new node with the backup at
     ``path``: its snapshot, at the backup's index and term, with the
     configuration ``servers`` (default: the backup's own). Then start a
     ``Node`` on that dir without ``bootstrap()``: it restores the FSM from
     the snapshot. Give every voter of the new cluster the same backup and
     the same ``servers``. ``CorruptError`` (nothing written) for a bad
-    file, ``CantBootstrapError`` for a dir that has state."""
+    file, ``CantBootstrapError`` for a dir that has state. ``storage``:
+    the kind of the node that will start on the dir (``"uv"`` or
+    ``"lmdb"``)."""
+    if storage not in _storage.KINDS:
+        raise ValueError(f"storage must be one of {', '.join(_storage.KINDS)}, not {storage!r}")
     info, conf_index, snapshot = _read(path)
     if servers is None:
         chosen = info.servers
@@ -77,8 +83,13 @@ def restore_backup(path: str | os.PathLike[str], data_dir: str | os.PathLike[str
             raise CantBootstrapError(f"{directory} is not empty ({', '.join(present[:5])}): "
                                      "a backup seeds a new node's empty data dir",
                                      CANTBOOTSTRAP)
+        # Seeded through libraft's uv io; an lmdb dir is converted from it.
         _raft.seed_snapshot(directory, info.index, info.term, conf_index, chosen, snapshot)
         integrity.check(directory)      # what start() will check, now
+        if storage == "lmdb":
+            convert.convert_locked(directory, "uv", "lmdb")
+            for name in convert.old_files(directory, "uv"):
+                os.unlink(os.path.join(directory, name))
     finally:
         lock.release()
     return replace(info, servers=chosen)

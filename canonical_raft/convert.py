@@ -39,6 +39,27 @@ def _uv_files(data_dir: str) -> list[str]:
                   if storage._UV_FILE.match(n) or n in records)
 
 
+def old_files(data_dir: str, kind: str) -> list[str]:
+    """The names, in ``data_dir``, of what holds a dir's state of ``kind``."""
+    return _uv_files(data_dir) if kind == "uv" else [storage.STORE_DIR]
+
+
+def convert_locked(path: str, kind: str, to: str) -> None:
+    """Write the state of ``path`` (of storage ``kind``, lock held) in
+    storage ``to`` beside it, then record ``to``: the commit. The files of
+    ``kind`` stay (old_files)."""
+    # What an interrupted earlier attempt left of the new kind.
+    if to == "lmdb":
+        integrity.check(path)
+        shutil.rmtree(os.path.join(path, storage.STORE_DIR), ignore_errors=True)
+    else:
+        for name in _uv_files(path):
+            os.unlink(os.path.join(path, name))
+    storage.write_record(path, kind)     # pin the old kind while both exist
+    _raft.convert_files(path, to)
+    storage.write_record(path, to)       # the commit
+
+
 def convert(data_dir: str, to: str) -> str:
     """Convert ``data_dir`` to storage ``to``; returns what was done."""
     if to not in storage.KINDS:
@@ -59,23 +80,10 @@ def convert(data_dir: str, to: str) -> str:
         if os.path.exists(backup):
             raise RaftError(f"{backup} exists (from an earlier conversion): move it "
                             f"away first", INVALID)
-        # What an interrupted earlier attempt left of the new kind.
-        if to == "lmdb":
-            integrity.check(path)
-            shutil.rmtree(os.path.join(path, storage.STORE_DIR), ignore_errors=True)
-        else:
-            for name in _uv_files(path):
-                os.unlink(os.path.join(path, name))
-        storage.write_record(path, kind)     # pin the old kind while both exist
-        _raft.convert_files(path, to)
-        storage.write_record(path, to)       # the commit
+        convert_locked(path, kind, to)
         os.mkdir(backup, 0o700)
-        if kind == "uv":
-            for name in _uv_files(path):
-                os.rename(os.path.join(path, name), os.path.join(backup, name))
-        else:
-            os.rename(os.path.join(path, storage.STORE_DIR),
-                      os.path.join(backup, storage.STORE_DIR))
+        for name in old_files(path, kind):
+            os.rename(os.path.join(path, name), os.path.join(backup, name))
         return (f"{path}: converted from storage={kind!r} to storage={to!r}; the old "
                 f"files are in {backup} (delete it once the node runs on {to!r})")
     finally:

@@ -338,15 +338,17 @@ class Node:
 
     @staticmethod
     def restore_backup(path: str | os.PathLike[str], data_dir: str | os.PathLike[str],
-                       servers: Iterable[Server | tuple[Any, ...]] | None = None) -> BackupInfo:
+                       servers: Iterable[Server | tuple[Any, ...]] | None = None,
+                       storage: str = "uv") -> BackupInfo:
         """Seed the empty ``data_dir`` of a new node from the backup at
         ``path``, with the configuration ``servers`` (default: the
         backup's). Start the node on it without ``bootstrap()``: its FSM is
         restored from the backup. Do it for every voter of the new cluster,
         with the same backup and servers. CorruptError naming the file (and
         nothing written) if the backup is truncated or damaged,
-        CantBootstrapError if ``data_dir`` has state."""
-        return backups.restore_backup(path, data_dir, servers)
+        CantBootstrapError if ``data_dir`` has state. ``storage``: that of
+        the node that will start on it."""
+        return backups.restore_backup(path, data_dir, servers, storage)
 
     @staticmethod
     def read_backup(path: str | os.PathLike[str]) -> BackupInfo:

@@ -16,7 +16,7 @@ import pytest
 
 import canonical_raft as raft
 from canonical_raft import _raft, storage
-from canonical_raft.testing import free_address, procs, wait_until
+from canonical_raft.testing import LocalCluster, RecordingFSM, free_address, procs, wait_until
 
 import peerwire
 from fsms import Counter
@@ -215,3 +215,48 @@ def test_sigkill_under_load_loses_no_acknowledged_write(tmp_path):
         acked = max(acked, max(seen))
     assert acked > 100
     assert _raft.lmdb_stat(str(tmp_path / "n"))["snapshot_index"] > 0
+
+
+class Commands(RecordingFSM, raft.FSM):
+    """Every command in log order (snapshots included)."""
+
+
+@pytest.mark.timeout(90)
+def test_forwarding_reads_events_and_backups_over_lmdb(tmp_path):
+    """What main added beside the io works over it: the forwarding streams
+    (their own protocol, routed beside the io's), read_barrier() on a
+    follower, events, and a backup restored into a new lmdb node. No uv
+    record (mark, vote) is written in an lmdb dir."""
+    events = []
+    with LocalCluster(3, Commands, tmp_path / "c", start=False, storage="lmdb",
+                      forward=True) as cluster:
+        for node in cluster.nodes:
+            node.on_event(events.append, kinds=["leader", "snapshot_taken"])
+        cluster.start()
+        leader = cluster.leader()
+        follower = cluster.followers(leader)[0]
+        for i in range(5):
+            assert follower.apply(b"f%d" % i).result(20) == i + 1     # forwarded
+        follower.read_barrier().result(20)
+        assert cluster.fsms[follower.id - 1].commands == [b"f%d" % i for i in range(5)]
+        assert follower.stats()["forwarding"]["forwarded"] >= 5, follower.stats()["forwarding"]
+        index = follower.snapshot().result(20)
+        wait_until(lambda: any(e.kind == "snapshot_taken" and e.node_id == follower.id
+                               for e in events), 10, message="snapshot_taken")
+        assert any(e.kind == "leader" for e in events)
+        assert follower.backup(tmp_path / "b.bak").result(20) >= index
+        for node in cluster.nodes:
+            names = os.listdir(node.data_dir)
+            assert _raft.MARK_NAME not in names and _raft.VOTE_NAME not in names, names
+    address = free_address()
+    info = raft.Node.restore_backup(tmp_path / "b.bak", tmp_path / "new", [(1, address)],
+                                    storage="lmdb")
+    assert storage.recorded(str(tmp_path / "new")) == "lmdb"
+    assert sorted(os.listdir(tmp_path / "new")) == ["canonical_raft.lock", "canonical_raft.storage",
+                                                   "lmdb"]
+    fsm = Commands()
+    with raft.Node(1, address, str(tmp_path / "new"), fsm, storage="lmdb", **FAST) as node:
+        node.start()
+        wait_until(lambda: node.is_leader, 20, message="leader")
+        assert fsm.commands[:5] == [b"f%d" % i for i in range(5)] and info.index >= 5
+        assert node.apply(b"after").result(20) == len(fsm.commands)
