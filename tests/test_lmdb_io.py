@@ -222,14 +222,16 @@ class Commands(RecordingFSM, raft.FSM):
 
 
 @pytest.mark.timeout(90)
-def test_forwarding_reads_events_and_backups_over_lmdb(tmp_path):
+@pytest.mark.parametrize("security", ["plain", "tls"])
+def test_forwarding_reads_events_and_backups_over_lmdb(tmp_path, security):
     """What main added beside the io works over it: the forwarding streams
-    (their own protocol, routed beside the io's), read_barrier() on a
-    follower, events, and a backup restored into a new lmdb node. No uv
-    record (mark, vote) is written in an lmdb dir."""
+    (their own protocol, routed beside the io's, plaintext and TLS),
+    read_barrier() on a follower, events, and a backup restored into a new
+    lmdb node. No uv record (mark, vote) is written in an lmdb dir."""
     events = []
+    tls = {"tls_dir": tmp_path / "certs"} if security == "tls" else {}
     with LocalCluster(3, Commands, tmp_path / "c", start=False, storage="lmdb",
-                      forward=True) as cluster:
+                      forward=True, **tls) as cluster:
         for node in cluster.nodes:
             node.on_event(events.append, kinds=["leader", "snapshot_taken"])
         cluster.start()
