@@ -26,7 +26,7 @@ $(STAMP_PY): $(STAMP_DEPS) pyproject.toml
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q "setuptools>=64" wheel "Cython>=3.0" "pytest>=7" "pytest-timeout>=2" \
 		"mypy>=1.18" $(DOCS_PACKAGES) "cryptography>=42" "aiohttp>=3.9" "prometheus_client>=0.17" \
-		"lmdb>=1.4"
+		"lmdb>=1.4" -r bench/requirements.txt
 	touch $@
 
 # The release build; rebuilt when a source changed or the last build was

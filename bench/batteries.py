@@ -97,9 +97,7 @@ def _node_main(argv):
     node = raft.Node(args.id, args.address, args.data_dir, group, **procs.node_settings(args))
     try:
         group.attach(node)
-        if args.bootstrap:
-            node.bootstrap([raft.Server(*s) for s in procs.parse_servers(args.bootstrap)])
-        node.start()
+        procs.start_node(node, args)
         started = time.perf_counter() - t0
     except BaseException as exc:
         channel.failed(exc)

@@ -1,5 +1,7 @@
 """What every part of the benchmark shares: names, timeouts, the command, the knob syntax."""
 
+import json
+
 START_TIMEOUT = 30.0      # process spawned -> "ready"
 LEADER_TIMEOUT = 30.0     # cluster up -> a leader known to every node
 CALL_TIMEOUT = 15.0       # one status request
@@ -39,6 +41,28 @@ PYSYNCOBJ_IMPLS = {
 
 class BenchError(Exception):
     """The benchmark cannot go on (no leader, a node died, ...)."""
+
+
+class JsonLines:
+    """Where a run's records go, one JSON object per line: the --json file
+    (if any) and, with --format json, standard output."""
+
+    def __init__(self, path, echo):
+        self._file = open(path, "w") if path else None
+        self._echo = echo
+
+    def __call__(self, obj):
+        line = json.dumps(obj, separators=(",", ":"))
+        if self._file:
+            self._file.write(line + "\n")
+            self._file.flush()
+        if self._echo:
+            print(line, flush=True)
+
+    def close(self):
+        if self._file:
+            self._file.close()
+            self._file = None
 
 
 def payload(size):

@@ -1,6 +1,5 @@
 """One benchmark run: every implementation, every row, every run; JSON lines and the table."""
 
-import json
 import os
 import shutil
 import signal
@@ -9,7 +8,8 @@ import tempfile
 
 from .cdriver import require_c_driver
 from .cluster import Cluster
-from .common import IMPL_BINDING, IMPL_C, PYSYNCOBJ_CAVEAT, PYSYNCOBJ_IMPLS, BenchError, rows_for
+from .common import (IMPL_BINDING, IMPL_C, PYSYNCOBJ_CAVEAT, PYSYNCOBJ_IMPLS, BenchError, JsonLines,
+                     rows_for)
 from .procfs import fs_type
 from .report import format_plain_ratios, format_table, summarize
 from .settings import plan_settings
@@ -182,16 +182,8 @@ def _run(args):
         impls += [impl for impl in PYSYNCOBJ_IMPLS if rows_for(impl, args.size, args.window)]
     plan, notes = plan_settings(args)
     root, fstype = _data_root(args)
-    json_file = open(args.json, "w") if args.json else None
+    emit = JsonLines(args.json, args.format == "json")
     try:
-        def emit(obj):
-            line = json.dumps(obj, separators=(",", ":"))
-            if json_file:
-                json_file.write(line + "\n")
-                json_file.flush()
-            if args.format == "json":
-                print(line, flush=True)
-
         from canonical_raft._raft import libraft_version
         header = dict(type="header", nodes=args.nodes, sizes=args.size, windows=args.window,
                       duration=args.duration, warmup=args.warmup, runs=args.runs,
@@ -242,6 +234,5 @@ def _run(args):
         failed = [r for r in all_rows if "error" in r]
         return 1 if failed and len(failed) == len(all_rows) else 0
     finally:
-        if json_file:
-            json_file.close()
+        emit.close()
 

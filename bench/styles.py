@@ -30,7 +30,7 @@ import tempfile
 import threading
 import time
 
-from .common import DRAIN_TIMEOUT, IMPL_BINDING, RESULT_TIMEOUT, BenchError, payload
+from .common import DRAIN_TIMEOUT, IMPL_BINDING, RESULT_TIMEOUT, BenchError, JsonLines, payload
 
 WINDOW = 1024           # futures in flight for window, callbacks, asyncio
 BURST = 64              # commands per apply_many_async call
@@ -201,7 +201,6 @@ def run(args):
     from .cluster import Cluster
     from .run import _data_root, _progress, _say
     from .settings import plan_settings
-    import json
 
     styles = args.styles or list(STYLES)
     if REFERENCE not in styles:
@@ -213,15 +212,7 @@ def run(args):
     knobs, options = plan[IMPL_BINDING]
     size = args.size[0]
     root, fstype = _data_root(args)
-    json_file = open(args.json, "w") if args.json else None
-
-    def emit(obj):
-        line = json.dumps(obj, separators=(",", ":"))
-        if json_file:
-            json_file.write(line + "\n")
-            json_file.flush()
-        if args.format == "json":
-            print(line, flush=True)
+    emit = JsonLines(args.json, args.format == "json")
 
     emit(dict(type="header", bench="styles", nodes=args.nodes, size=size, styles=styles,
               duration=args.duration, warmup=args.warmup, runs=args.runs, data_root=root,
@@ -263,8 +254,7 @@ def run(args):
         summaries = summarize(rows, styles)
         for s in summaries:
             emit(s)
-        if json_file:
-            json_file.close()
+        emit.close()
     if args.format == "table":
         print()
         print(format_table(summaries))

@@ -65,6 +65,12 @@ cdef int guard_start(raft.raft_io *io, unsigned msecs, raft.raft_io_tick_cb tick
     return s.io_start(io, msecs, tick, guard_recv)
 
 
+cdef inline void discard_install_snapshot(raft.raft_message *message) noexcept nogil:
+    """Drop a received InstallSnapshot: free what libraft would have owned."""
+    raft.raft_configuration_close(&message.install_snapshot.conf)
+    raft.raft_free(message.install_snapshot.data.base)
+
+
 cdef bint stale_from_own_leader(NodeState *s, raft.raft_message *message) noexcept nogil:
     """An AppendEntries or InstallSnapshot of an older term than this node's,
     claiming to come from the leader it knows."""
@@ -104,8 +110,7 @@ cdef void guard_recv(raft.raft_io *io, raft.raft_message *message) noexcept nogi
         if message.type == raft.RAFT_APPEND_ENTRIES:
             cr_discard_append_entries(message)
         else:
-            raft.raft_configuration_close(&message.install_snapshot.conf)
-            raft.raft_free(message.install_snapshot.data.base)
+            discard_install_snapshot(message)
         return
     if message.type == raft.RAFT_APPEND_ENTRIES or message.type == raft.RAFT_INSTALL_SNAPSHOT:
         s.leader_contact = uv.uv_hrtime()   # only leaders send these
@@ -131,8 +136,7 @@ cdef void guard_recv(raft.raft_io *io, raft.raft_message *message) noexcept nogi
             return
         free(d)
         # Out of memory: drop it (the leader retries), never crash.
-        raft.raft_configuration_close(&message.install_snapshot.conf)
-        raft.raft_free(message.install_snapshot.data.base)
+        discard_install_snapshot(message)
         return
     s.io_recv(io, message)
     publish_if_changed(s)
