@@ -58,7 +58,7 @@ def _run(*argv: str, at_least: int) -> None:
 @pytest.mark.timeout(180)
 def test_lmdb_store_c(tmp_path: Path) -> None:
     exe = _build(tmp_path, "lmdb_store_test", ROOT / "tests" / "c" / "lmdb_store_test.c",
-                 CORE / "lmdb_store.c")
+                 CORE / "lmdb_store.c", CORE / "wal.c")
     scratch = tmp_path / "scratch"
     scratch.mkdir()
     _run(str(exe), str(scratch), at_least=150)

@@ -85,6 +85,7 @@ def test_restart_keeps_term_log_and_snapshot(tmp_path):
 def damaged(tmp_path, spoil):
     node = single(tmp_path, storage="lmdb", snapshot_threshold=16, snapshot_trailing=4)
     run_once(node, [b"%d" % (7000 + i) for i in range(40)])
+    _raft.lmdb_stat(str(tmp_path / "n"))    # an open checkpoints the WAL into LMDB
     path = tmp_path / "n" / "lmdb" / "data.mdb"
     spoil(path)
     node = single(tmp_path, storage="lmdb")

@@ -69,12 +69,14 @@
 #include <lmdb.h>
 
 #include "codec_conf.h"
+#include "wal.h"
 
 #define FORMAT_VALUE "canonical_raft lmdb 1"
 #define RECORD_VERSION 1
 #define ENTRY_HEADER 24
 #define META_VALUE 16
 #define SNAP_HEADER 48
+#define WAL_VALUE 40
 /* Address space reserved for the map, not disk: the file grows as pages are
  * used and freed pages are reused. */
 #define MAP_SIZE ((size_t)1 << (sizeof(size_t) >= 8 ? 40 : 30))
@@ -87,6 +89,9 @@ struct cr_store
     MDB_dbi snap;
     char *dir;                 /* DATA_DIR/lmdb */
     char *path;                /* DATA_DIR/lmdb/data.mdb */
+    struct cr_wal *wal;        /* DATA_DIR/lmdb/wal */
+    struct cr_wal_pos pos;     /* the write-ahead file's, after open */
+    char warning[CR_STORE_ERRMSG];
 };
 
 /* ---- CRC-32C, slicing by 8 ----------------------------------------------- */
@@ -232,6 +237,7 @@ static char *join(const char *a, const char *b)
 
 static void store_free(struct cr_store *s)
 {
+    cr_wal_close(s->wal);
     if (s->env != NULL) {
         mdb_env_close(s->env);
     }
@@ -292,6 +298,8 @@ static int check_format(struct cr_store *s, MDB_txn *txn, int fresh,
     }
     return 0;
 }
+
+static int wal_setup(struct cr_store *s, char *errmsg);
 
 int cr_store_open(const char *dir, int create, struct cr_store **out,
                   char *errmsg)
@@ -391,6 +399,11 @@ int cr_store_open(const char *dir, int create, struct cr_store **out,
         store_free(s);
         return rc;
     }
+    rc = wal_setup(s, errmsg);
+    if (rc != 0) {
+        store_free(s);
+        return rc;
+    }
     *out = s;
     return 0;
 }
@@ -405,6 +418,18 @@ void cr_store_close(struct cr_store *s)
 const char *cr_store_path(const struct cr_store *s)
 {
     return s->path;
+}
+
+const char *cr_store_warning(const struct cr_store *s)
+{
+    return s->warning;
+}
+
+void cr_store_wal(const struct cr_store *s, struct cr_wal_pos *pos,
+                  uint64_t *size)
+{
+    *pos = s->pos;
+    *size = s->wal->size;
 }
 
 /* ---- records ----------------------------------------------------------------- */
@@ -1032,6 +1057,344 @@ int cr_store_commit(struct cr_store *s, const struct cr_store_op *ops,
         return fail_mdb(s, errmsg, rc, "commit");
     }
     return 0;
+}
+
+/* ---- the write-ahead file ------------------------------------------------------------ */
+
+static int corrupt_wal(const struct cr_store *s, char *errmsg, const char *fmt,
+                       ...) __attribute__((format(printf, 3, 4)));
+
+static int corrupt_wal(const struct cr_store *s, char *errmsg, const char *fmt,
+                       ...)
+{
+    char what[CR_STORE_ERRMSG];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(what, sizeof what, fmt, ap);
+    va_end(ap);
+    return fail(errmsg, RAFT_CORRUPT, "%s: %s", s->wal->path, what);
+}
+
+/* "meta" "wal" -> u64 generation | u64 next offset | u64 last seq | u64 the
+ * file's length | u32 CRC-32C (key included) | u32 0. */
+static int wal_put(struct cr_store *s, MDB_txn *txn,
+                   const struct cr_wal_pos *pos, uint64_t size, char *errmsg)
+{
+    uint8_t buf[WAL_VALUE] = {0};
+    MDB_val k = {3, "wal"};
+    MDB_val v = {sizeof buf, buf};
+    int rc;
+    put64(buf, pos->gen);
+    put64(buf + 8, pos->offset);
+    put64(buf + 16, pos->seq);
+    put64(buf + 24, size);
+    put32(buf + 32, cr_crc32c(cr_crc32c(0, "wal", 3), buf, 32));
+    rc = mdb_put(txn, s->meta, &k, &v, 0);
+    return rc == 0 ? 0 : fail_mdb(s, errmsg, rc, "write wal position");
+}
+
+static int wal_get(struct cr_store *s, MDB_txn *txn, int *found,
+                   struct cr_wal_pos *pos, uint64_t *size, char *errmsg)
+{
+    MDB_val k = {3, "wal"};
+    MDB_val v;
+    const uint8_t *p;
+    int rc = mdb_get(txn, s->meta, &k, &v);
+    *found = 0;
+    if (rc == MDB_NOTFOUND) {
+        return 0;
+    }
+    if (rc != 0) {
+        return fail_mdb(s, errmsg, rc, "read wal position");
+    }
+    p = v.mv_data;
+    if (v.mv_size != WAL_VALUE ||
+        get32(p + 32) != cr_crc32c(cr_crc32c(0, "wal", 3), p, 32) ||
+        get32(p + 36) != 0) {
+        return corrupt(s, errmsg, "record 'wal' fails its checksum");
+    }
+    pos->gen = get64(p);
+    pos->offset = get64(p + 8);
+    pos->seq = get64(p + 16);
+    *size = get64(p + 24);
+    if (pos->gen == 0 || *size < CR_WAL_HEADER || pos->offset > *size ||
+        pos->offset % 8 != 0) {
+        return corrupt(s, errmsg, "record 'wal' has bad fields");
+    }
+    *found = 1;
+    return 0;
+}
+
+/* Apply the records after `from` up to `to` in txn, each checked again
+ * (the one replay path: checkpoints and open use it). */
+static int replay(struct cr_store *s, MDB_txn *txn,
+                  const struct cr_wal_pos *from, const struct cr_wal_pos *to,
+                  raft_index *last, char *errmsg)
+{
+    uint64_t off = from->offset;
+    uint64_t seq = from->seq;
+    while (off < to->offset) {
+        struct cr_wal_reader r;
+        struct cr_store_op op;
+        struct raft_entry e;
+        uint64_t rseq;
+        uint64_t rgen;
+        uint64_t len;
+        int more;
+        if (!cr_wal_check(s->wal, off, from->gen, &rseq, &rgen, &len) ||
+            rseq != seq + 1) {
+            return corrupt_wal(s, errmsg, "record %llu (offset %llu) is "
+                                          "missing or damaged",
+                               (unsigned long long)(seq + 1),
+                               (unsigned long long)off);
+        }
+        cr_wal_reader_init(&r, s->wal, off);
+        while ((more = cr_wal_next(&r, &op, &e)) == 1) {
+            int rc = apply_op(s, txn, &op, last, errmsg);
+            if (rc != 0) {
+                return rc;
+            }
+        }
+        if (more < 0) {
+            return corrupt_wal(s, errmsg, "record %llu (offset %llu): "
+                                          "malformed ops",
+                               (unsigned long long)rseq,
+                               (unsigned long long)off);
+        }
+        off += len;
+        seq++;
+    }
+    if (off != to->offset || seq != to->seq) {
+        return corrupt_wal(s, errmsg, "records end at offset %llu, seq %llu, "
+                                      "not %llu, %llu",
+                           (unsigned long long)off, (unsigned long long)seq,
+                           (unsigned long long)to->offset,
+                           (unsigned long long)to->seq);
+    }
+    return 0;
+}
+
+uint64_t cr_store_log_size(const struct cr_store_op *ops, unsigned n)
+{
+    return cr_wal_record_size(ops, n);
+}
+
+int cr_store_log(struct cr_store *s, struct cr_wal_pos *pos,
+                 const struct cr_store_op *ops, unsigned n, char *errmsg)
+{
+    uint64_t size = cr_wal_record_size(ops, n);
+    uint8_t *rec;
+    int rc;
+    if (size == 0 || size > s->wal->size - pos->offset) {
+        return fail(errmsg, RAFT_INVALID, "%s: these ops cannot be logged "
+                                          "here", s->wal->path);
+    }
+    rec = malloc((size_t)size);
+    if (rec == NULL) {
+        return fail(errmsg, RAFT_NOMEM, "out of memory");
+    }
+    cr_wal_encode(rec, pos->gen, pos->seq + 1, ops, n);
+    rc = cr_wal_append(s->wal, pos->offset, rec, size, errmsg);
+    free(rec);
+    if (rc == 0) {
+        pos->offset += size;
+        pos->seq++;
+    }
+    return rc;
+}
+
+int cr_store_checkpoint(struct cr_store *s, const struct cr_wal_pos *to,
+                        const struct cr_store_op *ops, unsigned n, int reset,
+                        struct cr_wal_pos *out, char *errmsg)
+{
+    struct cr_wal_pos from;
+    struct cr_wal_pos next;
+    uint64_t size;
+    raft_index last;
+    MDB_txn *txn;
+    unsigned i;
+    int found;
+    int rc = mdb_txn_begin(s->env, NULL, 0, &txn);
+    if (rc != 0) {
+        return fail_mdb(s, errmsg, rc, "begin");
+    }
+    rc = wal_get(s, txn, &found, &from, &size, errmsg);
+    if (rc == 0 && (!found || from.gen != to->gen ||
+                    from.offset > to->offset || from.seq > to->seq)) {
+        rc = fail(errmsg, RAFT_INVALID, "%s: checkpoint to %llu:%llu from "
+                                        "%llu:%llu",
+                  s->path, (unsigned long long)to->gen,
+                  (unsigned long long)to->offset, (unsigned long long)from.gen,
+                  (unsigned long long)from.offset);
+    }
+    if (rc == 0) {
+        rc = last_index(s, txn, &last, errmsg);
+    }
+    if (rc == 0) {
+        rc = replay(s, txn, &from, to, &last, errmsg);
+    }
+    for (i = 0; i < n && rc == 0; i++) {
+        rc = apply_op(s, txn, &ops[i], &last, errmsg);
+    }
+    next = *to;
+    if (reset) {
+        next.gen = to->gen + 1;
+        next.offset = 0;
+    }
+    if (rc == 0) {
+        rc = wal_put(s, txn, &next, s->wal->size, errmsg);
+    }
+    if (rc != 0) {
+        mdb_txn_abort(txn);
+        return rc;
+    }
+    rc = mdb_txn_commit(txn);
+    if (rc != 0) {
+        return fail_mdb(s, errmsg, rc, "commit");
+    }
+    rc = cr_store_sync(s, errmsg);
+    if (rc == 0 && out != NULL) {
+        *out = next;
+    }
+    return rc;
+}
+
+/* Where the records after `from` end, checked: *end is the last whole
+ * record in sequence. Past it a crash may have left one torn record (*torn:
+ * neither zeros nor an older generation's record there); any whole record
+ * of this generation further on means a record in the middle is damaged,
+ * and a newer generation than the store's means LMDB lost a transaction:
+ * RAFT_CORRUPT naming the file. */
+static int wal_scan(struct cr_store *s, const struct cr_wal_pos *from,
+                    struct cr_wal_pos *end, int *torn, char *errmsg)
+{
+    const struct cr_wal *w = s->wal;
+    uint64_t off = from->offset;
+    uint64_t seq = from->seq;
+    uint64_t rseq;
+    uint64_t rgen;
+    uint64_t len;
+    uint64_t o;
+    *torn = 0;
+    while (cr_wal_check(w, off, from->gen, &rseq, &rgen, &len)) {
+        struct cr_wal_reader r;
+        struct cr_store_op op;
+        struct raft_entry e;
+        int more;
+        if (rseq != seq + 1) {
+            return corrupt_wal(s, errmsg, "record %llu at offset %llu where "
+                                          "%llu must be",
+                               (unsigned long long)rseq,
+                               (unsigned long long)off,
+                               (unsigned long long)(seq + 1));
+        }
+        cr_wal_reader_init(&r, w, off);
+        while ((more = cr_wal_next(&r, &op, &e)) == 1) {
+        }
+        if (more < 0) {
+            return corrupt_wal(s, errmsg, "record %llu (offset %llu): "
+                                          "malformed ops",
+                               (unsigned long long)rseq,
+                               (unsigned long long)off);
+        }
+        off += len;
+        seq++;
+    }
+    end->gen = from->gen;
+    end->offset = off;
+    end->seq = seq;
+    if (w->size - off >= CR_WAL_HEADER) {
+        static const uint8_t zeros[CR_WAL_HEADER];
+        if (cr_wal_check(w, off, 0, &rseq, &rgen, &len)) {
+            if (rgen > from->gen) {
+                return corrupt_wal(s, errmsg, "a record of generation %llu "
+                                              "at offset %llu, newer than "
+                                              "the store's %llu",
+                                   (unsigned long long)rgen,
+                                   (unsigned long long)off,
+                                   (unsigned long long)from->gen);
+            }
+        } else if (memcmp(w->map + off, zeros, CR_WAL_HEADER) != 0) {
+            *torn = 1;
+        }
+    }
+    for (o = off + 8; o + CR_WAL_HEADER <= w->size; o += 8) {
+        if (get32(w->map + o + 4) == CR_WAL_MAGIC &&
+            cr_wal_check(w, o, from->gen, &rseq, &rgen, &len)) {
+            return corrupt_wal(s, errmsg, "the record at offset %llu (seq "
+                                          "%llu) is damaged: a whole record "
+                                          "(seq %llu) follows at %llu",
+                               (unsigned long long)off,
+                               (unsigned long long)(seq + 1),
+                               (unsigned long long)rseq,
+                               (unsigned long long)o);
+        }
+    }
+    return 0;
+}
+
+/* At open: make the file (a new store, or one from before it), or check it
+ * and replay what LMDB does not hold yet; after a replay (or a torn record)
+ * the file starts over in a new generation. */
+static int wal_setup(struct cr_store *s, char *errmsg)
+{
+    struct cr_wal_pos pos;
+    struct cr_wal_pos end;
+    uint64_t size;
+    MDB_txn *txn;
+    int found;
+    int torn;
+    int rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &txn);
+    if (rc != 0) {
+        return fail_mdb(s, errmsg, rc, "begin");
+    }
+    rc = wal_get(s, txn, &found, &pos, &size, errmsg);
+    mdb_txn_abort(txn);
+    if (rc != 0) {
+        return rc;
+    }
+    if (!found) {
+        pos.gen = 1;
+        pos.offset = 0;
+        pos.seq = 0;
+        if ((rc = cr_wal_create(s->dir, CR_WAL_SIZE, errmsg)) != 0 ||
+            (rc = cr_wal_open(s->dir, CR_WAL_SIZE, &s->wal, errmsg)) != 0) {
+            return rc;
+        }
+        rc = mdb_txn_begin(s->env, NULL, 0, &txn);
+        if (rc != 0) {
+            return fail_mdb(s, errmsg, rc, "begin");
+        }
+        rc = wal_put(s, txn, &pos, CR_WAL_SIZE, errmsg);
+        if (rc != 0) {
+            mdb_txn_abort(txn);
+            return rc;
+        }
+        rc = mdb_txn_commit(txn);
+        if (rc != 0) {
+            return fail_mdb(s, errmsg, rc, "commit");
+        }
+        s->pos = pos;
+        return cr_store_sync(s, errmsg);
+    }
+    rc = cr_wal_open(s->dir, size, &s->wal, errmsg);
+    if (rc == 0) {
+        rc = wal_scan(s, &pos, &end, &torn, errmsg);
+    }
+    if (rc != 0) {
+        return rc;
+    }
+    if (torn) {
+        snprintf(s->warning, sizeof s->warning,
+                 "%s: the last record (offset %llu) is torn, a crash while "
+                 "it was written (never acknowledged): ignored",
+                 s->wal->path, (unsigned long long)end.offset);
+    }
+    if (end.offset == pos.offset && !torn) {
+        s->pos = pos;
+        return 0;
+    }
+    return cr_store_checkpoint(s, &end, NULL, 0, 1, &s->pos, errmsg);
 }
 
 /* ---- bootstrap, recover, stat ---------------------------------------------------------- */

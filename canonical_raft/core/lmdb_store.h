@@ -24,6 +24,15 @@
 
 struct cr_store;
 
+/* A place in the write-ahead file (wal.h): its generation, the offset of
+ * the next record, the sequence number of the last one (0: none yet). */
+struct cr_wal_pos
+{
+    uint64_t gen;
+    uint64_t offset;
+    uint64_t seq;
+};
+
 /* One change in a write batch (cr_store_write). */
 enum cr_store_op_kind {
     CR_OP_TERM = 1,   /* term = t, vote = 0 (libraft's set_term) */
@@ -72,15 +81,23 @@ struct cr_store_stat
     uint64_t used_bytes;        /* pages in use */
 };
 
-/* Open DIR/lmdb/data.mdb. create: make it (and DIR/lmdb/) if missing;
- * without it a missing file is RAFT_CORRUPT ("missing"). Checks the file's
- * length and the store's format record; the checksums are checked by
- * cr_store_load(). */
+/* Open DIR/lmdb/data.mdb and its write-ahead file DIR/lmdb/wal. create:
+ * make them (and DIR/lmdb/) if missing; without it a missing file is
+ * RAFT_CORRUPT ("missing"). Checks the files' lengths and the store's format
+ * record, then replays the write-ahead records LMDB does not hold yet into
+ * it (a checkpoint): every caller, the io and the offline tools, sees the
+ * whole state in LMDB. The other checksums are checked by cr_store_load(). */
 int cr_store_open(const char *dir, int create, struct cr_store **out,
                   char *errmsg);
 void cr_store_close(struct cr_store *s);
 /* The data file's path ("DIR/lmdb/data.mdb"). */
 const char *cr_store_path(const struct cr_store *s);
+/* What open() found worth a WARNING (a torn last record, ignored), or "". */
+const char *cr_store_warning(const struct cr_store *s);
+/* The write-ahead file's position after open (everything before it is in
+ * LMDB) and its length. */
+void cr_store_wal(const struct cr_store *s, struct cr_wal_pos *pos,
+                  uint64_t *size);
 
 /* Everything, every checksum checked: term, vote, the snapshot and the log.
  * RAFT_CORRUPT naming the file and the record on any damage. */
@@ -101,6 +118,26 @@ int cr_store_commit(struct cr_store *s, const struct cr_store_op *ops,
                     unsigned n, char *errmsg);
 /* Flush the last commit's meta page: everything committed is durable. */
 int cr_store_sync(struct cr_store *s, char *errmsg);
+
+/* The write-ahead path (core/raft_io.c), called from at most two threads at
+ * once: one cr_store_log() and one cr_store_checkpoint() (never with any
+ * other call: LMDB runs with MDB_NOLOCK); they share no mutable state.
+ *
+ * Append ops (no snapshot) as one record at *pos (gen, offset, seq + 1) and
+ * fdatasync: durable when it returns 0, and *pos is then past it. The
+ * record must fit: pos->offset + cr_store_log_size() <= the file's size. */
+int cr_store_log(struct cr_store *s, struct cr_wal_pos *pos,
+                 const struct cr_store_op *ops, unsigned n, char *errmsg);
+/* The record's length for ops; 0 if they cannot be logged (a snapshot). */
+uint64_t cr_store_log_size(const struct cr_store_op *ops, unsigned n);
+/* One LMDB write transaction, committed and synced: the records from where
+ * LMDB is (its stored position) up to *to, then ops (none: n = 0), then the
+ * new position: *to, or with reset the next generation at offset 0 (the
+ * file starts over; *to must then be everything written). *out (if not
+ * NULL) gets the new position. */
+int cr_store_checkpoint(struct cr_store *s, const struct cr_wal_pos *to,
+                        const struct cr_store_op *ops, unsigned n, int reset,
+                        struct cr_wal_pos *out, char *errmsg);
 
 /* The newest snapshot (raft_malloc'd, one buffer), checksums checked;
  * *out = NULL if there is none. */

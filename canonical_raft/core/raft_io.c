@@ -13,12 +13,14 @@
 #include "codec_io.h"
 #include "firewall.h"
 #include "lmdb_store.h"
+#include "wal.h"
 
 #define READ_BUF (64u * 1024)
 #define CONNECT_QUEUE_MAX 16          /* sends waiting for a connection */
 #define WRITE_QUEUE_MAX (64u << 20)   /* bytes queued on one peer's stream */
 #define CONNECT_BACKOFF_MS 250        /* after a failed connect */
 #define DISK_RETRY_MS 1000            /* after a failed disk batch */
+#define CKPT_BYTES (2u << 20)         /* records waiting: checkpoint them */
 #define FIXED_HANDLES 5               /* tick, retry, flush, prepare, check */
 
 static long long live_objects;
@@ -109,17 +111,25 @@ struct io
     int handles;                    /* ours open: the FIXED_HANDLES, streams */
     int timers_open;                /* the FIXED_HANDLES are open */
 
-    /* the disk chain: pending -> running (on the pool) -> unsynced
-     * (committed, its meta page not yet flushed) -> callbacks */
+    /* the disk chain: pending -> running (on the pool) -> callbacks. A
+     * batch is one write-ahead record (one flush), or, with a snapshot or
+     * when it does not fit, one LMDB transaction ("direct"). */
     struct dreq *pending_head, *pending_tail;
     struct dreq *running;
-    struct dreq *unsynced_head, *unsynced_tail;
     int busy;
-    int sync_wanted;                /* this work item must flush unsynced */
-    int synced;                     /* ... and it did */
-    int self_synced;                /* it flushed its own commit too */
-    unsigned long queued;           /* requests pushed, ever (atomic) */
-    unsigned long queued_seen;      /* ... when the running item started */
+    int direct;                     /* the running item writes LMDB */
+    int reads;                      /* ... or reads it (snapshot_get) */
+    struct cr_wal_pos wal;          /* the tail: after the last record */
+    struct cr_wal_pos run_pos;      /* the running item's new tail */
+    uint64_t wal_size;
+    /* checkpoints: records [ckpt, wal) into LMDB, off the ack path */
+    struct cr_wal_pos ckpt;         /* what LMDB holds */
+    struct cr_wal_pos ckpt_to;      /* the running checkpoint's target */
+    int ckpt_busy;
+    int ckpt_status;
+    uint64_t ckpt_retry_at;         /* ms: after a failed checkpoint */
+    uv_work_t ckpt_work;
+    char ckpt_errmsg[CR_STORE_ERRMSG];
     int retry_due;
     uv_work_t work;
     int write_status;
@@ -221,7 +231,6 @@ static void dreq_free(struct dreq *d)
 
 static void disk_push(struct io *io, struct dreq *d)
 {
-    __atomic_add_fetch(&io->queued, 1, __ATOMIC_RELEASE);
     if (io->pending_tail != NULL) {
         io->pending_tail->next = d;
     } else {
@@ -231,15 +240,14 @@ static void disk_push(struct io *io, struct dreq *d)
     disk_kick(io);
 }
 
-/* On the pool: the batch's writes in one transaction, then its reads. Its
- * commit's flush also flushes the previous commit's meta page: then that
- * batch (unsynced) is durable. Its own meta page is flushed here too if no
- * request came in meanwhile (no next commit soon to do it); with no writes,
- * or if they failed, an explicit flush makes the unsynced batch durable. */
+/* On the pool: the batch's writes, then its reads. The writes are one
+ * write-ahead record (durable after its one fdatasync), or, direct, one
+ * LMDB transaction that first applies every record not yet checkpointed
+ * and starts the file over (a new generation). */
 static void work_cb(uv_work_t *work)
 {
     struct io *io = work->data;
-    struct cr_store_op *ops;
+    struct cr_store_op *ops = NULL;
     struct dreq *d;
     unsigned n = 0;
     char errmsg[CR_STORE_ERRMSG];
@@ -247,33 +255,23 @@ static void work_cb(uv_work_t *work)
         n += d->kind != D_GET;
     }
     io->write_status = 0;
-    io->synced = 0;
-    io->self_synced = 0;
-    if (n > 0) {
-        ops = malloc(n * sizeof *ops);
-        if (ops == NULL) {
-            io->write_status = RAFT_NOMEM;
-            snprintf(io->write_errmsg, sizeof io->write_errmsg,
-                     "out of memory");
-        } else {
-            n = 0;
-            for (d = io->running; d != NULL; d = d->next) {
-                if (d->kind != D_GET) {
-                    ops[n++] = d->op;
-                }
+    io->run_pos = io->wal;
+    if (n > 0 && (ops = malloc(n * sizeof *ops)) == NULL) {
+        io->write_status = RAFT_NOMEM;
+        snprintf(io->write_errmsg, sizeof io->write_errmsg, "out of memory");
+    } else if (n > 0) {
+        n = 0;
+        for (d = io->running; d != NULL; d = d->next) {
+            if (d->kind != D_GET) {
+                ops[n++] = d->op;
             }
-            io->write_status =
-                cr_store_commit(io->store, ops, n, io->write_errmsg);
-            free(ops);
         }
-        io->synced = io->write_status == 0;
-        if (io->synced && __atomic_load_n(&io->queued, __ATOMIC_ACQUIRE) ==
-                              io->queued_seen) {
-            io->self_synced = cr_store_sync(io->store, errmsg) == 0;
-        }
-    }
-    if (io->sync_wanted && !io->synced) {
-        io->synced = cr_store_sync(io->store, errmsg) == 0;
+        io->write_status =
+            io->direct ? cr_store_checkpoint(io->store, &io->wal, ops, n, 1,
+                                             &io->run_pos, io->write_errmsg)
+                       : cr_store_log(io->store, &io->run_pos, ops, n,
+                                      io->write_errmsg);
+        free(ops);
     }
     for (d = io->running; d != NULL; d = d->next) {
         if (d->kind == D_GET) {
@@ -308,17 +306,6 @@ static void fire_write(struct io *io, struct dreq *d, int status)
     dreq_free(d);
 }
 
-static void fire_unsynced(struct io *io)
-{
-    struct dreq *d = io->unsynced_head;
-    io->unsynced_head = io->unsynced_tail = NULL;
-    while (d != NULL) {
-        struct dreq *next = d->next;
-        fire_write(io, d, 0);
-        d = next;
-    }
-}
-
 static void meta_done(struct io *io)
 {
     io->meta_done++;
@@ -346,8 +333,11 @@ static void after_work_cb(uv_work_t *work, int status)
     int read_failed = 0;
     io->busy = 0;
     io->running = NULL;
-    if (io->synced && status == 0) {
-        fire_unsynced(io);      /* the batch before is durable now */
+    if (!write_failed) {
+        io->wal = io->run_pos;
+        if (io->direct) {
+            io->ckpt = io->run_pos;     /* LMDB holds everything */
+        }
     }
     while (d != NULL) {
         struct dreq *next = d->next;
@@ -366,22 +356,8 @@ static void after_work_cb(uv_work_t *work, int status)
             }
         } else if (write_failed && !io->closing) {
             keep = 1;
-        } else if (write_failed) {
-            fire_write(io, d, RAFT_CANCELED);   /* closing */
-            d = next;
-            continue;
-        } else if (io->self_synced) {
-            fire_write(io, d, 0);               /* durable already */
-            d = next;
-            continue;
         } else {
-            /* Committed: durable once its meta page is flushed. */
-            if (io->unsynced_tail != NULL) {
-                io->unsynced_tail->next = d;
-            } else {
-                io->unsynced_head = d;
-            }
-            io->unsynced_tail = d;
+            fire_write(io, d, write_failed ? RAFT_CANCELED : 0);
             d = next;
             continue;
         }
@@ -430,19 +406,79 @@ static void retry_cb(uv_timer_t *t)
     disk_kick(io);
 }
 
+/* Checkpoints: once CKPT_BYTES of records wait, all of them in one LMDB
+ * transaction on the pool, beside the chain's record writes (other bytes
+ * of the file) but never beside its LMDB work. */
+static void ckpt_work_cb(uv_work_t *work)
+{
+    struct io *io = work->data;
+    io->ckpt_status = cr_store_checkpoint(io->store, &io->ckpt_to, NULL, 0, 0,
+                                          NULL, io->ckpt_errmsg);
+}
+
+static void ckpt_after_cb(uv_work_t *work, int status)
+{
+    struct io *io = work->data;
+    io->ckpt_busy = 0;
+    if (status == 0 && io->ckpt_status == 0) {
+        io->ckpt = io->ckpt_to;
+    } else {
+        io->ckpt_retry_at = now_ms() + DISK_RETRY_MS;
+        log_line(io, 40, "checkpoint failed, retrying in %d ms: %s",
+                 DISK_RETRY_MS, status != 0 ? "cancelled" : io->ckpt_errmsg);
+    }
+    disk_kick(io);
+    maybe_closed(io);
+}
+
+static void ckpt_kick(struct io *io)
+{
+    if (io->ckpt_busy || (io->busy && (io->direct || io->reads)) ||
+        io->closing || io->wal.gen != io->ckpt.gen ||
+        io->wal.offset - io->ckpt.offset < CKPT_BYTES ||
+        now_ms() < io->ckpt_retry_at) {
+        return;
+    }
+    io->ckpt_to = io->wal;
+    io->ckpt_busy = 1;
+    io->ckpt_work.data = io;
+    if (uv_queue_work(io->loop, &io->ckpt_work, ckpt_work_cb,
+                      ckpt_after_cb) != 0) {
+        io->ckpt_busy = 0;
+    }
+}
+
 /* Start the next work item, unless one runs or a retry is due: everything
- * queued, whose commit also makes the unsynced batch durable; or, with
- * nothing queued, just the flush that does. */
+ * queued. A batch with a snapshot, or one that does not fit in the rest of
+ * the file, goes direct; that and snapshot reads wait for a running
+ * checkpoint (LMDB has one user at a time). */
 static void disk_kick(struct io *io)
 {
-    if (io->busy || (io->retry_due && !io->closing) ||
-        (io->pending_head == NULL && io->unsynced_head == NULL)) {
+    struct dreq *d;
+    uint64_t need = CR_WAL_HEADER;
+    int snapshot = 0;
+    int reads = 0;
+    if (io->busy || (io->retry_due && !io->closing)) {
         return;
+    }
+    if (io->pending_head == NULL) {
+        ckpt_kick(io);
+        return;
+    }
+    for (d = io->pending_head; d != NULL; d = d->next) {
+        snapshot |= d->kind == D_SNAPSHOT;
+        reads |= d->kind == D_GET;
+        if (d->kind != D_GET && d->kind != D_SNAPSHOT) {
+            need += cr_store_log_size(&d->op, 1) - CR_WAL_HEADER;
+        }
+    }
+    io->direct = snapshot || need > io->wal_size - io->wal.offset;
+    io->reads = reads;
+    if ((io->direct || reads) && io->ckpt_busy) {
+        return;         /* ckpt_after_cb kicks again */
     }
     io->running = io->pending_head;
     io->pending_head = io->pending_tail = NULL;
-    io->sync_wanted = io->unsynced_head != NULL;
-    io->queued_seen = __atomic_load_n(&io->queued, __ATOMIC_ACQUIRE);
     io->busy = 1;
     io->work.data = io;
     if (uv_queue_work(io->loop, &io->work, work_cb, after_work_cb) != 0) {
@@ -451,7 +487,9 @@ static void disk_kick(struct io *io)
         snprintf(io->write_errmsg, sizeof io->write_errmsg,
                  "uv_queue_work failed");
         after_work_cb(&io->work, 0);
+        return;
     }
+    ckpt_kick(io);
 }
 
 /* ---- raft_io: disk methods --------------------------------------------------------- */
@@ -478,6 +516,11 @@ static int io_init(struct raft_io *raft_io, raft_id id, const char *address)
         set_error(io, errmsg);
         return rv;
     }
+    if (cr_store_warning(io->store)[0] != 0) {
+        log_line(io, 30, "%s", cr_store_warning(io->store));
+    }
+    cr_store_wal(io->store, &io->wal, &io->wal_size);
+    io->ckpt = io->wal;
     return 0;
 }
 
@@ -1210,7 +1253,7 @@ static void maybe_closed(struct io *io)
         return;
     }
     if (!io->transport_closed || io->busy || io->pending_head != NULL ||
-        io->unsynced_head != NULL) {
+        io->ckpt_busy) {
         return;
     }
     flush_cb(&io->flush);
