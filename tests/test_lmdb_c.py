@@ -7,6 +7,11 @@ against the system liblmdb and libraft:
   open/load must refuse naming the file (a flipped byte in an entry or in
   snapshot data, a missing snapshot, a truncated file, a missing file, a
   file that is not LMDB);
+- tests/c/wal_test.c: the write-ahead file (core/wal.c) and the store's path over it:
+  the record codec (every flipped byte refused, lying lengths never read past the
+  payload), logging, checkpoints, the replay at open, a full file, and the damage
+  open refuses naming the file (a flipped record followed by a whole one, a seq gap,
+  a newer generation, a cut or missing file) beside the torn last record it ignores;
 - tests/c/codec_io_test.c: the raft_io's message frames (core/codec_io.h):
   every type round-trips whole and split at every byte, each check of the
   decoder refuses its case, mutated frames and garbage never crash or leak.
@@ -68,3 +73,12 @@ def test_lmdb_store_c(tmp_path: Path) -> None:
 def test_codec_io_c(tmp_path: Path) -> None:
     exe = _build(tmp_path, "codec_io_test", ROOT / "tests" / "c" / "codec_io_test.c")
     _run(str(exe), at_least=50000)
+
+
+@pytest.mark.timeout(180)
+def test_wal_c(tmp_path: Path) -> None:
+    exe = _build(tmp_path, "wal_test", ROOT / "tests" / "c" / "wal_test.c",
+                 CORE / "wal.c", CORE / "lmdb_store.c")
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    _run(str(exe), str(scratch), at_least=60)

@@ -168,6 +168,14 @@ static uint64_t get64(const uint8_t *p)
     return (uint64_t)get32(p) | (uint64_t)get32(p + 4) << 32;
 }
 
+/* A log key (MDB_INTEGERKEY, a size_t): LMDB aligns keys to 2 bytes only. */
+static size_t key_index(const MDB_val *k)
+{
+    size_t v;
+    memcpy(&v, k->mv_data, sizeof v);
+    return v;
+}
+
 /* ---- errors ------------------------------------------------------------------ */
 
 static int fail(char *errmsg, int code, const char *fmt, ...)
@@ -566,7 +574,7 @@ static int last_index(struct cr_store *s, MDB_txn *txn, raft_index *out,
     if (k.mv_size != sizeof(size_t)) {
         return corrupt(s, errmsg, "log key of %zu bytes", k.mv_size);
     }
-    *out = *(size_t *)k.mv_data;
+    *out = key_index(&k);
     return 0;
 }
 
@@ -583,7 +591,7 @@ static int delete_range(struct cr_store *s, MDB_txn *txn, raft_index from,
         return fail_mdb(s, errmsg, rc, "cursor");
     }
     rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
-    while (rc == 0 && *(size_t *)k.mv_data <= to) {
+    while (rc == 0 && key_index(&k) <= to) {
         rc = mdb_cursor_del(cur, 0);
         if (rc == 0) {
             /* After a delete, MDB_NEXT yields the entry that followed. */
@@ -846,7 +854,7 @@ static int load_log(struct cr_store *s, MDB_txn *txn, struct cr_store_state *st,
             mdb_cursor_close(cur);
             return corrupt(s, errmsg, "log key of %zu bytes", k.mv_size);
         }
-        index = *(size_t *)k.mv_data;
+        index = key_index(&k);
         if (n == 0) {
             first = index;
         } else if (index != first + n) {
@@ -1515,10 +1523,10 @@ int cr_store_stat(struct cr_store *s, struct cr_store_stat *out, char *errmsg)
     }
     if (rc == 0) {
         if (mdb_cursor_get(cur, &k, &v, MDB_FIRST) == 0) {
-            out->first_index = *(size_t *)k.mv_data;
+            out->first_index = key_index(&k);
         }
         if (mdb_cursor_get(cur, &k, &v, MDB_LAST) == 0) {
-            out->last_index = *(size_t *)k.mv_data;
+            out->last_index = key_index(&k);
         }
         mdb_cursor_close(cur);
     }
