@@ -2,12 +2,15 @@
 (tests/test_lmdb_io.py): driven with canonical_raft.testing.procs.
 
     python lmdb_crash_child.py --id 1 --address A --data-dir D [--bootstrap 1=A]
+                               [--pad BYTES] [--snapshot-every N]
 
 Commands: ``load`` starts applying "0", "1", ... in batches from a thread,
 pushing an ``acked`` event (upto=the highest number whose future resolved,
 all below it resolved too) after each batch; ``items`` is everything the
 FSM holds after a barrier (restored snapshot and replayed log). Small snapshot settings make
-snapshots, and the deletion of the log prefix they cover, frequent.
+snapshots, and the deletion of the log prefix they cover, frequent; --pad pads each command
+(spaces) so that the write-ahead file's checkpoints run between snapshots and the file fills
+(a batch then goes straight to LMDB).
 """
 
 import argparse
@@ -37,12 +40,16 @@ class Items(raft.FSM):
 
 
 def main():
-    args = procs.node_arguments(argparse.ArgumentParser()).parse_args()
+    parser = procs.node_arguments(argparse.ArgumentParser())
+    parser.add_argument("--pad", type=int, default=0)
+    parser.add_argument("--snapshot-every", type=int, default=200)
+    args = parser.parse_args()
+    pad = b" " * args.pad
     channel = procs.Child(f"node {args.id}")
     fsm = Items()
     node = raft.Node(args.id, args.address, args.data_dir, fsm, storage="lmdb",
                      election_timeout=0.5, heartbeat_timeout=0.05,
-                     snapshot_threshold=200, snapshot_trailing=50, max_batch_bytes=0)
+                     snapshot_threshold=args.snapshot_every, snapshot_trailing=50, max_batch_bytes=0)
     if args.bootstrap:
         node.bootstrap([raft.Server(*s) for s in procs.parse_servers(args.bootstrap)])
     node.start()
@@ -52,7 +59,7 @@ def main():
     def load(start):
         i = start
         while not stop.is_set():
-            futures = node.apply_many([str(n).encode() for n in range(i, i + BATCH)])
+            futures = node.apply_many([str(n).encode() + pad for n in range(i, i + BATCH)])
             for f in futures:
                 f.result(20)
             i += BATCH

@@ -1,11 +1,13 @@
 /* lmdb_store.c: the binding's log store over liblmdb (see lmdb_store.h).
  *
- * ON DISK: one LMDB environment, DATA_DIR/lmdb/data.mdb (MDB_NOLOCK: the data
- * dir's own lock, datadir.py, keeps out every other process, and this store
- * is used by one chain of work at a time, so no lock file; MDB_NOMETASYNC:
- * below), three databases:
+ * ON DISK: DATA_DIR/lmdb/, two files. data.mdb, one LMDB environment
+ * (MDB_NOLOCK: the data dir's own lock, datadir.py, keeps out every other
+ * process, and one thread at a time uses LMDB: core/raft_io.c never runs a
+ * checkpoint beside its chain's LMDB work; MDB_NOMETASYNC: below), three
+ * databases:
  *   "meta"      "format" -> "canonical_raft lmdb 1"; "term", "vote" -> a u64
- *               and its CRC-32C (key included)
+ *               and its CRC-32C (key included); "wal" -> where the
+ *               write-ahead file stands (wal_put below)
  *   "log"       u64 index (MDB_INTEGERKEY) -> a 24-byte header (u32 CRC-32C of
  *               the index and everything after the CRC | u8 entry type |
  *               u8 record version 1 | u16 0 | u32 data length | u32 0 |
@@ -14,36 +16,62 @@
  *               u64 configuration index | u64 data length | u32 data CRC |
  *               u32 configuration length | the configuration (libraft's
  *               encoding); "data" -> the snapshot's bytes
- * Little endian throughout (the file is not portable across byte orders
- * anyway: LMDB's own pages are native).
+ * and wal, the write-ahead file (wal.h: fixed size, zero-filled once,
+ * CRC-32C'd records of store ops, each with its generation and sequence
+ * number). Little endian throughout (the files are not portable across
+ * byte orders anyway: LMDB's own pages are native).
  *
- * CRASH SAFETY. Every change is one LMDB write transaction. Its commit
- * (cr_store_commit) writes the transaction's pages and fdatasync's them, and
- * only then writes the meta page that makes them current (MDB_NOMETASYNC:
- * that page is not flushed at once). The meta page reaches the disk with
- * the next commit's fdatasync, or with cr_store_sync() when nothing
- * follows; core/raft_io.c fires a batch's callbacks only after that. So one
- * flush per batch under load instead of LMDB's default two, and the data is
- * always on disk before any meta page that points at it:
- *   - a crash (SIGKILL, power loss) before a meta page is on disk leaves
- *     the previous transaction current, whole: an unacknowledged batch is
- *     lost, as it may be; after it, the whole batch is there;
- *   - LMDB is copy-on-write: a transaction never overwrites a page the
- *     current meta page reaches, so a torn write hits only pages that are
- *     not yet reachable;
- *   - appends, truncations, term/vote and snapshots are applied in the
- *     order the raft core issued them, in one chain; a batch of them is one
- *     transaction, so "snapshot replaces the log prefix" is atomic (the new
- *     snapshot and the deletion of the entries it covers commit together),
- *     and a truncation can never be seen without the appends before it.
- * MDB_NOSYNC with one mdb_env_sync() per batch would flush once too, but
- * then LMDB writes its meta page with no flush between it and the data
- * pages, and a power loss can leave a meta page pointing at pages that
- * never reached the disk (or at stale ones: an old vote, say): a wrong tree
- * that no checksum of ours catches, since each stale record still checks.
+ * CRASH SAFETY. A batch of ops with no snapshot is one record pwrite'd at
+ * the file's tail and fdatasync'd (cr_store_log): one flush, and the io
+ * fires its callbacks only after it. The file's blocks were written and
+ * synced when it was made, so that flush has no file system metadata to
+ * carry. Records reach LMDB in checkpoints (cr_store_checkpoint): one write
+ * transaction applies them in order and stores the position after them
+ * ("wal": generation, offset, seq) with them; committed and synced. At open
+ * (wal_setup) the records after the stored position are replayed through
+ * that same function. So:
+ *   - SIGKILL or power loss after a record's fdatasync: the record is on
+ *     disk, and it stays until the file starts over, which needs a synced
+ *     transaction that holds it (below); open replays it. Before its
+ *     fdatasync returned it was not acknowledged, and may be lost whole or
+ *     torn (some sectors written): a torn record fails its CRC, and is the
+ *     LAST one of its generation (the chain writes a record only after the
+ *     one before is synced), so open ignores it with a WARNING, as uv
+ *     ignores a torn open segment;
+ *   - a crash in a checkpoint: its transaction is current whole or not at
+ *     all (LMDB below); if not, LMDB is at the previous position and open
+ *     replays from there: the records are applied exactly once either way,
+ *     since the position and what it covers commit together;
+ *   - the file starts over (generation + 1, offset 0) only in a synced
+ *     transaction that holds every record written (a snapshot, a batch that
+ *     does not fit, open after a replay); a record of an older generation
+ *     is never read again, so overwriting them loses nothing, and none of
+ *     the new generation is written before that transaction is durable;
+ *   - a snapshot, and a batch that does not fit in the rest of the file,
+ *     commit straight into LMDB, after the records before them in the same
+ *     transaction: "snapshot replaces the log prefix" is atomic, and every
+ *     op lands in the order the raft core issued it.
+ * Nothing wrong is accepted at open: a record's CRC covers its header and
+ * ops; records must follow in sequence from the stored position; a damaged
+ * record followed by any whole record of the same generation (a flipped
+ * byte mid-file, not a crash), a sequence gap, a record of a newer
+ * generation than LMDB's (LMDB lost a transaction), a missing or cut file:
+ * RAFT_CORRUPT naming the file. Not caught: an entry whose bytes forge a
+ * whole record of the current generation, after a torn record, makes open
+ * refuse a store it could have opened (refused, never wrongly accepted).
+ * Inside LMDB every transaction's commit writes its pages and fdatasync's
+ * them, then writes the meta page that makes them current (MDB_NOMETASYNC:
+ * not flushed at once); cr_store_sync() flushes it before anything counts
+ * on the transaction. The data is on disk before any meta page that points
+ * at it, and LMDB is copy-on-write (a transaction never overwrites a page
+ * the current meta page reaches), so a crash leaves the previous
+ * transaction current, whole. MDB_NOSYNC with one mdb_env_sync() would
+ * flush once too, but then the meta page may reach the disk before the
+ * pages it points at: a wrong tree that no checksum of ours catches, since
+ * each stale record still checks.
  *
- * CORRUPTION is detected at open and load, and refused with RAFT_CORRUPT and
- * a message naming data.mdb: a file shorter than LMDB's last page (a cut
+ * CORRUPTION of data.mdb is detected at open and load, and refused with
+ * RAFT_CORRUPT and a message naming it: a file shorter than LMDB's last page (a cut
  * file would fault, SIGBUS, on access), a missing file the data dir says
  * exists, not an LMDB file, LMDB's own consistency errors, a record whose
  * CRC or shape does not check, a hole in the log, snapshot metadata
@@ -1269,7 +1297,7 @@ int cr_store_checkpoint(struct cr_store *s, const struct cr_wal_pos *to,
 
 /* Where the records after `from` end, checked: *end is the last whole
  * record in sequence. Past it a crash may have left one torn record (*torn:
- * neither zeros nor an older generation's record there); any whole record
+ * a header of this generation whose record fails its check); any whole record
  * of this generation further on means a record in the middle is damaged,
  * and a newer generation than the store's means LMDB lost a transaction:
  * RAFT_CORRUPT naming the file. */
@@ -1312,7 +1340,7 @@ static int wal_scan(struct cr_store *s, const struct cr_wal_pos *from,
     end->offset = off;
     end->seq = seq;
     if (w->size - off >= CR_WAL_HEADER) {
-        static const uint8_t zeros[CR_WAL_HEADER];
+        const uint8_t *p = w->map + off;
         if (cr_wal_check(w, off, 0, &rseq, &rgen, &len)) {
             if (rgen > from->gen) {
                 return corrupt_wal(s, errmsg, "a record of generation %llu "
@@ -1322,7 +1350,9 @@ static int wal_scan(struct cr_store *s, const struct cr_wal_pos *from,
                                    (unsigned long long)off,
                                    (unsigned long long)from->gen);
             }
-        } else if (memcmp(w->map + off, zeros, CR_WAL_HEADER) != 0) {
+        } else if (get32(p + 4) == CR_WAL_MAGIC && get64(p + 8) == from->gen) {
+            /* Its header landed, not all of it. Anything else here (zeros,
+             * an older generation's bytes) is no record of this one. */
             *torn = 1;
         }
     }

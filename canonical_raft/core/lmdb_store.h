@@ -107,13 +107,14 @@ int cr_store_load(struct cr_store *s, struct cr_store_state *out,
 void cr_store_state_free(struct cr_store_state *st);
 
 /* Apply ops in order in one write transaction, durable (synced) when it
- * returns 0; on error nothing of the batch is applied. */
+ * returns 0; on error nothing of the batch is applied. Straight into LMDB,
+ * for the offline tools: right after open, when the write-ahead file holds
+ * nothing LMDB lacks. */
 int cr_store_write(struct cr_store *s, const struct cr_store_op *ops,
                    unsigned n, char *errmsg);
 /* The same, but durable only after the next cr_store_commit() or
  * cr_store_write() returns 0, or cr_store_sync(): its pages are on disk, the
- * meta page that makes them current is written but not flushed. One flush
- * per batch instead of two (core/raft_io.c pipelines its batches so). */
+ * meta page that makes them current is written but not flushed. */
 int cr_store_commit(struct cr_store *s, const struct cr_store_op *ops,
                     unsigned n, char *errmsg);
 /* Flush the last commit's meta page: everything committed is durable. */

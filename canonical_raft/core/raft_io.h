@@ -5,13 +5,18 @@
  *   DISK   the LMDB store (lmdb_store.h). Every disk change (append,
  *          truncate, set_term, set_vote, snapshot_put) and snapshot_get is
  *          queued, in the order libraft issued it, on ONE chain of work on
- *          libuv's thread pool: a batch of everything queued is one LMDB
- *          transaction, and the next batch starts when it is done (so never
- *          two write transactions at once). A batch is durable once its meta
- *          page is flushed: by the next batch's commit, or by a flush of its
- *          own when nothing follows (lmdb_store.c: one flush per batch under
- *          load); its callbacks fire on the loop only then. The loop thread
- *          waits for the disk only in load() (raft_start) and offline.
+ *          libuv's thread pool; a batch is everything queued, and the next
+ *          starts when it is done. A batch of changes is one record of the
+ *          write-ahead file (one fdatasync); one with a snapshot, or that
+ *          does not fit in the rest of the file, one LMDB transaction that
+ *          also takes in the records before it and starts the file over.
+ *          Its callbacks fire on the loop once it is durable. Beside the
+ *          chain, a checkpoint (at most one) moves the records into LMDB
+ *          once CKPT_BYTES of them wait; the chain's LMDB work (direct
+ *          batches, snapshot reads) waits for it, so LMDB has one user at a
+ *          time. The loop thread waits for the disk only in init/load()
+ *          (raft_start: the store's open replays what LMDB lacks) and
+ *          offline.
  *          set_term/set_vote return at once: every message sent after them
  *          is held back until they are on disk, so no peer learns of a term
  *          or vote that a crash could undo.
