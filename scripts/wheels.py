@@ -7,7 +7,7 @@ Without --python: every CPython from 3.9 to 3.13 found (pyenv's versions,
 then pythonX.Y on PATH); --python takes a version or an interpreter's path
 (`make wheel` passes the .venv's). One sdist is made first; each wheel is
 built from it (as pip would for a user) into DIST/raw/, linked against the
-system libraries, then repaired with auditwheel (libraft, libuv, OpenSSL
+system libraries, then repaired with auditwheel (libraft, libuv, OpenSSL, liblmdb
 bundled) into DIST/repaired/ and installed with no index into a new venv,
 where scripts/wheel_smoke.py must run a cluster on the bundled libraries
 only. Exit status 1 if any Python fails; a table at the end either way.
