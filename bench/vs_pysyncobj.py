@@ -142,7 +142,7 @@ class DictNode(BindingNode):
         s = self.node.stats()
         return dict(state=s["state"].name, leader=s["leader_id"] or 0, term=s["term"],
                     commit_index=s["commit_index"], last_applied=s["last_applied"],
-                    keys=len(self.d))
+                    keys=len(self.d), package=os.path.dirname(self.raft.__file__))
 
     def load(self, size, window, warmup, duration, out, client="window"):
         self.api = "callback" if client == "callbacks" else "apply"
@@ -285,10 +285,13 @@ class DictNodeProc(NodeProc):
                                  "--data-dir", data_dir, "--keys", str(keys),
                                  "--conf", json.dumps(conf))
         env = procs.child_env(ROOT)
-        if package_dir:     # its canonical_raft comes first (--baseline)
+        if package_dir:
+            # Its canonical_raft first (--baseline); it is also the working
+            # dir, which ``python -m`` puts before PYTHONPATH (ROOT has one).
             env["PYTHONPATH"] = os.pathsep.join((package_dir, env["PYTHONPATH"]))
         procs.Process.__init__(self, argv, name=f"{impl} node {node_id}", log_path=log_path,
-                               env=env, cwd=ROOT, on_event=self._event, new_session=False)
+                               env=env, cwd=package_dir or ROOT, on_event=self._event,
+                               new_session=False)
 
 
 class DictCluster(Cluster):
@@ -341,6 +344,16 @@ def _baseline_dir(checkout, workdir):
     return workdir
 
 
+def _check_package(cluster, package_dir):
+    """BenchError unless every canonical_raft node runs the package meant:
+    ``package_dir``'s (--baseline), else this bench's."""
+    want = os.path.realpath(os.path.join(package_dir or ROOT, "canonical_raft"))
+    for node_id, status in cluster.statuses().items():
+        got = status.get("package")
+        if got is not None and os.path.realpath(got) != want:
+            raise BenchError(f"{cluster.impl} node {node_id} runs {got}, not {want}")
+
+
 def _loads(impl, windows):
     """(client, window) of each row of ``impl``: blocking once, at window 1."""
     return [(client, 1) if client == "blocking" else (client, window)
@@ -364,6 +377,7 @@ def run_rows(args, emit):
                 cluster = DictCluster(impl, 3, workdir, args.keys, conf, package_dir)
                 try:
                     cluster.leader()
+                    _check_package(cluster, package_dir)
                     for client, window in _loads(impl, args.window):
                         cluster.settle()
                         row = cluster.measure(0, window, args.warmup, args.duration,

@@ -114,7 +114,8 @@ class ReplicatedDict(Structure, MutableMapping[K, V]):
 
     def set(self, key: K, value: V) -> concurrent.futures.Future[None]:
         """Store ``value`` under ``key``."""
-        _check_key(key)
+        if type(key) is not str:
+            _check_key(key)
         codec.check(value)
         return self._submit("set", [key, value])
 

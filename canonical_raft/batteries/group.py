@@ -129,7 +129,7 @@ class Group(Mapping[str, Structure]):
 
     def _submit(self, structure: Optional[str], op: str, version: int,
                 args: list[Any]) -> concurrent.futures.Future[Any]:
-        if self.applying():
+        if self._applying is not None and self._applying == _get_ident():
             # Inside apply, a submission would happen on the leader only
             # (and waiting for it would deadlock): the same error everywhere,
             # attached or not.
