@@ -106,7 +106,7 @@ def _parse_slowly(data: bytes) -> list[Any]:
             or type(msg[2]) is not str or type(msg[3]) is not int or msg[3] < 1
             or type(msg[4]) is not list):
         raise BadCommandError(f"malformed batteries command: {_preview(data)}")
-    return msg  # type: ignore[no-any-return]
+    return msg
 
 
 def _preview(data: bytes, limit: int = 80) -> str:
