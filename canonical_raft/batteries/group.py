@@ -25,6 +25,9 @@ __all__ = ["Group", "Submitter", "SNAPSHOT_FORMAT"]
 
 log = logging.getLogger("canonical_raft.batteries")
 
+_get_ident = threading.get_ident
+_blake2b = hashlib.blake2b
+
 
 class Submitter(Protocol):
     """What a group needs of its node: ``raft.Node`` has it (so will a node
@@ -126,7 +129,7 @@ class Group(Mapping[str, Structure]):
 
     def _submit(self, structure: Optional[str], op: str, version: int,
                 args: list[Any]) -> concurrent.futures.Future[Any]:
-        if self.applying():
+        if self._applying is not None and self._applying == _get_ident():
             # Inside apply, a submission would happen on the leader only
             # (and waiting for it would deadlock): the same error everywhere,
             # attached or not.
@@ -197,56 +200,54 @@ class Group(Mapping[str, Structure]):
     def applying(self) -> bool:
         """Whether the calling thread is applying a command of this group
         (the raft thread, inside ``apply``)."""
-        return self._applying == threading.get_ident()
+        return self._applying == _get_ident()
 
     def apply(self, data: bytes) -> Any:
-        self._applying = threading.get_ident()
+        # Every node runs this for every command: lookups are kept local
+        # and nothing is made that the common command does not need.
+        self._applying = _get_ident()
         try:
-            return self._apply(data)
+            if not self._begun:
+                self._begin()
+            seq = self._seq
+            if seq is not None:
+                seq += 1
+                self._seq = seq
+                self._chain = chain = _blake2b(self._chain + data, digest_size=16).digest()
+                if seq == 1:
+                    self._genesis = chain
+                if self._resuming:
+                    self._resuming = [s for s in self._resuming if s._verify(seq, chain)]
+            _, name, op, version, args = command.parse(data)
+            if version > self._active:
+                raise UnsupportedCommandError(
+                    f"{op!r} of {name!r} is of version {version}, the cluster's "
+                    f"active version is {self._active}: group.activate({version}) once every "
+                    f"node runs code that supports it")
+            if name is None:
+                if op == "activate" and len(args) == 1:
+                    return self._activate(args[0])
+                raise self._unknown(name, op, version, "group operation")
+            structure = self._structures.get(name)
+            if structure is None:
+                raise self._unknown(name, op, version, "structure")
+            if seq is not None and seq <= structure._held_through:
+                structure._skipped += 1     # its store holds this command already
+                return None
+            fn = structure._op_fns.get(op)
+            if fn is None:
+                raise self._unknown(name, op, version, "operation")
+            return fn(structure, *args)
         finally:
             self._applying = None
 
-    def _apply(self, data: bytes) -> Any:
-        if not self._begun:
-            self._begin()
-        seq = self._seq
-        if seq is not None:
-            seq += 1
-            self._seq = seq
-            h = hashlib.blake2b(self._chain, digest_size=16)
-            h.update(data)
-            self._chain = chain = h.digest()
-            if seq == 1:
-                self._genesis = chain
-            if self._resuming:
-                self._resuming = [s for s in self._resuming if s._verify(seq, chain)]
-        cmd = command.decode(data)
-        if cmd.version > self._active:
-            raise UnsupportedCommandError(
-                f"{cmd.op!r} of {cmd.structure!r} is of version {cmd.version}, the cluster's "
-                f"active version is {self._active}: group.activate({cmd.version}) once every "
-                f"node runs code that supports it")
-        if cmd.structure is None:
-            if cmd.op == "activate" and len(cmd.args) == 1:
-                return self._activate(cmd.args[0])
-            raise self._unknown(cmd, "group operation")
-        structure = self._structures.get(cmd.structure)
-        if structure is None:
-            raise self._unknown(cmd, "structure")
-        if seq is not None and seq <= structure._held_through:
-            structure._skipped += 1     # its store holds this command already
-            return None
-        op = structure._ops.get(cmd.op)
-        if op is None:
-            raise self._unknown(cmd, "operation")
-        return op.fn(structure, *cmd.args)
-
-    def _unknown(self, cmd: command.Command, what: str) -> UnsupportedCommandError:
+    def _unknown(self, structure: Optional[str], op: str, version: int,
+                 what: str) -> UnsupportedCommandError:
         # Within the active version, yet unknown here: a stray command, or a
         # newer node sending what it did not version. Every node running
         # this code fails it alike; one that knows it would not.
-        msg = (f"unknown {what} in command {cmd.op!r} of {cmd.structure!r} (version "
-               f"{cmd.version}); if newer code sends it, give it a version above the "
+        msg = (f"unknown {what} in command {op!r} of {structure!r} (version "
+               f"{version}); if newer code sends it, give it a version above the "
                f"active {self._active}")
         log.warning("%s", msg)
         return UnsupportedCommandError(msg)

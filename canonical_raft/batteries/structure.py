@@ -72,6 +72,7 @@ class Structure:
     #: The structure's type in snapshots (checked on restore).
     kind: ClassVar[str] = "structure"
     _ops: ClassVar[dict[str, Op]] = {}
+    _op_fns: ClassVar[dict[str, Callable[..., Any]]] = {}    # _ops' fns, for Group.apply
 
     # Class-level defaults, so that a user's class whose __init__ does not
     # call super().__init__() still works.
@@ -95,6 +96,7 @@ class Structure:
             if tag is not None:
                 ops[tag[0]] = Op(tag[0], tag[1], value)
         cls._ops = ops
+        cls._op_fns = {name: op.fn for name, op in ops.items()}
 
     def __init__(self, *, version: int = 1, timeout: float = 10.0) -> None:
         self._version = check_version(version)
@@ -134,7 +136,9 @@ class Structure:
         if group is None:
             raise NotAttachedError(f"{type(self).__name__} is not attached to a node: give it "
                                    f"(or its Group) to a Node as its fsm, then call attach(node)")
-        version = max(self._version, self._ops[op].version)
+        version = self._ops[op].version
+        if version < self._version:
+            version = self._version
         return group._submit(self._name, op, version, args)
 
     def _wait(self, future: concurrent.futures.Future[Any]) -> Any:
@@ -171,7 +175,10 @@ class Structure:
         return self
 
     def apply(self, command: bytes) -> Any:
-        return self._solo().apply(command)
+        group = self._group
+        if group is None or self._name != "":
+            group = self._solo()
+        return group.apply(command)
 
     def snapshot(self) -> Any:
         return self._solo().snapshot()
