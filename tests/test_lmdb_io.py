@@ -133,30 +133,35 @@ def test_a_missing_file_is_refused(tmp_path):
     assert "missing" in damaged(tmp_path, os.unlink)
 
 
-WAL_MAGIC = b"CRWL"          # core/wal.h: u32 CRC | "CRWL" | u64 gen | u64 seq | u32 len
+WAL_MAGIC = b"CRW2"
+WAL_BLOCK, WAL_STAMP, WAL_HEADER = 512, 8, 40
 
 
 def wal_records(path):
     """(offset, length) of the write-ahead file's records of the generation
-    at offset 0, in order (core/wal.h's header)."""
+    at offset 0, in order. core/wal.h: 512-byte blocks, each an 8-byte stamp
+    (the generation) and 504 of the record's bytes; the header (u32 CRC |
+    "CRW2" | u64 gen | u64 seq | u32 payload length ...) opens the first."""
     data = path.read_bytes()
-    out, at, gen = [], 0, data[8:16]
-    while data[at + 4:at + 8] == WAL_MAGIC and data[at + 8:at + 16] == gen:
-        length = 32 + int.from_bytes(data[at + 24:at + 28], "little")
-        out.append((at, length))
-        at += length
+    out, at, gen = [], 0, data[0:8]
+    while (data[at:at + 8] == gen and data[at + 12:at + 16] == WAL_MAGIC
+           and data[at + 16:at + 24] == gen):
+        payload = int.from_bytes(data[at + 32:at + 36], "little")
+        blocks = -(-(WAL_HEADER + payload) // (WAL_BLOCK - WAL_STAMP))
+        out.append((at, blocks * WAL_BLOCK))
+        at += blocks * WAL_BLOCK
     return out
 
 
-def wal_damaged(tmp_path, spoil, caplog=None):
+def wal_damaged(tmp_path, spoil, caplog=None, commands=(b"1",) * 30):
     """A node's write-ahead file holding records LMDB does not (no snapshot
     and no checkpoint since start), spoiled, then start(): the error, or
     the node's value if it starts."""
     node = single(tmp_path, storage="lmdb")
-    run_once(node, [b"1"] * 30)
+    run_once(node, commands)
     path = tmp_path / "n" / "lmdb" / "wal"
     records = wal_records(path)
-    assert len(records) >= 30, records
+    assert len(records) >= len(commands), records
     spoil(path, records)
     fsm = Counter()
     node = raft.Node(1, node.address, str(tmp_path / "n"), fsm, storage="lmdb", **FAST)
@@ -184,16 +189,48 @@ def test_a_flipped_byte_mid_wal_is_refused(tmp_path):
     assert "wipe its data dir" in str(info.value)
 
 
+# The last command spans three blocks, so a crash can tear its record.
+BIG_LAST = (b"1",) * 29 + (b"1".rjust(1200, b"0"),)
+
+
+def zero_last_block(path, records):
+    at, length = records[-1]
+    assert length >= 3 * WAL_BLOCK, records[-1]
+    with open(path, "r+b") as f:
+        f.seek(at + length - WAL_BLOCK)
+        f.write(bytes(WAL_BLOCK))
+
+
 @pytest.mark.timeout(60)
 def test_a_torn_last_wal_record_is_ignored_with_a_warning(tmp_path, caplog):
     caplog.set_level(logging.WARNING, logger="canonical_raft")
-    # The last record is torn (a crash while it was written): the node
-    # starts without it. What it held (an entry of the last apply at most)
-    # is lost, as a write never acknowledged may be.
-    value = wal_damaged(tmp_path, lambda p, rs: flip_byte(p, rs[-1][0] + rs[-1][1] - 1))
-    assert 29 <= value <= 30
+    # The last record is torn (a crash while it was written: its first
+    # block new, its last still the zeros the file was made with): the node
+    # starts without it, as a write never acknowledged may be lost.
+    value = wal_damaged(tmp_path, zero_last_block, commands=BIG_LAST)
+    assert value == 29
     assert any("torn" in r.getMessage() and "lmdb/wal" in r.getMessage()
                for r in caplog.records), [r.getMessage() for r in caplog.records]
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("where", ["stamp", "length", "last byte"])
+def test_the_last_wal_record_damaged_though_written_whole_is_refused(tmp_path, where):
+    # Every block of it carries its generation, so it was written whole and
+    # acknowledged: a flipped byte is damage, never a torn write to drop.
+    path = tmp_path / "n" / "lmdb" / "wal"
+    offset = {"stamp": lambda at, n: at + 3, "length": lambda at, n: at + 8 + 25,
+              "last byte": lambda at, n: at + n - 1}[where]
+    last = []
+
+    def spoil(p, records):
+        last.append(records[-1][0])
+        flip_byte(p, offset(*records[-1]))
+
+    with pytest.raises(raft.CorruptError) as info:
+        wal_damaged(tmp_path, spoil, commands=BIG_LAST)
+    assert str(path) in str(info.value) and "damaged" in str(info.value)
+    assert f"offset {last[0]} " in str(info.value)
 
 
 @pytest.mark.timeout(60)

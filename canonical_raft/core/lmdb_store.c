@@ -5,7 +5,8 @@
  * process, and one thread at a time uses LMDB: core/raft_io.c never runs a
  * checkpoint beside its chain's LMDB work; MDB_NOMETASYNC: below), three
  * databases:
- *   "meta"      "format" -> "canonical_raft lmdb 1"; "term", "vote" -> a u64
+ *   "meta"      "format" -> "canonical_raft lmdb 2" (1: the WAL before its
+ *               stamped blocks, refused); "term", "vote" -> a u64
  *               and its CRC-32C (key included); "wal" -> where the
  *               write-ahead file stands (wal_put below)
  *   "log"       u64 index (MDB_INTEGERKEY) -> a 24-byte header (u32 CRC-32C of
@@ -17,8 +18,9 @@
  *               u32 configuration length | the configuration (libraft's
  *               encoding); "data" -> the snapshot's bytes
  * and wal, the write-ahead file (wal.h: fixed size, zero-filled once,
- * CRC-32C'd records of store ops, each with its generation and sequence
- * number). Little endian throughout (the files are not portable across
+ * 512-byte blocks each stamped with the generation that wrote it, records
+ * of store ops on block boundaries, each with its generation, sequence
+ * number and two CRC-32Cs: header, payload). Little endian throughout (the files are not portable across
  * byte orders anyway: LMDB's own pages are native).
  *
  * CRASH SAFETY. A batch of ops with no snapshot is one record pwrite'd at
@@ -34,10 +36,14 @@
  *     disk, and it stays until the file starts over, which needs a synced
  *     transaction that holds it (below); open replays it. Before its
  *     fdatasync returned it was not acknowledged, and may be lost whole or
- *     torn (some sectors written): a torn record fails its CRC, and is the
- *     LAST one of its generation (the chain writes a record only after the
- *     one before is synced), so open ignores it with a WARNING, as uv
- *     ignores a torn open segment;
+ *     torn (some of its 512-byte blocks written, each whole: sector writes
+ *     are atomic): a torn record is the LAST one of its generation (the
+ *     chain writes a record only after the one before is synced), its first
+ *     block holds its header (its header CRC checks) and some later block
+ *     still holds another generation's stamp, and its payload fails its
+ *     CRC: open ignores it with a WARNING, as uv ignores a torn open
+ *     segment. If its first block did not land, the old bytes there are no
+ *     record of this generation: the clean end;
  *   - a crash in a checkpoint: its transaction is current whole or not at
  *     all (LMDB below); if not, LMDB is at the previous position and open
  *     replays from there: the records are applied exactly once either way,
@@ -51,14 +57,23 @@
  *     commit straight into LMDB, after the records before them in the same
  *     transaction: "snapshot replaces the log prefix" is atomic, and every
  *     op lands in the order the raft core issued it.
- * Nothing wrong is accepted at open: a record's CRC covers its header and
- * ops; records must follow in sequence from the stored position; a damaged
- * record followed by any whole record of the same generation (a flipped
- * byte mid-file, not a crash), a sequence gap, a record of a newer
- * generation than LMDB's (LMDB lost a transaction), a missing or cut file:
- * RAFT_CORRUPT naming the file. Not caught: an entry whose bytes forge a
- * whole record of the current generation, after a torn record, makes open
- * refuse a store it could have opened (refused, never wrongly accepted).
+ * Nothing wrong is accepted at open (wal_scan): a record's header CRC
+ * covers its length, its payload CRC its ops; records must follow in
+ * sequence from the stored position. Damage at rest, even to the LAST record
+ * (which was acknowledged): a first block stamped with this generation
+ * whose header fails its CRC, a header that says this generation under
+ * another stamp, a payload failing its CRC though every block of it carries
+ * this generation (written whole, so not torn); a damaged record followed
+ * by any whole record of the same generation; a sequence gap; a record of a
+ * newer generation than LMDB's (LMDB lost a transaction); a missing or cut
+ * file: RAFT_CORRUPT naming the file and the offset. A flipped stamp of a
+ * later block of a record whose bytes still check is not an error: the
+ * record is whole either way (a torn write whose old block matched). Not
+ * caught: an entry whose bytes forge a whole record of the current
+ * generation (both CRCs), after a torn record, makes open refuse a store it
+ * could have opened (refused, never wrongly accepted); damage to two places
+ * at once that forges a torn record (a later stamp and a payload byte)
+ * drops the last record as torn.
  * Inside LMDB every transaction's commit writes its pages and fdatasync's
  * them, then writes the meta page that makes them current (MDB_NOMETASYNC:
  * not flushed at once); cr_store_sync() flushes it before anything counts
@@ -97,9 +112,10 @@
 #include <lmdb.h>
 
 #include "codec_conf.h"
+#include "le.h"
 #include "wal.h"
 
-#define FORMAT_VALUE "canonical_raft lmdb 1"
+#define FORMAT_VALUE "canonical_raft lmdb 2"   /* 2: the WAL's stamped blocks */
 #define RECORD_VERSION 1
 #define ENTRY_HEADER 24
 #define META_VALUE 16
@@ -166,35 +182,6 @@ uint32_t cr_crc32c(uint32_t crc, const void *buf, size_t len)
         crc = (crc >> 8) ^ crc_table[0][(crc ^ *p++) & 0xff];
     }
     return ~crc;
-}
-
-/* ---- little-endian fields -------------------------------------------------- */
-
-static void put32(uint8_t *p, uint32_t v)
-{
-    int k;
-    for (k = 0; k < 4; k++) {
-        p[k] = (uint8_t)(v >> (8 * k));
-    }
-}
-
-static void put64(uint8_t *p, uint64_t v)
-{
-    int k;
-    for (k = 0; k < 8; k++) {
-        p[k] = (uint8_t)(v >> (8 * k));
-    }
-}
-
-static uint32_t get32(const uint8_t *p)
-{
-    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
-           (uint32_t)p[3] << 24;
-}
-
-static uint64_t get64(const uint8_t *p)
-{
-    return (uint64_t)get32(p) | (uint64_t)get32(p + 4) << 32;
 }
 
 /* A log key (MDB_INTEGERKEY, a size_t): LMDB aligns keys to 2 bytes only. */
@@ -341,7 +328,8 @@ static int check_format(struct cr_store *s, MDB_txn *txn, int fresh,
     }
     if (v.mv_size != strlen(FORMAT_VALUE) ||
         memcmp(v.mv_data, FORMAT_VALUE, v.mv_size) != 0) {
-        return corrupt(s, errmsg, "unknown format record '%.*s'",
+        return corrupt(s, errmsg, "unknown format record '%.*s' (this "
+                                  "version reads '" FORMAT_VALUE "' only)",
                        (int)(v.mv_size < 64 ? v.mv_size : 64),
                        (const char *)v.mv_data);
     }
@@ -495,8 +483,8 @@ static int meta_put(struct cr_store *s, MDB_txn *txn, const char *key,
     MDB_val k = {strlen(key), (void *)key};
     MDB_val v = {sizeof buf, buf};
     int rc;
-    put64(buf, value);
-    put32(buf + 8, meta_crc(key, buf));
+    cr_put64(buf, value);
+    cr_put32(buf + 8, meta_crc(key, buf));
     rc = mdb_put(txn, s->meta, &k, &v, 0);
     return rc == 0 ? 0 : fail_mdb(s, errmsg, rc, key);
 }
@@ -516,18 +504,18 @@ static int meta_get(struct cr_store *s, MDB_txn *txn, const char *key,
         return fail_mdb(s, errmsg, rc, key);
     }
     p = v.mv_data;
-    if (v.mv_size != META_VALUE || get32(p + 8) != meta_crc(key, p) ||
-        get32(p + 12) != 0) {
+    if (v.mv_size != META_VALUE || cr_get32(p + 8) != meta_crc(key, p) ||
+        cr_get32(p + 12) != 0) {
         return corrupt(s, errmsg, "record '%s' fails its checksum", key);
     }
-    *value = get64(p);
+    *value = cr_get64(p);
     return 0;
 }
 
 static uint32_t entry_crc(raft_index index, const uint8_t *rec, size_t len)
 {
     uint8_t k[8];
-    put64(k, index);
+    cr_put64(k, index);
     return cr_crc32c(cr_crc32c(0, k, 8), rec + 4, len - 4);
 }
 
@@ -541,14 +529,14 @@ static int entry_check(struct cr_store *s, raft_index index, const MDB_val *v,
         return corrupt(s, errmsg, "log entry %llu: short record (%zu bytes)",
                        (unsigned long long)index, v->mv_size);
     }
-    len = get32(p + 8);
+    len = cr_get32(p + 8);
     if (v->mv_size != ENTRY_HEADER + (size_t)len ||
-        get32(p) != entry_crc(index, p, v->mv_size)) {
+        cr_get32(p) != entry_crc(index, p, v->mv_size)) {
         return corrupt(s, errmsg, "log entry %llu fails its checksum",
                        (unsigned long long)index);
     }
     if (p[5] != RECORD_VERSION || p[4] < RAFT_COMMAND || p[4] > RAFT_CHANGE ||
-        get64(p + 16) == 0) {
+        cr_get64(p + 16) == 0) {
         return corrupt(s, errmsg, "log entry %llu: bad header",
                        (unsigned long long)index);
     }
@@ -557,7 +545,7 @@ static int entry_check(struct cr_store *s, raft_index index, const MDB_val *v,
                        (unsigned long long)index);
     }
     e->type = (enum raft_entry_type)p[4];
-    e->term = get64(p + 16);
+    e->term = cr_get64(p + 16);
     e->buf.len = len;
     e->buf.base = (void *)(p + ENTRY_HEADER);
     return 0;
@@ -583,12 +571,12 @@ static int entry_put(struct cr_store *s, MDB_txn *txn, raft_index index,
     memset(p, 0, ENTRY_HEADER);
     p[4] = (uint8_t)e->type;
     p[5] = RECORD_VERSION;
-    put32(p + 8, (uint32_t)e->buf.len);
-    put64(p + 16, e->term);
+    cr_put32(p + 8, (uint32_t)e->buf.len);
+    cr_put64(p + 16, e->term);
     if (e->buf.len > 0) {
         memcpy(p + ENTRY_HEADER, e->buf.base, e->buf.len);
     }
-    put32(p, entry_crc(index, p, v.mv_size));
+    cr_put32(p, entry_crc(index, p, v.mv_size));
     return 0;
 }
 
@@ -675,15 +663,15 @@ static int snapshot_put(struct cr_store *s, MDB_txn *txn,
         return fail(errmsg, RAFT_NOMEM, "out of memory");
     }
     memset(head, 0, SNAP_HEADER);
-    put32(head + 4, RECORD_VERSION);
-    put64(head + 8, snap->index);
-    put64(head + 16, snap->term);
-    put64(head + 24, snap->configuration_index);
-    put64(head + 32, size);
-    put32(head + 40, crc);
-    put32(head + 44, (uint32_t)conf.len);
+    cr_put32(head + 4, RECORD_VERSION);
+    cr_put64(head + 8, snap->index);
+    cr_put64(head + 16, snap->term);
+    cr_put64(head + 24, snap->configuration_index);
+    cr_put64(head + 32, size);
+    cr_put32(head + 40, crc);
+    cr_put32(head + 44, (uint32_t)conf.len);
     memcpy(head + SNAP_HEADER, conf.base, conf.len);
-    put32(head, cr_crc32c(0, head + 4, SNAP_HEADER - 4 + conf.len));
+    cr_put32(head, cr_crc32c(0, head + 4, SNAP_HEADER - 4 + conf.len));
     raft_free(conf.base);
 
     k.mv_size = 4;
@@ -752,27 +740,27 @@ static int snapshot_read(struct cr_store *s, MDB_txn *txn, int *found,
     if (mv.mv_size < SNAP_HEADER) {
         return corrupt(s, errmsg, "snapshot metadata: short record");
     }
-    conf_len = get32(p + 44);
+    conf_len = cr_get32(p + 44);
     if (mv.mv_size != SNAP_HEADER + (size_t)conf_len ||
-        get32(p) != cr_crc32c(0, p + 4, mv.mv_size - 4)) {
+        cr_get32(p) != cr_crc32c(0, p + 4, mv.mv_size - 4)) {
         return corrupt(s, errmsg, "snapshot metadata fails its checksum");
     }
-    if (get32(p + 4) != RECORD_VERSION || get64(p + 8) == 0 ||
-        get64(p + 16) == 0 || get64(p + 24) > get64(p + 8) ||
+    if (cr_get32(p + 4) != RECORD_VERSION || cr_get64(p + 8) == 0 ||
+        cr_get64(p + 16) == 0 || cr_get64(p + 24) > cr_get64(p + 8) ||
         cr_conf_check(p + SNAP_HEADER, conf_len) != 0) {
         return corrupt(s, errmsg, "snapshot metadata: bad fields");
     }
-    if (data->mv_size != get64(p + 32) ||
-        cr_crc32c(0, data->mv_data, data->mv_size) != get32(p + 40)) {
+    if (data->mv_size != cr_get64(p + 32) ||
+        cr_crc32c(0, data->mv_data, data->mv_size) != cr_get32(p + 40)) {
         return corrupt(s, errmsg,
                        "snapshot %llu: data (%zu bytes) does not match its "
                        "length and checksum",
-                       (unsigned long long)get64(p + 8), data->mv_size);
+                       (unsigned long long)cr_get64(p + 8), data->mv_size);
     }
     memset(snap, 0, sizeof *snap);
-    snap->index = get64(p + 8);
-    snap->term = get64(p + 16);
-    snap->configuration_index = get64(p + 24);
+    snap->index = cr_get64(p + 8);
+    snap->term = cr_get64(p + 16);
+    snap->configuration_index = cr_get64(p + 24);
     conf.base = (void *)(p + SNAP_HEADER);
     conf.len = conf_len;
     rc = raft_configuration_decode(&conf, &snap->configuration);
@@ -1133,11 +1121,11 @@ static int wal_put(struct cr_store *s, MDB_txn *txn,
     MDB_val k = {3, "wal"};
     MDB_val v = {sizeof buf, buf};
     int rc;
-    put64(buf, pos->gen);
-    put64(buf + 8, pos->offset);
-    put64(buf + 16, pos->seq);
-    put64(buf + 24, size);
-    put32(buf + 32, cr_crc32c(cr_crc32c(0, "wal", 3), buf, 32));
+    cr_put64(buf, pos->gen);
+    cr_put64(buf + 8, pos->offset);
+    cr_put64(buf + 16, pos->seq);
+    cr_put64(buf + 24, size);
+    cr_put32(buf + 32, cr_crc32c(cr_crc32c(0, "wal", 3), buf, 32));
     rc = mdb_put(txn, s->meta, &k, &v, 0);
     return rc == 0 ? 0 : fail_mdb(s, errmsg, rc, "write wal position");
 }
@@ -1158,16 +1146,16 @@ static int wal_get(struct cr_store *s, MDB_txn *txn, int *found,
     }
     p = v.mv_data;
     if (v.mv_size != WAL_VALUE ||
-        get32(p + 32) != cr_crc32c(cr_crc32c(0, "wal", 3), p, 32) ||
-        get32(p + 36) != 0) {
+        cr_get32(p + 32) != cr_crc32c(cr_crc32c(0, "wal", 3), p, 32) ||
+        cr_get32(p + 36) != 0) {
         return corrupt(s, errmsg, "record 'wal' fails its checksum");
     }
-    pos->gen = get64(p);
-    pos->offset = get64(p + 8);
-    pos->seq = get64(p + 16);
-    *size = get64(p + 24);
-    if (pos->gen == 0 || *size < CR_WAL_HEADER || pos->offset > *size ||
-        pos->offset % 8 != 0) {
+    pos->gen = cr_get64(p);
+    pos->offset = cr_get64(p + 8);
+    pos->seq = cr_get64(p + 16);
+    *size = cr_get64(p + 24);
+    if (pos->gen == 0 || *size < CR_WAL_BLOCK || *size % CR_WAL_BLOCK != 0 ||
+        pos->offset > *size || pos->offset % CR_WAL_BLOCK != 0) {
         return corrupt(s, errmsg, "record 'wal' has bad fields");
     }
     *found = 1;
@@ -1187,23 +1175,27 @@ static int replay(struct cr_store *s, MDB_txn *txn,
         struct cr_store_op op;
         struct raft_entry e;
         uint64_t rseq;
-        uint64_t rgen;
         uint64_t len;
         int more;
-        if (!cr_wal_check(s->wal, off, from->gen, &rseq, &rgen, &len) ||
+        if (!cr_wal_check(s->wal, off, from->gen, &rseq, &len) ||
             rseq != seq + 1) {
             return corrupt_wal(s, errmsg, "record %llu (offset %llu) is "
                                           "missing or damaged",
                                (unsigned long long)(seq + 1),
                                (unsigned long long)off);
         }
-        cr_wal_reader_init(&r, s->wal, off);
+        if (cr_wal_reader_init(&r, s->wal, off) != 0) {
+            cr_wal_reader_close(&r);
+            return fail(errmsg, RAFT_NOMEM, "out of memory");
+        }
         while ((more = cr_wal_next(&r, &op, &e)) == 1) {
             int rc = apply_op(s, txn, &op, last, errmsg);
             if (rc != 0) {
+                cr_wal_reader_close(&r);
                 return rc;
             }
         }
+        cr_wal_reader_close(&r);
         if (more < 0) {
             return corrupt_wal(s, errmsg, "record %llu (offset %llu): "
                                           "malformed ops",
@@ -1309,69 +1301,79 @@ int cr_store_checkpoint(struct cr_store *s, const struct cr_wal_pos *to,
 }
 
 /* Where the records after `from` end, checked: *end is the last whole
- * record in sequence. Past it a crash may have left one torn record (*torn:
- * a header of this generation whose record fails its check); any whole record
- * of this generation further on means a record in the middle is damaged,
- * and a newer generation than the store's means LMDB lost a transaction:
- * RAFT_CORRUPT naming the file. */
+ * record in sequence. What stands there is told apart by its blocks'
+ * stamps (cr_wal_probe): no record of this generation (the clean end), or
+ * a torn one (*torn: a crash while it was written, never acknowledged).
+ * Damage there (a record written whole that fails a check), any whole
+ * record of this generation further on (a record in the middle is
+ * damaged), a generation newer than the store's (LMDB lost a transaction):
+ * RAFT_CORRUPT naming the file and the offset. */
 static int wal_scan(struct cr_store *s, const struct cr_wal_pos *from,
                     struct cr_wal_pos *end, int *torn, char *errmsg)
 {
     const struct cr_wal *w = s->wal;
+    struct cr_wal_found_rec f;
+    enum cr_wal_found found;
     uint64_t off = from->offset;
     uint64_t seq = from->seq;
-    uint64_t rseq;
-    uint64_t rgen;
-    uint64_t len;
     uint64_t o;
     *torn = 0;
-    while (cr_wal_check(w, off, from->gen, &rseq, &rgen, &len)) {
+    while ((found = cr_wal_probe(w, off, from->gen, &f)) == CR_WAL_WHOLE) {
         struct cr_wal_reader r;
         struct cr_store_op op;
         struct raft_entry e;
-        int more;
-        if (rseq != seq + 1) {
+        int more = -1;
+        if (f.seq != seq + 1) {
             return corrupt_wal(s, errmsg, "record %llu at offset %llu where "
                                           "%llu must be",
-                               (unsigned long long)rseq,
+                               (unsigned long long)f.seq,
                                (unsigned long long)off,
                                (unsigned long long)(seq + 1));
         }
-        cr_wal_reader_init(&r, w, off);
+        if (cr_wal_reader_init(&r, w, off) != 0) {
+            cr_wal_reader_close(&r);
+            return fail(errmsg, RAFT_NOMEM, "out of memory");
+        }
         while ((more = cr_wal_next(&r, &op, &e)) == 1) {
         }
+        cr_wal_reader_close(&r);
         if (more < 0) {
             return corrupt_wal(s, errmsg, "record %llu (offset %llu): "
                                           "malformed ops",
-                               (unsigned long long)rseq,
+                               (unsigned long long)f.seq,
                                (unsigned long long)off);
         }
-        off += len;
+        off += f.len;
         seq++;
     }
     end->gen = from->gen;
     end->offset = off;
     end->seq = seq;
-    if (w->size - off >= CR_WAL_HEADER) {
-        const uint8_t *p = w->map + off;
-        if (cr_wal_check(w, off, 0, &rseq, &rgen, &len)) {
-            if (rgen > from->gen) {
-                return corrupt_wal(s, errmsg, "a record of generation %llu "
-                                              "at offset %llu, newer than "
-                                              "the store's %llu",
-                                   (unsigned long long)rgen,
-                                   (unsigned long long)off,
-                                   (unsigned long long)from->gen);
-            }
-        } else if (get32(p + 4) == CR_WAL_MAGIC && get64(p + 8) == from->gen) {
-            /* Its header landed, not all of it. Anything else here (zeros,
-             * an older generation's bytes) is no record of this one. */
+    switch (found) {
+        case CR_WAL_NEWER:
+            return corrupt_wal(s, errmsg, "a record of generation %llu at "
+                                          "offset %llu, newer than the "
+                                          "store's %llu",
+                               (unsigned long long)f.rgen,
+                               (unsigned long long)off,
+                               (unsigned long long)from->gen);
+        case CR_WAL_DAMAGED:
+            return corrupt_wal(s, errmsg, "the record at offset %llu (seq "
+                                          "%llu) is damaged: %s",
+                               (unsigned long long)off,
+                               (unsigned long long)(seq + 1), f.why);
+        case CR_WAL_TORN:
             *torn = 1;
-        }
+            break;
+        default:
+            break;
     }
-    for (o = off + 8; o + CR_WAL_HEADER <= w->size; o += 8) {
-        if (get32(w->map + o + 4) == CR_WAL_MAGIC &&
-            cr_wal_check(w, o, from->gen, &rseq, &rgen, &len)) {
+    for (o = off + CR_WAL_BLOCK; o + CR_WAL_BLOCK <= w->size;
+         o += CR_WAL_BLOCK) {
+        uint64_t rseq;
+        uint64_t len;
+        if (cr_get64(w->map + o) == from->gen &&
+            cr_wal_check(w, o, from->gen, &rseq, &len)) {
             return corrupt_wal(s, errmsg, "the record at offset %llu (seq "
                                           "%llu) is damaged: a whole record "
                                           "(seq %llu) follows at %llu",

@@ -455,7 +455,7 @@ static void ckpt_kick(struct io *io)
 static void disk_kick(struct io *io)
 {
     struct dreq *d;
-    uint64_t need = CR_WAL_HEADER;
+    uint64_t payload = 0;
     int snapshot = 0;
     int reads = 0;
     if (io->busy || (io->retry_due && !io->closing)) {
@@ -469,10 +469,12 @@ static void disk_kick(struct io *io)
         snapshot |= d->kind == D_SNAPSHOT;
         reads |= d->kind == D_GET;
         if (d->kind != D_GET && d->kind != D_SNAPSHOT) {
-            need += cr_store_log_size(&d->op, 1) - CR_WAL_HEADER;
+            uint64_t p = cr_wal_payload_size(&d->op, 1);
+            payload = p > UINT64_MAX - payload ? UINT64_MAX : payload + p;
         }
     }
-    io->direct = snapshot || need > io->wal_size - io->wal.offset;
+    io->direct = snapshot || cr_wal_framed_size(payload) >
+                                 io->wal_size - io->wal.offset;
     io->reads = reads;
     if ((io->direct || reads) && io->ckpt_busy) {
         return;         /* ckpt_after_cb kicks again */

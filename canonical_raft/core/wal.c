@@ -11,34 +11,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "le.h"
+
 #define OP_HEADER 16
 #define ENTRY_HEADER 16
 #define ZEROS (1u << 20)
-
-static void put32(uint8_t *p, uint32_t v)
-{
-    int k;
-    for (k = 0; k < 4; k++) {
-        p[k] = (uint8_t)(v >> (8 * k));
-    }
-}
-
-static void put64(uint8_t *p, uint64_t v)
-{
-    put32(p, (uint32_t)v);
-    put32(p + 4, (uint32_t)(v >> 32));
-}
-
-static uint32_t get32(const uint8_t *p)
-{
-    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
-           (uint32_t)p[3] << 24;
-}
-
-static uint64_t get64(const uint8_t *p)
-{
-    return (uint64_t)get32(p) | (uint64_t)get32(p + 4) << 32;
-}
 
 static uint64_t pad8(uint64_t n)
 {
@@ -204,7 +181,8 @@ int cr_wal_append(struct cr_wal *w, uint64_t offset, const uint8_t *rec,
                   uint64_t len, char *errmsg)
 {
     uint64_t done = 0;
-    if (offset > w->size || len > w->size - offset) {
+    if (offset % CR_WAL_BLOCK != 0 || len % CR_WAL_BLOCK != 0 ||
+        offset > w->size || len > w->size - offset) {
         return fail(errmsg, RAFT_INVALID, "%s: a record of %llu bytes at "
                                           "%llu does not fit",
                     w->path, (unsigned long long)len,
@@ -231,9 +209,49 @@ int cr_wal_append(struct cr_wal *w, uint64_t offset, const uint8_t *rec,
 
 /* ---- the codec -------------------------------------------------------------------- */
 
-uint64_t cr_wal_record_size(const struct cr_store_op *ops, unsigned n)
+/* A record's bytes as one stream: byte `at` of it is in block at / BODY,
+ * after that block's stamp. */
+static uint8_t *at_byte(uint8_t *rec, uint64_t at)
 {
-    uint64_t size = CR_WAL_HEADER;
+    return rec + (at / CR_WAL_BODY) * CR_WAL_BLOCK + CR_WAL_STAMP +
+           at % CR_WAL_BODY;
+}
+
+static const uint8_t *at_cbyte(const uint8_t *rec, uint64_t at)
+{
+    return at_byte((uint8_t *)rec, at);
+}
+
+/* Copy n bytes into the stream at *at. */
+static void put_bytes(uint8_t *rec, uint64_t *at, const void *src, uint64_t n)
+{
+    const uint8_t *s = src;
+    while (n > 0) {
+        uint64_t room = CR_WAL_BODY - *at % CR_WAL_BODY;
+        uint64_t k = n < room ? n : room;
+        memcpy(at_byte(rec, *at), s, (size_t)k);
+        *at += k;
+        s += k;
+        n -= k;
+    }
+}
+
+/* CRC-32C of the stream's bytes [from, to). */
+static uint32_t crc_bytes(const uint8_t *rec, uint64_t from, uint64_t to)
+{
+    uint32_t crc = 0;
+    while (from < to) {
+        uint64_t room = CR_WAL_BODY - from % CR_WAL_BODY;
+        uint64_t k = to - from < room ? to - from : room;
+        crc = cr_crc32c(crc, at_cbyte(rec, from), (size_t)k);
+        from += k;
+    }
+    return crc;
+}
+
+uint64_t cr_wal_payload_size(const struct cr_store_op *ops, unsigned n)
+{
+    uint64_t size = 0;
     unsigned i;
     unsigned k;
     for (i = 0; i < n; i++) {
@@ -246,90 +264,198 @@ uint64_t cr_wal_record_size(const struct cr_store_op *ops, unsigned n)
             case CR_OP_APPEND:
                 for (k = 0; k < ops[i].n; k++) {
                     if (ops[i].entries[k].buf.len > UINT32_MAX) {
-                        return 0;
+                        return UINT64_MAX;
                     }
                     size += ENTRY_HEADER + pad8(ops[i].entries[k].buf.len);
                 }
                 break;
             default:
-                return 0;
+                return UINT64_MAX;
+        }
+        if (size > UINT32_MAX) {
+            return UINT64_MAX;
         }
     }
-    return size - CR_WAL_HEADER > UINT32_MAX ? 0 : size;
+    return size;
+}
+
+uint64_t cr_wal_framed_size(uint64_t payload)
+{
+    if (payload > UINT32_MAX) {
+        return UINT64_MAX;
+    }
+    return (CR_WAL_HEADER + payload + CR_WAL_BODY - 1) / CR_WAL_BODY *
+           CR_WAL_BLOCK;
+}
+
+uint64_t cr_wal_record_size(const struct cr_store_op *ops, unsigned n)
+{
+    uint64_t size = cr_wal_framed_size(cr_wal_payload_size(ops, n));
+    return size == UINT64_MAX ? 0 : size;
 }
 
 void cr_wal_encode(uint8_t *rec, uint64_t gen, uint64_t seq,
                    const struct cr_store_op *ops, unsigned n)
 {
-    uint64_t size = cr_wal_record_size(ops, n);
-    uint8_t *p = rec + CR_WAL_HEADER;
+    uint64_t plen = cr_wal_payload_size(ops, n);
+    uint64_t size = cr_wal_framed_size(plen);
+    uint64_t at = CR_WAL_HEADER;
+    uint8_t h[OP_HEADER];
+    uint8_t *head;
+    uint64_t b;
     unsigned i;
     unsigned k;
     memset(rec, 0, (size_t)size);
-    put32(rec + 4, CR_WAL_MAGIC);
-    put64(rec + 8, gen);
-    put64(rec + 16, seq);
-    put32(rec + 24, (uint32_t)(size - CR_WAL_HEADER));
-    put32(rec + 28, n);
+    for (b = 0; b < size; b += CR_WAL_BLOCK) {
+        cr_put64(rec + b, gen);
+    }
+    head = at_byte(rec, 0);
+    cr_put32(head + 4, CR_WAL_MAGIC);
+    cr_put64(head + 8, gen);
+    cr_put64(head + 16, seq);
+    cr_put32(head + 24, (uint32_t)plen);
+    cr_put32(head + 28, n);
     for (i = 0; i < n; i++) {
         const struct cr_store_op *op = &ops[i];
-        put32(p, (uint32_t)op->kind);
-        put32(p + 4, op->kind == CR_OP_APPEND ? op->n : 0);
-        put64(p + 8, op->kind == CR_OP_APPEND || op->kind == CR_OP_TRUNCATE
-                         ? op->index
-                         : op->value);
-        p += OP_HEADER;
+        cr_put32(h, (uint32_t)op->kind);
+        cr_put32(h + 4, op->kind == CR_OP_APPEND ? op->n : 0);
+        cr_put64(h + 8, op->kind == CR_OP_APPEND || op->kind == CR_OP_TRUNCATE
+                            ? op->index
+                            : op->value);
+        put_bytes(rec, &at, h, OP_HEADER);
         if (op->kind != CR_OP_APPEND) {
             continue;
         }
         for (k = 0; k < op->n; k++) {
             const struct raft_entry *e = &op->entries[k];
-            put64(p, e->term);
-            put32(p + 8, (uint32_t)e->buf.len);
-            p[12] = (uint8_t)e->type;
-            if (e->buf.len > 0) {
-                memcpy(p + ENTRY_HEADER, e->buf.base, e->buf.len);
-            }
-            p += ENTRY_HEADER + pad8(e->buf.len);
+            memset(h, 0, sizeof h);
+            cr_put64(h, e->term);
+            cr_put32(h + 8, (uint32_t)e->buf.len);
+            h[12] = (uint8_t)e->type;
+            put_bytes(rec, &at, h, ENTRY_HEADER);
+            put_bytes(rec, &at, e->buf.base, e->buf.len);
+            at += pad8(e->buf.len) - e->buf.len;    /* zeros already */
         }
     }
-    put32(rec, cr_crc32c(0, rec + 4, (size_t)size - 4));
+    cr_wal_seal(rec);
+}
+
+void cr_wal_seal(uint8_t *rec)
+{
+    uint8_t *head = at_byte(rec, 0);
+    uint64_t size = cr_wal_framed_size(cr_get32(head + 24));
+    cr_put32(head + 32, crc_bytes(rec, CR_WAL_HEADER,
+                                  size / CR_WAL_BLOCK * CR_WAL_BODY));
+    cr_put32(head, cr_crc32c(0, head + 4, CR_WAL_HEADER - 4));
+}
+
+/* Tell a whole record, a torn one, damage and a clean end apart (wal.h). */
+enum cr_wal_found cr_wal_probe(const struct cr_wal *w, uint64_t offset,
+                               uint64_t gen, struct cr_wal_found_rec *out)
+{
+    const uint8_t *rec;
+    const uint8_t *head;
+    uint64_t hgen;
+    uint64_t size;
+    uint64_t b;
+    int header_ok;
+    int claims;
+    int stamps_ok = 1;
+    memset(out, 0, sizeof *out);
+    if (offset % CR_WAL_BLOCK != 0 || offset > w->size ||
+        w->size - offset < CR_WAL_BLOCK) {
+        return CR_WAL_END;
+    }
+    rec = w->map + offset;
+    head = at_cbyte(rec, 0);
+    hgen = cr_get64(head + 8);
+    header_ok = cr_get32(head) == cr_crc32c(0, head + 4, CR_WAL_HEADER - 4) &&
+                cr_get32(head + 4) == CR_WAL_MAGIC && cr_get32(head + 36) == 0;
+    claims = cr_get32(head + 4) == CR_WAL_MAGIC && hgen == gen;
+    if (cr_get64(rec) != gen) {
+        if (header_ok && hgen > gen && cr_get64(rec) == hgen) {
+            out->rgen = hgen;
+            return CR_WAL_NEWER;
+        }
+        if (claims) {
+            out->why = "its first block's stamp is not its generation";
+            return CR_WAL_DAMAGED;
+        }
+        return CR_WAL_END;      /* zeros, an older generation's bytes */
+    }
+    /* Its first block was written in this generation, whole (atomic). */
+    if (!header_ok || !claims) {
+        out->why = "its header fails its checksum";
+        return CR_WAL_DAMAGED;
+    }
+    size = cr_get32(head + 24) % 8 == 0 ? cr_wal_framed_size(cr_get32(head + 24))
+                                        : UINT64_MAX;
+    if (size > w->size - offset) {
+        out->why = "its header's length passes the file's end";
+        return CR_WAL_DAMAGED;
+    }
+    for (b = CR_WAL_BLOCK; b < size; b += CR_WAL_BLOCK) {
+        stamps_ok &= cr_get64(rec + b) == gen;
+    }
+    if (cr_get32(head + 32) ==
+        crc_bytes(rec, CR_WAL_HEADER, size / CR_WAL_BLOCK * CR_WAL_BODY)) {
+        /* Its bytes check. A block of another stamp is then one whose old
+         * content matched the new: applying the record is right either way. */
+        out->seq = cr_get64(head + 16);
+        out->rgen = gen;
+        out->len = size;
+        return CR_WAL_WHOLE;
+    }
+    if (!stamps_ok) {
+        return CR_WAL_TORN;
+    }
+    out->why = "its payload fails its checksum, though every block of it "
+               "was written";
+    return CR_WAL_DAMAGED;
 }
 
 int cr_wal_check(const struct cr_wal *w, uint64_t offset, uint64_t gen,
-                 uint64_t *seq, uint64_t *rgen, uint64_t *len)
+                 uint64_t *seq, uint64_t *len)
 {
-    const uint8_t *p;
-    uint64_t plen;
-    if (offset % 8 != 0 || offset > w->size ||
-        w->size - offset < CR_WAL_HEADER) {
+    struct cr_wal_found_rec f;
+    if (cr_wal_probe(w, offset, gen, &f) != CR_WAL_WHOLE) {
         return 0;
     }
-    p = w->map + offset;
-    if (get32(p + 4) != CR_WAL_MAGIC || get64(p + 8) == 0 ||
-        (gen != 0 && get64(p + 8) != gen)) {
-        return 0;
-    }
-    plen = get32(p + 24);
-    if (plen % 8 != 0 || plen > w->size - offset - CR_WAL_HEADER ||
-        get32(p) != cr_crc32c(0, p + 4, (size_t)(CR_WAL_HEADER - 4 + plen))) {
-        return 0;
-    }
-    *seq = get64(p + 16);
-    *rgen = get64(p + 8);
-    *len = CR_WAL_HEADER + plen;
+    *seq = f.seq;
+    *len = f.len;
     return 1;
 }
 
-void cr_wal_reader_init(struct cr_wal_reader *r, const struct cr_wal *w,
-                        uint64_t offset)
+int cr_wal_reader_init(struct cr_wal_reader *r, const struct cr_wal *w,
+                       uint64_t offset)
 {
-    const uint8_t *p = w->map + offset;
-    r->p = p + CR_WAL_HEADER;
-    r->end = r->p + get32(p + 24);
-    r->ops_left = get32(p + 28);
-    r->entries_left = 0;
-    r->next_index = 0;
+    const uint8_t *rec = w->map + offset;
+    const uint8_t *head = at_cbyte(rec, 0);
+    uint64_t plen = cr_get32(head + 24);
+    uint64_t at = CR_WAL_HEADER;
+    uint64_t done = 0;
+    memset(r, 0, sizeof *r);
+    r->buf = malloc(plen > 0 ? (size_t)plen : 1);
+    if (r->buf == NULL) {
+        return RAFT_NOMEM;
+    }
+    while (done < plen) {
+        uint64_t room = CR_WAL_BODY - at % CR_WAL_BODY;
+        uint64_t k = plen - done < room ? plen - done : room;
+        memcpy(r->buf + done, at_cbyte(rec, at), (size_t)k);
+        at += k;
+        done += k;
+    }
+    r->p = r->buf;
+    r->end = r->buf + plen;
+    r->ops_left = cr_get32(head + 28);
+    return 0;
+}
+
+void cr_wal_reader_close(struct cr_wal_reader *r)
+{
+    free(r->buf);
+    r->buf = NULL;
 }
 
 int cr_wal_next(struct cr_wal_reader *r, struct cr_store_op *op,
@@ -341,14 +467,14 @@ int cr_wal_next(struct cr_wal_reader *r, struct cr_store_op *op,
         if ((size_t)(r->end - r->p) < ENTRY_HEADER) {
             return -1;
         }
-        len = get32(r->p + 8);
+        len = cr_get32(r->p + 8);
         if (pad8(len) > (uint64_t)(r->end - r->p) - ENTRY_HEADER ||
             r->p[12] < RAFT_COMMAND || r->p[12] > RAFT_CHANGE ||
-            get64(r->p) == 0) {
+            cr_get64(r->p) == 0) {
             return -1;
         }
         memset(e, 0, sizeof *e);
-        e->term = get64(r->p);
+        e->term = cr_get64(r->p);
         e->type = (enum raft_entry_type)r->p[12];
         e->buf.len = (size_t)len;
         e->buf.base = (void *)(r->p + ENTRY_HEADER);
@@ -367,18 +493,18 @@ int cr_wal_next(struct cr_wal_reader *r, struct cr_store_op *op,
         return -1;
     }
     r->ops_left--;
-    op->kind = (int)get32(r->p);
+    op->kind = (int)cr_get32(r->p);
     switch (op->kind) {
         case CR_OP_TERM:
         case CR_OP_VOTE:
-            op->value = get64(r->p + 8);
+            op->value = cr_get64(r->p + 8);
             break;
         case CR_OP_TRUNCATE:
-            op->index = get64(r->p + 8);
+            op->index = cr_get64(r->p + 8);
             break;
         case CR_OP_APPEND:
-            r->entries_left = get32(r->p + 4);
-            r->next_index = get64(r->p + 8);
+            r->entries_left = cr_get32(r->p + 4);
+            r->next_index = cr_get64(r->p + 8);
             if (r->next_index == 0 ||
                 (uint64_t)r->entries_left >
                     (uint64_t)(r->end - r->p - OP_HEADER) / ENTRY_HEADER) {
@@ -393,7 +519,7 @@ int cr_wal_next(struct cr_wal_reader *r, struct cr_store_op *op,
         default:
             return -1;
     }
-    if (get32(r->p + 4) != 0) {
+    if (cr_get32(r->p + 4) != 0) {
         return -1;
     }
     r->p += OP_HEADER;
