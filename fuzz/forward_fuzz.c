@@ -53,8 +53,8 @@ static void model_check(int type, const uint8_t *b, uint64_t len)
         if (len < FWD_APPLY_FIXED) {
             abort();
         }
-        count = fwd_get32(b + 16);
-        if (count == 0 || fwd_get64(b) == 0 || fwd_get64(b + 8) == 0) {
+        count = cr_get32(b + 16);
+        if (count == 0 || cr_get64(b) == 0 || cr_get64(b + 8) == 0) {
             abort();
         }
         for (i = 0; i < count; i++) {
@@ -62,7 +62,7 @@ static void model_check(int type, const uint8_t *b, uint64_t len)
             if (off + 8 > len) {
                 abort();
             }
-            n = fwd_get64(b + off);
+            n = cr_get64(b + off);
             off += 8;
             if (n > len || off + ((n + 7) & ~(uint64_t)7) > len) {
                 abort();
@@ -174,7 +174,7 @@ static size_t apply_frame(uint8_t *out, uint64_t session, uint64_t first,
     fwd_put_apply(body, session, first, n, flags, 7);
     for (i = 0; i < n; i++) {
         size_t k = strlen(cmds[i]), padded = (k + 7) & ~(size_t)7;
-        fwd_put64(body + off, k);
+        cr_put64(body + off, k);
         off += 8;
         memset(body + off, 0, padded);
         memcpy(body + off, cmds[i], k);
@@ -191,12 +191,12 @@ static size_t honest(uint8_t *out)
     size_t n = 0;
     n += apply_frame(out + n, 5, 1, cmds, 4, FWD_RESYNC);
     memset(body, 0, sizeof body);
-    fwd_put64(body, 7);
-    fwd_put64(body + 16, 42);
+    cr_put64(body, 7);
+    cr_put64(body + 16, 42);
     n += frame(out + n, FWD_APPLY_REPLY, body, 40);
     n += frame(out + n, FWD_READ, body, 8);
     n += frame(out + n, FWD_READ_REPLY, body, 32);
-    fwd_put64(body, 3);
+    cr_put64(body, 3);
     n += frame(out + n, FWD_PING, body, 16);
     n += frame(out + n, FWD_PONG, body, 16);
     return n;
@@ -249,23 +249,23 @@ static void unit(void)
     n = apply_frame(t, 1, 1, one, 1, 2);
     CHECK(verdict(t, n) == FWD_BAD_RESERVED, "unknown APPLY flag");
     n = apply_frame(t, 1, 1, one, 1, 0);
-    fwd_put32(t + FWD_HEADER + 16, 2);
+    cr_put32(t + FWD_HEADER + 16, 2);
     CHECK(verdict(t, n) == FWD_BAD_COMMANDS, "count above the commands");
     n = apply_frame(t, 1, 1, one, 1, 0);
-    fwd_put64(t + FWD_HEADER + FWD_APPLY_FIXED, 1u << 30);
+    cr_put64(t + FWD_HEADER + FWD_APPLY_FIXED, 1u << 30);
     CHECK(verdict(t, n) == FWD_BAD_COMMANDS, "a command longer than its frame");
     n = apply_frame(t, 1, 1, one, 1, 0);
     t[n - 1] = 1;
     CHECK(verdict(t, n) == FWD_BAD_COMMANDS, "nonzero padding");
     n = apply_frame(t, 1, 1, one, 1, 0);
-    fwd_put64(t + 8, n - FWD_HEADER + 8);
+    cr_put64(t + 8, n - FWD_HEADER + 8);
     memset(t + n, 0, 8);
     CHECK(verdict(t, n + 8) == FWD_BAD_COMMANDS, "bytes after the commands");
     memset(s, 0, 16);
     n = frame(t, FWD_PING, s, 16);
     CHECK(verdict(t, n) == FWD_BAD_FIELD, "PING term 0");
     memset(s, 0, 40);
-    fwd_put32(s + 8, 4);
+    cr_put32(s + 8, 4);
     n = frame(t, FWD_APPLY_REPLY, s, 40);
     CHECK(verdict(t, n) == FWD_BAD_FIELD, "unknown status");
 }
@@ -293,7 +293,7 @@ int main(int argc, char **argv)
                 static const uint64_t edge[] = {0, 1, 7, 8, 40, 1u << 16,
                                                 (1u << 16) + 1, UINT64_MAX};
                 size_t at = (size_t)(x >> 8) % (len / 8) * 8;
-                fwd_put64(buf + 1 + at, edge[(x >> 40) % 8]);
+                cr_put64(buf + 1 + at, edge[(x >> 40) % 8]);
             } else if (x % 5 == 1) {
                 len = (size_t)(x >> 8) % (len + 1);    /* cut */
             } else {

@@ -53,6 +53,7 @@
 #include <raft.h>
 
 #include "codec_conf.h"
+#include "le.h"
 
 #define CR_IO_VERSION 1
 #define CR_IO_HEADER 16
@@ -97,33 +98,6 @@ static inline const char *cr_io_reason_name(int r)
 #undef CR_IO__NAME
     };
     return r >= 0 && r < CR_IO_E_COUNT_ ? names[r] : "?";
-}
-
-static inline void cr_io__put64(uint8_t *p, uint64_t v)
-{
-    int k;
-    for (k = 0; k < 8; k++) {
-        p[k] = (uint8_t)(v >> (8 * k));
-    }
-}
-
-static inline void cr_io__put32(uint8_t *p, uint32_t v)
-{
-    int k;
-    for (k = 0; k < 4; k++) {
-        p[k] = (uint8_t)(v >> (8 * k));
-    }
-}
-
-static inline uint32_t cr_io__get32(const uint8_t *p)
-{
-    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
-           (uint32_t)p[3] << 24;
-}
-
-static inline uint64_t cr_io__get64(const uint8_t *p)
-{
-    return (uint64_t)cr_io__get32(p) | (uint64_t)cr_io__get32(p + 4) << 32;
 }
 
 static inline uint64_t cr_io__pad8(uint64_t n)
@@ -185,31 +159,31 @@ static inline int cr_io_encode(const struct raft_message *m, uint8_t **out,
     memset(b, 0, CR_IO_HEADER + head);
     b[0] = (uint8_t)m->type;
     b[1] = CR_IO_VERSION;
-    cr_io__put32(b + 4, (uint32_t)head);
-    cr_io__put64(b + 8, tail);
+    cr_put32(b + 4, (uint32_t)head);
+    cr_put64(b + 8, tail);
     p = b + CR_IO_HEADER;
     switch (m->type) {
         case RAFT_APPEND_ENTRIES: {
             const struct raft_append_entries *a = &m->append_entries;
-            cr_io__put64(p, a->term);
-            cr_io__put64(p + 8, a->prev_log_index);
-            cr_io__put64(p + 16, a->prev_log_term);
-            cr_io__put64(p + 24, a->leader_commit);
-            cr_io__put64(p + 32, a->n_entries);
+            cr_put64(p, a->term);
+            cr_put64(p + 8, a->prev_log_index);
+            cr_put64(p + 16, a->prev_log_term);
+            cr_put64(p + 24, a->leader_commit);
+            cr_put64(p + 32, a->n_entries);
             p += 40;
             for (i = 0; i < a->n_entries; i++, p += 16) {
-                cr_io__put64(p, a->entries[i].term);
+                cr_put64(p, a->entries[i].term);
                 p[8] = (uint8_t)a->entries[i].type;
-                cr_io__put32(p + 12, (uint32_t)a->entries[i].buf.len);
+                cr_put32(p + 12, (uint32_t)a->entries[i].buf.len);
             }
             break;
         }
         case RAFT_APPEND_ENTRIES_RESULT: {
             const struct raft_append_entries_result *a =
                 &m->append_entries_result;
-            cr_io__put64(p, a->term);
-            cr_io__put64(p + 8, a->rejected);
-            cr_io__put64(p + 16, a->last_log_index);
+            cr_put64(p, a->term);
+            cr_put64(p + 8, a->rejected);
+            cr_put64(p + 16, a->last_log_index);
             p[24] = (uint8_t)a->features;
             p[25] = (uint8_t)(a->features >> 8);
             p[26] = (uint8_t)a->capacity;
@@ -218,18 +192,18 @@ static inline int cr_io_encode(const struct raft_message *m, uint8_t **out,
         }
         case RAFT_REQUEST_VOTE: {
             const struct raft_request_vote *a = &m->request_vote;
-            cr_io__put64(p, a->term);
-            cr_io__put64(p + 8, a->candidate_id);
-            cr_io__put64(p + 16, a->last_log_index);
-            cr_io__put64(p + 24, a->last_log_term);
-            cr_io__put64(p + 32, (a->disrupt_leader ? 1u : 0u) |
+            cr_put64(p, a->term);
+            cr_put64(p + 8, a->candidate_id);
+            cr_put64(p + 16, a->last_log_index);
+            cr_put64(p + 24, a->last_log_term);
+            cr_put64(p + 32, (a->disrupt_leader ? 1u : 0u) |
                                      (a->pre_vote ? 2u : 0u));
             break;
         }
         case RAFT_REQUEST_VOTE_RESULT: {
             const struct raft_request_vote_result *a = &m->request_vote_result;
-            cr_io__put64(p, a->term);
-            cr_io__put64(p + 8, (a->vote_granted ? 1u : 0u) |
+            cr_put64(p, a->term);
+            cr_put64(p + 8, (a->vote_granted ? 1u : 0u) |
                                     (a->pre_vote ? 2u : 0u));
             p[16] = (uint8_t)a->features;
             p[17] = (uint8_t)(a->features >> 8);
@@ -239,19 +213,19 @@ static inline int cr_io_encode(const struct raft_message *m, uint8_t **out,
         }
         case RAFT_INSTALL_SNAPSHOT: {
             const struct raft_install_snapshot *a = &m->install_snapshot;
-            cr_io__put64(p, a->term);
-            cr_io__put64(p + 8, a->last_index);
-            cr_io__put64(p + 16, a->last_term);
-            cr_io__put64(p + 24, a->conf_index);
-            cr_io__put64(p + 32, conf.len);
+            cr_put64(p, a->term);
+            cr_put64(p + 8, a->last_index);
+            cr_put64(p + 16, a->last_term);
+            cr_put64(p + 24, a->conf_index);
+            cr_put64(p + 32, conf.len);
             memcpy(p + 40, conf.base, conf.len);
             raft_free(conf.base);
             break;
         }
         case RAFT_TIMEOUT_NOW:
-            cr_io__put64(p, m->timeout_now.term);
-            cr_io__put64(p + 8, m->timeout_now.last_log_index);
-            cr_io__put64(p + 16, m->timeout_now.last_log_term);
+            cr_put64(p, m->timeout_now.term);
+            cr_put64(p + 8, m->timeout_now.last_log_index);
+            cr_put64(p + 16, m->timeout_now.last_log_term);
             break;
         default:
             break;
@@ -314,8 +288,8 @@ static inline int cr_io_dec_busy(const struct cr_io_dec *d)
 static inline int cr_io__header(struct cr_io_dec *d)
 {
     const uint8_t *h = d->hdr;
-    uint64_t head = cr_io__get32(h + 4);
-    uint64_t tail = cr_io__get64(h + 8);
+    uint64_t head = cr_get32(h + 4);
+    uint64_t tail = cr_get64(h + 8);
     uint64_t lo;
     uint64_t hi;
     if (h[1] != CR_IO_VERSION || h[2] != 0 || h[3] != 0) {
@@ -370,11 +344,11 @@ static inline int cr_io__header(struct cr_io_dec *d)
 static inline int cr_io__head(struct cr_io_dec *d)
 {
     const uint8_t *p = d->head;
-    uint64_t term = cr_io__get64(p);
+    uint64_t term = cr_get64(p);
     uint64_t v[5] = {0, 0, 0, 0, 0};
     unsigned k;
     for (k = 0; k < 5 && 8 * k + 8 <= d->head_len; k++) {
-        v[k] = cr_io__get64(p + 8 * k);
+        v[k] = cr_get64(p + 8 * k);
     }
     switch (d->hdr[0]) {
         case RAFT_APPEND_ENTRIES: {
@@ -393,8 +367,8 @@ static inline int cr_io__head(struct cr_io_dec *d)
             }
             for (i = 0; i < n; i++) {
                 const uint8_t *e = p + 40 + 16 * i;
-                uint64_t et = cr_io__get64(e);
-                uint32_t len = cr_io__get32(e + 12);
+                uint64_t et = cr_get64(e);
+                uint32_t len = cr_get32(e + 12);
                 if (e[8] < RAFT_COMMAND || e[8] > RAFT_CHANGE || e[9] != 0 ||
                     e[10] != 0 || e[11] != 0 || len == 0 || et == 0 ||
                     et > term || et < prev_term) {
@@ -416,7 +390,7 @@ static inline int cr_io__head(struct cr_io_dec *d)
                 v[2] >= CR_IO_LIMIT) {
                 return CR_IO_E_RANGE;
             }
-            return cr_io__get32(p + 28) == 0 ? 0 : CR_IO_E_FIELD;
+            return cr_get32(p + 28) == 0 ? 0 : CR_IO_E_FIELD;
         case RAFT_REQUEST_VOTE:
             if (v[0] >= CR_IO_LIMIT || v[2] >= CR_IO_LIMIT ||
                 v[3] >= CR_IO_LIMIT) {
@@ -431,7 +405,7 @@ static inline int cr_io__head(struct cr_io_dec *d)
             if (v[0] >= CR_IO_LIMIT) {
                 return CR_IO_E_RANGE;
             }
-            if ((v[1] & ~(uint64_t)3) != 0 || cr_io__get32(p + 20) != 0) {
+            if ((v[1] & ~(uint64_t)3) != 0 || cr_get32(p + 20) != 0) {
                 return CR_IO_E_FIELD;
             }
             return 0;
@@ -471,20 +445,20 @@ static inline int cr_io__message(struct cr_io_dec *d, struct raft_message *m)
     switch (m->type) {
         case RAFT_APPEND_ENTRIES: {
             struct raft_append_entries *a = &m->append_entries;
-            unsigned n = (unsigned)cr_io__get64(p + 32);
+            unsigned n = (unsigned)cr_get64(p + 32);
             uint64_t off = 0;
             unsigned i;
             a->version = CR_IO_V_APPEND_ENTRIES;
-            a->term = cr_io__get64(p);
-            a->prev_log_index = cr_io__get64(p + 8);
-            a->prev_log_term = cr_io__get64(p + 16);
-            a->leader_commit = cr_io__get64(p + 24);
+            a->term = cr_get64(p);
+            a->prev_log_index = cr_get64(p + 8);
+            a->prev_log_term = cr_get64(p + 16);
+            a->leader_commit = cr_get64(p + 24);
             if (n == 0) {
                 return 0;
             }
             for (i = 0; i < n; i++) {
                 const uint8_t *e = p + 40 + 16 * i;
-                uint32_t len = cr_io__get32(e + 12);
+                uint32_t len = cr_get32(e + 12);
                 if (e[8] == RAFT_CHANGE &&
                     cr_conf_check(d->tail + off, len) != 0) {
                     return CR_IO_E_CONF;
@@ -499,9 +473,9 @@ static inline int cr_io__message(struct cr_io_dec *d, struct raft_message *m)
             for (i = 0; i < n; i++) {
                 const uint8_t *e = p + 40 + 16 * i;
                 struct raft_entry *x = &a->entries[i];
-                x->term = cr_io__get64(e);
+                x->term = cr_get64(e);
                 x->type = (enum raft_entry_type)e[8];
-                x->buf.len = cr_io__get32(e + 12);
+                x->buf.len = cr_get32(e + 12);
                 x->buf.base = d->tail + off;
                 x->batch = d->tail;
                 off += cr_io__pad8(x->buf.len);
@@ -513,30 +487,30 @@ static inline int cr_io__message(struct cr_io_dec *d, struct raft_message *m)
         case RAFT_APPEND_ENTRIES_RESULT: {
             struct raft_append_entries_result *a = &m->append_entries_result;
             a->version = CR_IO_V_APPEND_ENTRIES_RESULT;
-            a->term = cr_io__get64(p);
-            a->rejected = cr_io__get64(p + 8);
-            a->last_log_index = cr_io__get64(p + 16);
+            a->term = cr_get64(p);
+            a->rejected = cr_get64(p + 8);
+            a->last_log_index = cr_get64(p + 16);
             a->features = (unsigned short)(p[24] | p[25] << 8);
             a->capacity = (unsigned short)(p[26] | p[27] << 8);
             return 0;
         }
         case RAFT_REQUEST_VOTE: {
             struct raft_request_vote *a = &m->request_vote;
-            uint64_t flags = cr_io__get64(p + 32);
+            uint64_t flags = cr_get64(p + 32);
             a->version = CR_IO_V_REQUEST_VOTE;
-            a->term = cr_io__get64(p);
-            a->candidate_id = cr_io__get64(p + 8);
-            a->last_log_index = cr_io__get64(p + 16);
-            a->last_log_term = cr_io__get64(p + 24);
+            a->term = cr_get64(p);
+            a->candidate_id = cr_get64(p + 8);
+            a->last_log_index = cr_get64(p + 16);
+            a->last_log_term = cr_get64(p + 24);
             a->disrupt_leader = (flags & 1) != 0;
             a->pre_vote = (flags & 2) != 0;
             return 0;
         }
         case RAFT_REQUEST_VOTE_RESULT: {
             struct raft_request_vote_result *a = &m->request_vote_result;
-            uint64_t flags = cr_io__get64(p + 8);
+            uint64_t flags = cr_get64(p + 8);
             a->version = CR_IO_V_REQUEST_VOTE_RESULT;
-            a->term = cr_io__get64(p);
+            a->term = cr_get64(p);
             a->vote_granted = (flags & 1) != 0;
             a->pre_vote = (flags & 2) != 0;
             a->features = (unsigned short)(p[16] | p[17] << 8);
@@ -547,12 +521,12 @@ static inline int cr_io__message(struct cr_io_dec *d, struct raft_message *m)
             struct raft_install_snapshot *a = &m->install_snapshot;
             struct raft_buffer conf;
             a->version = CR_IO_V_INSTALL_SNAPSHOT;
-            a->term = cr_io__get64(p);
-            a->last_index = cr_io__get64(p + 8);
-            a->last_term = cr_io__get64(p + 16);
-            a->conf_index = cr_io__get64(p + 24);
+            a->term = cr_get64(p);
+            a->last_index = cr_get64(p + 8);
+            a->last_term = cr_get64(p + 16);
+            a->conf_index = cr_get64(p + 24);
             conf.base = (void *)(p + 40);
-            conf.len = (size_t)cr_io__get64(p + 32);
+            conf.len = (size_t)cr_get64(p + 32);
             if (raft_configuration_decode(&conf, &a->conf) != 0) {
                 return CR_IO_E_CONF;
             }
@@ -570,9 +544,9 @@ static inline int cr_io__message(struct cr_io_dec *d, struct raft_message *m)
         }
         case RAFT_TIMEOUT_NOW:
             m->timeout_now.version = CR_IO_V_TIMEOUT_NOW;
-            m->timeout_now.term = cr_io__get64(p);
-            m->timeout_now.last_log_index = cr_io__get64(p + 8);
-            m->timeout_now.last_log_term = cr_io__get64(p + 16);
+            m->timeout_now.term = cr_get64(p);
+            m->timeout_now.last_log_index = cr_get64(p + 8);
+            m->timeout_now.last_log_term = cr_get64(p + 16);
             return 0;
         default:
             return CR_IO_E_TYPE;

@@ -532,9 +532,9 @@ cdef Expect *expect_find(ForwardState *f, uint64_t session, bint make) noexcept 
 cdef void leader_apply_frame(NodeState *s, raft.raft_id frm, const uint8_t *b,
                              uint64_t len) noexcept nogil:
     cdef ForwardState *f = &s.fwd
-    cdef uint64_t session = fwd_get64(b), first = fwd_get64(b + 8)
-    cdef uint32_t count = fwd_get32(b + 16), flags = fwd_get32(b + 20)
-    cdef uint64_t request = fwd_get64(b + 24)
+    cdef uint64_t session = cr_get64(b), first = cr_get64(b + 8)
+    cdef uint32_t count = cr_get32(b + 16), flags = cr_get32(b + 20)
+    cdef uint64_t request = cr_get64(b + 24)
     cdef raft.raft_term term = raft.raft_current_term(&s.raft)
     cdef Expect *e
     cdef int rv
@@ -570,12 +570,12 @@ cdef void send_apply_reply(NodeState *s, raft.raft_id to, uint64_t request, uint
     cdef raft.raft_id leader_id = 0
     cdef const char *address = NULL
     raft.raft_leader(&s.raft, &leader_id, &address)
-    fwd_put64(body, request)
-    fwd_put32(body + 8, status)
-    fwd_put32(body + 12, code)
-    fwd_put64(body + 16, index)
-    fwd_put64(body + 24, raft.raft_current_term(&s.raft))
-    fwd_put64(body + 32, leader_id)
+    cr_put64(body, request)
+    cr_put32(body + 8, status)
+    cr_put32(body + 12, code)
+    cr_put64(body + 16, index)
+    cr_put64(body + 24, raft.raft_current_term(&s.raft))
+    cr_put64(body + 32, leader_id)
     send_to(s, to, FWD_APPLY_REPLY, body, FWD_REPLY_SIZE)
 
 
@@ -594,8 +594,8 @@ cdef int send_to(NodeState *s, raft.raft_id to, int type, const uint8_t *body,
 
 cdef void follower_apply_reply(NodeState *s, const uint8_t *b) noexcept nogil:
     cdef ForwardState *f = &s.fwd
-    cdef uint64_t request = fwd_get64(b)
-    cdef uint32_t status = fwd_get32(b + 8)
+    cdef uint64_t request = cr_get64(b)
+    cdef uint32_t status = cr_get32(b + 8)
     cdef Forwarded *fw = f.head
     cdef bint matched = False
     while fw != NULL:
@@ -625,7 +625,7 @@ cdef int forward_on_frame(void *arg, uint64_t frm, int type, const uint8_t *body
     elif type == FWD_APPLY_REPLY:
         follower_apply_reply(s, body)
     elif type == FWD_READ:
-        leader_read_request(s, frm, fwd_get64(body))
+        leader_read_request(s, frm, cr_get64(body))
     elif type == FWD_READ_REPLY:
         follower_read_reply(s, body)
     elif type == FWD_PING:

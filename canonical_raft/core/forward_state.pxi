@@ -19,10 +19,6 @@ cdef extern from "forward_wire.h" nogil:
         FWD_NOT_LEADER
         FWD_OUT_OF_ORDER
         FWD_ERROR
-    void fwd_put64(uint8_t *p, uint64_t v)
-    void fwd_put32(uint8_t *p, uint32_t v)
-    uint64_t fwd_get64(const uint8_t *p)
-    uint32_t fwd_get32(const uint8_t *p)
     void fwd_put_apply(uint8_t *p, uint64_t session, uint64_t first, uint32_t count,
                        uint32_t flags, uint64_t request)
 

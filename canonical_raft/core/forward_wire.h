@@ -41,6 +41,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "le.h"
+
 #define FWD_VERSION 1
 #define FWD_HEADER 16
 #define FWD_APPLY_FIXED 40      /* an APPLY body before its commands */
@@ -99,44 +101,12 @@ static inline const char *fwd_reason_name(int reason)
 
 /* ---- encoding ------------------------------------------------------------ */
 
-static inline void fwd_put64(uint8_t *p, uint64_t v)
-{
-    unsigned k;
-    for (k = 0; k < 8; k++) {
-        p[k] = (uint8_t)(v >> (8 * k));
-    }
-}
-
-static inline void fwd_put32(uint8_t *p, uint32_t v)
-{
-    unsigned k;
-    for (k = 0; k < 4; k++) {
-        p[k] = (uint8_t)(v >> (8 * k));
-    }
-}
-
-static inline uint64_t fwd_get64(const uint8_t *p)
-{
-    uint64_t v = 0;
-    unsigned k;
-    for (k = 0; k < 8; k++) {
-        v |= (uint64_t)p[k] << (8 * k);
-    }
-    return v;
-}
-
-static inline uint32_t fwd_get32(const uint8_t *p)
-{
-    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
-           (uint32_t)p[3] << 24;
-}
-
 static inline void fwd_put_header(uint8_t *p, int type, uint64_t body)
 {
     memset(p, 0, FWD_HEADER);
     p[0] = (uint8_t)type;
     p[1] = FWD_VERSION;
-    fwd_put64(p + 8, body);
+    cr_put64(p + 8, body);
 }
 
 /* The fixed part of an APPLY body (its commands follow). */
@@ -144,12 +114,12 @@ static inline void fwd_put_apply(uint8_t *p, uint64_t session, uint64_t first,
                                  uint32_t count, uint32_t flags,
                                  uint64_t request)
 {
-    fwd_put64(p, session);
-    fwd_put64(p + 8, first);
-    fwd_put32(p + 16, count);
-    fwd_put32(p + 20, flags);
-    fwd_put64(p + 24, request);
-    fwd_put64(p + 32, 0);
+    cr_put64(p, session);
+    cr_put64(p + 8, first);
+    cr_put32(p + 16, count);
+    cr_put32(p + 20, flags);
+    cr_put64(p + 24, request);
+    cr_put64(p + 32, 0);
 }
 
 /* ---- checking a whole body ------------------------------------------------ */
@@ -176,7 +146,7 @@ static inline uint64_t fwd_body_size(int type)
 
 static inline enum fwd_reason fwd_check_status(const uint8_t *p)
 {
-    return fwd_get32(p) > FWD_ERROR ? FWD_BAD_FIELD : FWD_OK;
+    return cr_get32(p) > FWD_ERROR ? FWD_BAD_FIELD : FWD_OK;
 }
 
 /* Every field of a whole body of `type`, `len` bytes. */
@@ -185,15 +155,15 @@ static inline enum fwd_reason fwd_check_body(int type, const uint8_t *b,
 {
     uint64_t off, count, i, n;
     if (type == FWD_APPLY) {
-        uint64_t session = fwd_get64(b), first = fwd_get64(b + 8);
-        count = fwd_get32(b + 16);
+        uint64_t session = cr_get64(b), first = cr_get64(b + 8);
+        count = cr_get32(b + 16);
         if (session == 0 || first == 0 || first >= FWD_LIMIT ||
             count == 0 || count > FWD_MAX_COMMANDS ||
             first + count >= FWD_LIMIT) {
             return FWD_BAD_FIELD;
         }
-        if ((fwd_get32(b + 20) & ~(uint32_t)FWD_RESYNC) != 0 ||
-            fwd_get64(b + 32) != 0) {
+        if ((cr_get32(b + 20) & ~(uint32_t)FWD_RESYNC) != 0 ||
+            cr_get64(b + 32) != 0) {
             return FWD_BAD_RESERVED;
         }
         off = FWD_APPLY_FIXED;
@@ -202,7 +172,7 @@ static inline enum fwd_reason fwd_check_body(int type, const uint8_t *b,
             if (len - off < FWD_COMMAND_HEADER) {
                 return FWD_BAD_COMMANDS;
             }
-            n = fwd_get64(b + off);
+            n = cr_get64(b + off);
             off += FWD_COMMAND_HEADER;
             if (n > len - off) {
                 return FWD_BAD_COMMANDS;
@@ -226,20 +196,20 @@ static inline enum fwd_reason fwd_check_body(int type, const uint8_t *b,
     switch (type) {
         case FWD_APPLY_REPLY:
             if (fwd_check_status(b + 8) != FWD_OK ||
-                fwd_get64(b + 16) >= FWD_LIMIT ||
-                fwd_get64(b + 24) >= FWD_LIMIT) {
+                cr_get64(b + 16) >= FWD_LIMIT ||
+                cr_get64(b + 24) >= FWD_LIMIT) {
                 return FWD_BAD_FIELD;
             }
             return FWD_OK;
         case FWD_READ_REPLY:
             if (fwd_check_status(b + 8) != FWD_OK ||
-                fwd_get64(b + 16) >= FWD_LIMIT) {
+                cr_get64(b + 16) >= FWD_LIMIT) {
                 return FWD_BAD_FIELD;
             }
             return FWD_OK;
         case FWD_PING:
         case FWD_PONG:
-            if (fwd_get64(b) == 0 || fwd_get64(b) >= FWD_LIMIT) {
+            if (cr_get64(b) == 0 || cr_get64(b) >= FWD_LIMIT) {
                 return FWD_BAD_FIELD;
             }
             return FWD_OK;
@@ -306,10 +276,10 @@ static inline enum fwd_reason fwd__header(struct fwd_dec *d)
     if (h[1] != FWD_VERSION) {
         return FWD_BAD_VERSION;
     }
-    if (h[2] != 0 || h[3] != 0 || fwd_get32(h + 4) != 0) {
+    if (h[2] != 0 || h[3] != 0 || cr_get32(h + 4) != 0) {
         return FWD_BAD_RESERVED;
     }
-    d->len = fwd_get64(h + 8);
+    d->len = cr_get64(h + 8);
     if (d->type == FWD_APPLY ? d->len < FWD_APPLY_FIXED
                              : d->len != fwd_body_size(d->type)) {
         return FWD_BAD_LENGTH;

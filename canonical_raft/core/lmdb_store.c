@@ -935,6 +935,26 @@ static int load_log(struct cr_store *s, MDB_txn *txn, struct cr_store_state *st,
     return 0;
 }
 
+/* The opening of load and stat: a read transaction (*txn, the caller
+ * aborts it on 0), term, vote and the snapshot, if any (*found: meta and
+ * data; meta's configuration is the caller's to close). */
+static int read_begin(struct cr_store *s, MDB_txn **txn, uint64_t *term,
+                      uint64_t *vote, int *found, struct raft_snapshot *meta,
+                      MDB_val *data, char *errmsg)
+{
+    int rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, txn);
+    if (rc != 0) {
+        return fail_mdb(s, errmsg, rc, "begin");
+    }
+    if ((rc = meta_get(s, *txn, "term", term, errmsg)) != 0 ||
+        (rc = meta_get(s, *txn, "vote", vote, errmsg)) != 0 ||
+        (rc = snapshot_read(s, *txn, found, meta, data, errmsg)) != 0) {
+        mdb_txn_abort(*txn);
+        return rc;
+    }
+    return 0;
+}
+
 int cr_store_load(struct cr_store *s, struct cr_store_state *st, char *errmsg)
 {
     struct raft_snapshot meta;
@@ -946,14 +966,8 @@ int cr_store_load(struct cr_store *s, struct cr_store_state *st, char *errmsg)
     int rc;
 
     memset(st, 0, sizeof *st);
-    rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &txn);
+    rc = read_begin(s, &txn, &term, &vote, &found, &meta, &data, errmsg);
     if (rc != 0) {
-        return fail_mdb(s, errmsg, rc, "begin");
-    }
-    if ((rc = meta_get(s, txn, "term", &term, errmsg)) != 0 ||
-        (rc = meta_get(s, txn, "vote", &vote, errmsg)) != 0 ||
-        (rc = snapshot_read(s, txn, &found, &meta, &data, errmsg)) != 0) {
-        mdb_txn_abort(txn);
         return rc;
     }
     if (found) {
@@ -1543,14 +1557,8 @@ int cr_store_stat(struct cr_store *s, struct cr_store_stat *out, char *errmsg)
     int rc;
 
     memset(out, 0, sizeof *out);
-    rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &txn);
+    rc = read_begin(s, &txn, &term, &vote, &found, &meta, &data, errmsg);
     if (rc != 0) {
-        return fail_mdb(s, errmsg, rc, "begin");
-    }
-    if ((rc = meta_get(s, txn, "term", &term, errmsg)) != 0 ||
-        (rc = meta_get(s, txn, "vote", &vote, errmsg)) != 0 ||
-        (rc = snapshot_read(s, txn, &found, &meta, &data, errmsg)) != 0) {
-        mdb_txn_abort(txn);
         return rc;
     }
     out->term = term;

@@ -243,8 +243,8 @@ cdef void round_ping(NodeState *s, Round *r) noexcept nogil:
     r.started = uv.uv_hrtime()
     if rounds_confirm(s):
         return                          # this node's vote is a majority
-    fwd_put64(body, f.round_term)
-    fwd_put64(body + 8, r.no)
+    cr_put64(body, f.round_term)
+    cr_put64(body + 8, r.no)
     for i in range(s.raft.configuration.n):
         if (s.raft.configuration.servers[i].role == raft.RAFT_VOTER
                 and s.raft.configuration.servers[i].id != s.id):
@@ -303,9 +303,9 @@ cdef bint rounds_confirm(NodeState *s) noexcept nogil:
 
 cdef void leader_pong(NodeState *s, raft.raft_id frm, const uint8_t *b) noexcept nogil:
     cdef ForwardState *f = &s.fwd
-    cdef uint64_t no = fwd_get64(b + 8)
+    cdef uint64_t no = cr_get64(b + 8)
     cdef unsigned j
-    if f.rounds_n == 0 or fwd_get64(b) != f.round_term or no > f.round_no or frm == s.id:
+    if f.rounds_n == 0 or cr_get64(b) != f.round_term or no > f.round_no or frm == s.id:
         return
     for j in range(f.voters_seen):
         if f.voter_id[j] == frm:
@@ -387,11 +387,11 @@ cdef void send_read_reply(NodeState *s, raft.raft_id to, uint64_t request, uint3
     cdef raft.raft_id leader_id = 0
     cdef const char *address = NULL
     raft.raft_leader(&s.raft, &leader_id, &address)
-    fwd_put64(body, request)
-    fwd_put32(body + 8, status)
-    fwd_put32(body + 12, 0)
-    fwd_put64(body + 16, index)
-    fwd_put64(body + 24, leader_id)
+    cr_put64(body, request)
+    cr_put32(body + 8, status)
+    cr_put32(body + 12, 0)
+    cr_put64(body + 16, index)
+    cr_put64(body + 24, leader_id)
     send_to(s, to, FWD_READ_REPLY, body, FWD_READ_REPLY_SIZE)
 
 
@@ -401,8 +401,8 @@ cdef void follower_ping(NodeState *s, raft.raft_id frm, const uint8_t *b) noexce
     """Answer with this node's current term (the leader counts it only if
     it is its own)."""
     cdef uint8_t body[FWD_PING_SIZE]
-    fwd_put64(body, raft.raft_current_term(&s.raft))
-    fwd_put64(body + 8, fwd_get64(b + 8))
+    cr_put64(body, raft.raft_current_term(&s.raft))
+    cr_put64(body + 8, cr_get64(b + 8))
     send_to(s, frm, FWD_PONG, body, FWD_PING_SIZE)
 
 
@@ -434,7 +434,7 @@ cdef void follower_reads(NodeState *s) noexcept nogil:
         return
     cdef uint64_t request = f.next_request
     f.next_request += 1
-    fwd_put64(body, request)
+    cr_put64(body, request)
     if cr_fl_send(f.link, leader_id, address, FWD_READ, body, 8, NULL, 0) != 0:
         return
     cdef Ask *a = &f.asks[f.asks_n]
@@ -448,15 +448,15 @@ cdef void follower_reads(NodeState *s) noexcept nogil:
 
 cdef void follower_read_reply(NodeState *s, const uint8_t *b) noexcept nogil:
     cdef ForwardState *f = &s.fwd
-    cdef uint64_t request = fwd_get64(b)
+    cdef uint64_t request = cr_get64(b)
     cdef unsigned i
     for i in range(f.asks_n):
         if f.asks[i].request == request:
             break
     else:
         return
-    if fwd_get32(b + 8) == FWD_DONE:
-        reads_apply_at(s, f.asks[i].reqs, fwd_get64(b + 16))
+    if cr_get32(b + 8) == FWD_DONE:
+        reads_apply_at(s, f.asks[i].reqs, cr_get64(b + 16))
         f.asks[i].reqs = NULL
         ask_drop(s, i)
     else:

@@ -17,12 +17,7 @@
 #define CR_LOAD(var) __atomic_load_n(&(var), __ATOMIC_ACQUIRE)
 #define CR_STORE(var, v) __atomic_store_n(&(var), (v), __ATOMIC_RELEASE)
 
-static inline void cr_put64(char *p, uint64_t v) { v = htole64(v); memcpy(p, &v, 8); }
-static inline void cr_put32(char *p, uint32_t v) { v = htole32(v); memcpy(p, &v, 4); }
-static inline void cr_put16(char *p, uint16_t v) { v = htole16(v); memcpy(p, &v, 2); }
-static inline uint64_t cr_get64(const char *p) { uint64_t v; memcpy(&v, p, 8); return le64toh(v); }
-static inline uint32_t cr_get32(const char *p) { uint32_t v; memcpy(&v, p, 4); return le32toh(v); }
-static inline uint16_t cr_get16(const char *p) { uint16_t v; memcpy(&v, p, 2); return le16toh(v); }
+#include "le.h"    /* cr_put64 .. cr_get16: core/le.h, the one copy */
 
 /* Copy a C string into a buffer of `size` bytes, always terminated. */
 static inline void cr_copy(char *dst, const char *src, size_t size) {

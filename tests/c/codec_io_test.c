@@ -311,9 +311,9 @@ static void expect_refused(const char *name, const struct raft_message *m,
     int r;
     current = name;
     if (wide == 4) {
-        cr_io__put32(f.b + at, (uint32_t)v);
+        cr_put32(f.b + at, (uint32_t)v);
     } else if (wide) {
-        cr_io__put64(f.b + at, v);
+        cr_put64(f.b + at, v);
     } else {
         f.b[at] = (uint8_t)v;
     }
