@@ -124,6 +124,7 @@ typecheck: build
 .PHONY: chaos chaos-short
 chaos: build
 	$(PY) -m chaos
+	$(PY) -m chaos --plain --storage lmdb
 
 # The CI selection, about 3 minutes (also run by `make test` as tests/chaos/test_short.py).
 chaos-short: build
