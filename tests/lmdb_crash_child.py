@@ -6,8 +6,11 @@
 
 Commands: ``load`` starts applying "0", "1", ... in batches from a thread,
 pushing an ``acked`` event (upto=the highest number whose future resolved,
-all below it resolved too) after each batch; ``items`` is everything the
-FSM holds after a barrier (restored snapshot and replayed log). Small snapshot settings make
+all below it resolved too) after each batch, until a batch fails (this node
+is no longer the leader, or it closes); ``items`` is everything the FSM
+holds after a barrier (restored snapshot and replayed log), ``held`` the
+same with no barrier (on a follower too); ``role``:
+whether it is the leader and how many snapshots it installed from one. Small snapshot settings make
 snapshots, and the deletion of the log prefix they cover, frequent; --pad pads each command
 (spaces) so that the write-ahead file's checkpoints run between snapshots and the file fills
 (a batch then goes straight to LMDB).
@@ -78,7 +81,16 @@ def main():
         node.barrier().result(20)       # everything committed is applied
         return {"items": list(fsm.items)}
 
-    handlers = {"load": start_load, "items": items}
+    installs = []
+    node.on_event(lambda event: installs.append(event.index), kinds=["snapshot_installed"])
+
+    def role():
+        return {"leader": node.is_leader, "installs": len(installs)}
+
+    def held():
+        return {"items": list(fsm.items)}   # no barrier: a follower's too
+
+    handlers = {"load": start_load, "items": items, "held": held, "role": role}
     channel.serve_node(close, handlers, id=args.id)
     return 0
 
