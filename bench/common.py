@@ -21,10 +21,12 @@ PYSYNCOBJ_CAVEAT = ("PySyncObj keeps its log in memory and never fsyncs "
                     "(not durable); canonical_raft and C fsync every entry")
 
 # PySyncObj's configurations. "batched" is SyncObjConf() as shipped: an
-# in-memory log, appends batched and sent on a 100 ms timer; with thousands
-# of commands in flight it is PySyncObj's fastest (other periods, batch sizes
-# and buffer sizes measured no better here). "nobatch" sends each command at
-# once (appendEntriesUseBatch=False): slower in bulk, its best at window 1.
+# in-memory log, appends batched and sent on a 100 ms timer; at 8192 in
+# flight it measured PySyncObj's fastest here (other periods, batch sizes
+# and buffer sizes no better). At 64 and 1,024 in flight 0.5-1 ms periods
+# are faster (bench/vs_pysyncobj.py measures them for ReplDict), so --peers
+# rows at those windows understate PySyncObj. "nobatch" sends each command
+# at once (appendEntriesUseBatch=False): slower in bulk, its best at window 1.
 PYSYNCOBJ_CONFS = {
     "batched": {},
     "nobatch": {"appendEntriesUseBatch": False},
