@@ -89,11 +89,12 @@ def test_sigkill_at_random_points_of_a_cluster_loses_nothing_acknowledged(tmp_pa
         for p in cluster.procs.values():
             p.wait_ready()
         leader = cluster.load()
-        killed_leaders = 0
+        killed_leaders = installs = 0
         for _ in range(ROUNDS):
             time.sleep(rnd.uniform(0.1, 0.8))
             victim = leader if rnd.random() < 0.5 else rnd.choice([i for i in IDS if i != leader])
             killed_leaders += victim == leader
+            installs += cluster.procs[victim].call("role", timeout=10)["installs"]
             cluster.procs[victim].kill()
             cluster.procs[victim].stop()
             if rnd.random() < 0.5:
@@ -111,7 +112,7 @@ def test_sigkill_at_random_points_of_a_cluster_loses_nothing_acknowledged(tmp_pa
         wait_until(lambda: all(len(items) >= n for items in held().values()),
                    timeout=30, message="the nodes did not converge")
         final = held()
-        installs = sum(cluster.procs[i].call("role", timeout=10)["installs"] for i in IDS)
+        installs += sum(cluster.procs[i].call("role", timeout=10)["installs"] for i in IDS)
     finally:
         cluster.stop()
     for i, items in final.items():
