@@ -99,3 +99,20 @@ def test_a_bad_key_is_refused_on_apply_as_before():
     with pytest.raises(TypeError, match="keys are str"):
         d.apply(command.encode("", "set", 1, [1, "v"]))
     assert len(d) == 0 and d._solo()._seq == 1     # counted, changed nothing
+
+
+@pytest.mark.parametrize("key,value", [("k", "\ud800"), ("\udc80", 1), ("k", {"a": ["\udfff"]})])
+def test_a_lone_surrogate_is_refused_before_anything_is_submitted(key, value):
+    """codec.check passes a str with a lone surrogate (JSON text can hold
+    it), but it has no UTF-8: encode() refuses it with a ValueError, as the
+    codec's other refusals, and the node gets nothing."""
+    from test_batteries_group import FakeNode
+    d = batteries.ReplicatedDict()
+    group = d._solo()
+    node = FakeNode([group])
+    submitted = []
+    node.apply = lambda command: submitted.append(command)
+    group.attach(node)
+    with pytest.raises(ValueError, match="not valid Unicode"):
+        d.set(key, value)
+    assert submitted == [] and len(d) == 0

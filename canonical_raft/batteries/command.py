@@ -57,7 +57,13 @@ def encode(structure: Optional[str], op: str, version: int, args: list[Any]) -> 
         if len(_HEADS) >= _MAX_HEADS:
             _HEADS.clear()
         _HEADS[key] = head
-    return (head + codec.dumps(args) + "]").encode()
+    try:
+        return (head + codec.dumps(args) + "]").encode()
+    except UnicodeEncodeError as exc:
+        # A str with a lone surrogate passes codec.check but has no UTF-8:
+        # refused here, where every command passes, before it is submitted.
+        raise ValueError(f"a str in {op!r} of {structure!r} is not valid Unicode "
+                         f"({exc.reason}: {exc.object[exc.start:exc.end]!r})") from None
 
 
 def parse(data: bytes) -> list[Any]:
