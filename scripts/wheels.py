@@ -16,6 +16,7 @@ only. Exit status 1 if any Python fails; a table at the end either way.
 from __future__ import annotations
 
 import argparse
+import concurrent.futures
 import glob
 import os
 import shutil
@@ -93,6 +94,9 @@ def main(argv=None) -> int:
                    help="a CPython version to build for (repeatable; default: all found "
                         f"of {', '.join(SUPPORTED)})")
     p.add_argument("--dist", default=str(ROOT / "dist" / "wheels"), type=Path)
+    p.add_argument("--jobs", type=int, default=min(4, os.cpu_count() or 1),
+                   help="Pythons built at once (each build compiles on one core; "
+                        "default: the cores, at most 4)")
     args = p.parse_args(argv)
     versions = args.python or SUPPORTED
     pythons = {v: find_python(v) for v in versions}
@@ -104,20 +108,24 @@ def main(argv=None) -> int:
     shutil.rmtree(dist, ignore_errors=True)
     dist.mkdir(parents=True)
     sdist = make_sdist(dist)
-    rows, failed = [], False
-    with tempfile.TemporaryDirectory(prefix="canonical-raft-wheels-") as tmp:
-        for version, python in pythons.items():
-            if python is None:
-                rows.append((version, "-", "not on this machine", 0.0))
-                continue
-            began = time.monotonic()
-            try:
-                wheel = build_and_prove(python, sdist, dist, Path(tmp))
-                rows.append((version, wheel.name, "ok", time.monotonic() - began))
-            except (RuntimeError, subprocess.TimeoutExpired, ValueError) as exc:
-                failed = True
-                rows.append((version, "-", "FAILED", time.monotonic() - began))
-                print(exc, file=sys.stderr)
+
+    def one(version: str, python: str | None, scratch: Path) -> tuple[str, str, str, float]:
+        if python is None:
+            return version, "-", "not on this machine", 0.0
+        began = time.monotonic()
+        try:
+            wheel = build_and_prove(python, sdist, dist, scratch)
+            return version, wheel.name, "ok", time.monotonic() - began
+        except (RuntimeError, subprocess.TimeoutExpired, ValueError) as exc:
+            print(exc, file=sys.stderr)
+            return version, "-", "FAILED", time.monotonic() - began
+
+    with tempfile.TemporaryDirectory(prefix="canonical-raft-wheels-") as tmp, \
+            concurrent.futures.ThreadPoolExecutor(max(1, args.jobs)) as pool:
+        # Each Python's build, repair, venv and smoke test is its own: they
+        # share only the sdist and the output dirs (names differ by tag).
+        rows = list(pool.map(lambda item: one(*item, Path(tmp)), pythons.items()))
+    failed = any(result == "FAILED" for _, _, result, _ in rows)
     print(f"\nsdist: {sdist.name}\n")
     print(f"{'python':<8} {'result':<20} {'seconds':>8}  wheel")
     for version, name, result, seconds in rows:
