@@ -111,11 +111,7 @@ def main():
     fsm = Log()
     node = raft.Node(args.id, args.address, args.data_dir, fsm, forward=True,
                      forward_timeout=args.forward_timeout, **procs.node_settings(args))
-    try:
-        procs.start_node(node, args)
-    except BaseException:
-        node.close()
-        raise
+    procs.start_node(node, args)
     channel.serve_node(node.close, handlers(node, fsm), id=args.id)
     return 0
 

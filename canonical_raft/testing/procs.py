@@ -136,10 +136,15 @@ def node_settings(args: argparse.Namespace) -> dict[str, Any]:
 
 def start_node(node: Any, args: argparse.Namespace) -> None:
     """Bootstrap ``node`` with :func:`node_arguments`' ``--bootstrap`` (when
-    given: a new cluster's first start), then start it."""
-    if args.bootstrap:
-        node.bootstrap([tuple(s) for s in parse_servers(args.bootstrap)])
-    node.start()
+    given: a new cluster's first start), then start it; if either fails,
+    the node is closed before the error goes on."""
+    try:
+        if args.bootstrap:
+            node.bootstrap([tuple(s) for s in parse_servers(args.bootstrap)])
+        node.start()
+    except BaseException:
+        node.close()
+        raise
 
 
 # -- the child ----------------------------------------------------------------

@@ -61,10 +61,9 @@ def main(argv=None):
                      **procs.node_settings(args))
     try:
         procs.start_node(node, args)
-    except BaseException as exc:
+    except BaseException as exc:        # start_node closed the node
         channel.failed(exc)
         channel.flush()
-        node.close()
         return 3
     channel.serve_node(node.close, handlers(node, fsm), id=args.id)
     return 0
