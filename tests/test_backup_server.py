@@ -3,8 +3,6 @@ running servers, and a backup restored (`restore`) into a new cluster of
 servers that serves the same keys."""
 
 import json
-import subprocess
-import sys
 
 import pytest
 
@@ -14,6 +12,7 @@ import canonical_raft as raft  # noqa: E402
 from canonical_raft.testing import free_ports  # noqa: E402
 from canonical_raft.testing import procs as procs_module  # noqa: E402
 from canonical_raft.testing.servers import ServerCluster, ServerProc  # noqa: E402
+from test_server_admin import cli  # noqa: E402  (python -m canonical_raft, checked)
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -25,14 +24,6 @@ class Restored(ServerCluster):
     def __init__(self):
         self.context = None
         self.procs = {}
-
-
-def cli(*args, check=True):
-    r = subprocess.run([sys.executable, "-m", "canonical_raft", *args], capture_output=True,
-                       text=True, timeout=60)
-    if check:
-        assert r.returncode == 0, r
-    return r
 
 
 def test_snapshot_backup_and_restore_through_http_and_the_cli(tmp_path):
