@@ -61,7 +61,7 @@ def extensions():
                  "canonical_raft/core/backup.h", "canonical_raft/core/lmdb_store.h",
                  "canonical_raft/core/codec_conf.h", "canonical_raft/core/codec_io.h",
                  "canonical_raft/core/raft_io.h", "canonical_raft/core/lmdb_convert.h",
-                 "canonical_raft/core/wal.h"],
+                 "canonical_raft/core/wal.h", "canonical_raft/core/command_scan.h"],
         extra_compile_args=cflags + extra_compile,
         extra_link_args=libs,
         define_macros=[("CANONICAL_RAFT_DEBUG", "1")] if debug else [],

@@ -101,6 +101,28 @@ def on_raft_thread(key: int | None = None) -> bool:
     that of any node."""
 
 @disjoint_base
+class GroupState:
+    """What a batteries Group knows of the log (core/lane.pxi)."""
+    seq: int | None
+    chain: bytes
+    genesis: bytes | None
+    active: int
+    begun: bool
+    resuming: list[Any]
+    dicts: dict[str, Any]
+    @property
+    def lane_count(self) -> int: ...
+
+def lane_chain(chain: bytes, command: Buffer) -> bytes:
+    """The batteries' command chain after ``command``."""
+
+def lane_encode(head: str, args: list[Any]) -> bytes | None:
+    """command.encode()'s bytes for plain scalar arguments, else None."""
+
+def lane_try(group: GroupState, command: bytes) -> bool:
+    """Whether the lane applied ``command`` (for tests)."""
+
+@disjoint_base
 class Wakeup:
     """A one-shot event for one waiting thread."""
 

@@ -19,7 +19,7 @@ from cpython.pythread cimport (PyThread_type_lock, PyLockStatus, PY_LOCK_ACQUIRE
 from cpython.ref cimport PyObject, Py_INCREF, Py_DECREF
 from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t
 from libc.stdlib cimport calloc, malloc, realloc, free
-from libc.string cimport memcpy, memset, strcpy, strlen
+from libc.string cimport memcmp, memcpy, memset, strcpy, strlen
 
 from .includes cimport raft, uv
 from .includes.python cimport (PyGILState_Ensure, PyGILState_Release, PyGILState_Check,
@@ -34,6 +34,7 @@ from .includes.compat cimport (CR_COUNT_ADD, CR_COUNT_GET, CR_LOAD, CR_STORE,
 from concurrent.futures import InvalidStateError
 import logging
 import os
+import sys
 import threading
 import zlib
 from time import monotonic
@@ -140,6 +141,7 @@ include "core/queue.pxi"        # the submission queue, end to end
 include "core/commands.pxi"     # libraft calls and their callbacks
 include "core/removed.pxi"      # a removed node stops (ShutdownOnRemove)
 include "core/slow_fsm.pxi"     # a WARNING when an FSM method holds the thread
+include "core/lane.pxi"         # the batteries' commonest command, applied in C
 include "core/fsm.pxi"          # the FSM trampolines and their Python side
 include "core/sessions.pxi"     # the session table: exactly once
 include "core/forward.pxi"      # apply on any node (forward=True)

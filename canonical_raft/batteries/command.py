@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 from typing import Any, NamedTuple, Optional
 
+from .._raft import lane_encode as _lane_encode
 from . import codec
 from .errors import BadCommandError, UnsupportedCommandError
 
@@ -57,6 +58,9 @@ def encode(structure: Optional[str], op: str, version: int, args: list[Any]) -> 
         if len(_HEADS) >= _MAX_HEADS:
             _HEADS.clear()
         _HEADS[key] = head
+    data = _lane_encode(head, args)     # in C for plain scalars (core/lane.pxi)
+    if data is not None:
+        return data
     try:
         return (head + codec.dumps(args) + "]").encode()
     except UnicodeEncodeError as exc:

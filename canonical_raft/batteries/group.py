@@ -10,13 +10,14 @@ the commands they hold already, and knows a store of another log."""
 from __future__ import annotations
 
 import concurrent.futures
-import hashlib
 import logging
 import threading
 from collections.abc import Iterator, Mapping
 from typing import Any, Optional, Protocol
 
+from .._raft import GroupState, lane_chain
 from . import command, snapshot
+from .dict import ReplicatedDict
 from .errors import NotAttachedError, OutdatedReplicaError, UnsupportedCommandError
 from .snapshot import CHAIN_START, SNAPSHOT_FORMAT
 from .structure import Consistency, LogPoint, Structure, check_version
@@ -26,7 +27,7 @@ __all__ = ["Group", "Submitter", "SNAPSHOT_FORMAT"]
 log = logging.getLogger("canonical_raft.batteries")
 
 _get_ident = threading.get_ident
-_blake2b = hashlib.blake2b
+_chain_next = lane_chain     # BLAKE2b-128 of the chain then the command
 
 
 class Submitter(Protocol):
@@ -36,6 +37,16 @@ class Submitter(Protocol):
     def apply(self, command: bytes) -> concurrent.futures.Future[Any]: ...
 
     def barrier(self) -> concurrent.futures.Future[None]: ...
+
+
+def _in_state(name: str, doc: str) -> Any:
+    """A Group attribute kept in its GroupState."""
+    def get(self: Group) -> Any:
+        return getattr(self._state, name)
+
+    def set(self: Group, value: Any) -> None:
+        setattr(self._state, name, value)
+    return property(get, set, doc=doc)
 
 
 class Group(Mapping[str, Structure]):
@@ -78,19 +89,30 @@ class Group(Mapping[str, Structure]):
         self._structures = members
         self._node: Optional[Submitter] = None
         self._attach_lock = threading.Lock()
-        self._active = 1
         self._outdated: Optional[str] = None
         self._applying: Optional[int] = None   # the thread inside apply(), if any
-        # The point of the log the state is at (see the module's docstring).
-        self._seq: Optional[int] = 0
-        self._chain = CHAIN_START
-        self._genesis: Optional[bytes] = None
-        self._begun = False                    # a restore or an apply has happened
         self._durable = [s for s in members.values() if s.durable]
-        self._resuming: list[Structure] = []   # durable ones skipping what they hold
+        # What it knows of the log (see the module's docstring), in a
+        # GroupState: the node applies plain ReplicatedDict sets in C
+        # (core/lane.pxi), reading and updating it there.
+        self._state = state = GroupState()
+        state.seq = 0
+        state.chain = CHAIN_START
+        state.genesis = None
+        state.active = 1
+        state.begun = False
+        state.resuming = []
+        state.dicts = {n: s for n, s in members.items() if type(s) is ReplicatedDict}
         #: The highest version this code runs: of its structures and their operations.
         self.supported_version = max(
             max([s._version, *(op.version for op in s._ops.values())]) for s in members.values())
+
+    _seq: Optional[int] = _in_state("seq", "commands applied (None: not known, from an old snapshot)")
+    _chain: bytes = _in_state("chain", "their hash chain")
+    _genesis: Optional[bytes] = _in_state("genesis", "the chain after the first command (None: not known)")
+    _active: int = _in_state("active", "the cluster's active version")
+    _begun: bool = _in_state("begun", "a restore or an apply has happened")
+    _resuming: list[Structure] = _in_state("resuming", "durable structures skipping what they hold")
 
     # -- the mapping of structures ----------------------------------------------
 
@@ -205,21 +227,24 @@ class Group(Mapping[str, Structure]):
     def apply(self, data: bytes) -> Any:
         # Every node runs this for every command: lookups are kept local
         # and nothing is made that the common command does not need.
+        # (core/lane.pxi takes plain ReplicatedDict sets before they get
+        # here, with these same steps.)
         self._applying = _get_ident()
+        state = self._state
         try:
-            if not self._begun:
+            if not state.begun:
                 self._begin()
-            seq = self._seq
+            seq = state.seq
             if seq is not None:
                 seq += 1
-                self._seq = seq
-                self._chain = chain = _blake2b(self._chain + data, digest_size=16).digest()
+                state.seq = seq
+                state.chain = chain = _chain_next(state.chain, data)
                 if seq == 1:
-                    self._genesis = chain
-                if self._resuming:
-                    self._resuming = [s for s in self._resuming if s._verify(seq, chain)]
+                    state.genesis = chain
+                if state.resuming:
+                    state.resuming = [s for s in state.resuming if s._verify(seq, chain)]
             _, name, op, version, args = command.parse(data)
-            if version > self._active:
+            if version > state.active:
                 raise UnsupportedCommandError(
                     f"{op!r} of {name!r} is of version {version}, the cluster's "
                     f"active version is {self._active}: group.activate({version}) once every "
@@ -240,6 +265,11 @@ class Group(Mapping[str, Structure]):
             return fn(structure, *args)
         finally:
             self._applying = None
+
+    def _lane_of_node(self) -> Optional[GroupState]:
+        """Its state, if the node may apply commands for it in C
+        (core/lane.pxi): only if apply() is this class's."""
+        return self._state if type(self).apply is Group.apply else None
 
     def _unknown(self, structure: Optional[str], op: str, version: int,
                  what: str) -> UnsupportedCommandError:
@@ -312,3 +342,18 @@ class Group(Mapping[str, Structure]):
         a ``ReplicatedDict(path=...)``), once the node is closed."""
         for structure in self._structures.values():
             structure._close()
+
+
+def _lane_of(fsm: object) -> Optional[GroupState]:
+    """For the node (core/lane.pxi): the state of the Group whose plain
+    ReplicatedDict sets it may apply in C, if ``fsm`` is a Group or a structure that is a
+    node's FSM by itself, and neither overrides apply(); else None."""
+    if isinstance(fsm, Group):
+        return fsm._lane_of_node()
+    if isinstance(fsm, Structure) and type(fsm).apply is Structure.apply:
+        try:
+            group = fsm._solo()
+        except ValueError:
+            return None         # a member of a Group: its apply() raises, let it
+        return group._lane_of_node()
+    return None

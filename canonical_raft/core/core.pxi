@@ -19,6 +19,7 @@ def _contiguous(command):
 cdef class Core:
     cdef NodeState *s
     cdef object fsm
+    cdef GroupState lane          # lane.pxi: the batteries Group it may apply for
     cdef object _future_type      # futures.Future (imported after this module)
     cdef list _observers
     cdef list _event_observers
@@ -58,6 +59,7 @@ cdef class Core:
         self._config = config
         s.next_tag = (<uint64_t>int.from_bytes(os.urandom(8), "little")) | 1
         self.fsm = fsm
+        self.lane = lane_of(fsm)
         self._owner = owner
         self._observers = []
         self._event_observers = []
@@ -414,6 +416,7 @@ cdef class Core:
         uv.uv_mutex_unlock(&s.lock)
         self._join()
         self.fsm = None
+        self.lane = None
         self._observers = []
         self._event_observers = []
         CR_STORE(self.s.ev.watching, 0)

@@ -70,20 +70,24 @@ cdef void apply_entry(NodeState *s, Req *req, const char *p, size_t size,
         if error != NULL:
             entry_failed(s, req, index, error)
             return
-        apply_command(s, PyBytes_FromStringAndSize(data, length),
-                      <object>req.futures[i] if req != NULL else None, index)
+        apply_command(s, data, length, <object>req.futures[i] if req != NULL else None,
+                      index)
     if req != NULL:
         req_release_futures(req)
 
 
-cdef void apply_command(NodeState *s, bytes command, object fut,
+cdef void apply_command(NodeState *s, const char *data, size_t length, object fut,
                         raft.raft_index index) noexcept:
+    cdef Core core = <Core>s.core
     if s.fatal:
         if fut is not None:
             fail_future(s, fut, raft_error(raft.RAFT_SHUTDOWN, WHY_FSM_UNKNOWN))
         return
     try:
-        result = (<Core>s.core).fsm.apply(command)
+        if core.lane is not None and lane_apply(core.lane, data, length):
+            result = None
+        else:
+            result = core.fsm.apply(PyBytes_FromStringAndSize(data, length))
     except BaseException as exc:
         if fut is not None:
             fail_future(s, fut, exc)

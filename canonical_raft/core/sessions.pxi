@@ -214,8 +214,8 @@ cdef bint apply_session_entry(NodeState *s, const char *p, size_t size,
             return True
         verdict = SEQ_REFUSED if row == NULL else session_seq(row, first + i)
         if verdict == SEQ_NEW:
-            apply_command(s, PyBytes_FromStringAndSize(data, length),
-                          forwarded_future(s, first + i) if mine else None, index)
+            apply_command(s, data, length, forwarded_future(s, first + i) if mine else None,
+                          index)
         else:
             if verdict == SEQ_DUPLICATE:
                 f.n_duplicates += 1
