@@ -26,7 +26,7 @@ from .._raft import lane_encode as _lane_encode
 from . import codec
 from .errors import BadCommandError, UnsupportedCommandError
 
-__all__ = ["FORMAT", "Command", "encode", "decode", "parse"]
+__all__ = ["FORMAT", "Command", "encode", "head", "encode_slowly", "decode", "parse"]
 
 #: The layout version written by this code; decode() refuses higher ones.
 FORMAT = 1
@@ -51,18 +51,27 @@ class Command(NamedTuple):
 
 def encode(structure: Optional[str], op: str, version: int, args: list[Any]) -> bytes:
     """The bytes of a command; ``args`` must have passed ``codec.check``."""
+    head_text = head(structure, op, version)
+    data = _lane_encode(head_text, args)     # in C for plain scalars (core/lane.pxi)
+    return data if data is not None else encode_slowly(head_text, structure, op, args)
+
+
+def head(structure: Optional[str], op: str, version: int) -> str:
+    """The text of a command before its arguments (cached)."""
     key = (structure, op, version)
-    head = _HEADS.get(key)
-    if head is None:
-        head = codec.dumps([FORMAT, structure, op, version])[:-1] + ","
+    text = _HEADS.get(key)
+    if text is None:
+        text = codec.dumps([FORMAT, structure, op, version])[:-1] + ","
         if len(_HEADS) >= _MAX_HEADS:
             _HEADS.clear()
-        _HEADS[key] = head
-    data = _lane_encode(head, args)     # in C for plain scalars (core/lane.pxi)
-    if data is not None:
-        return data
+        _HEADS[key] = text
+    return text
+
+
+def encode_slowly(head_text: str, structure: Optional[str], op: str, args: list[Any]) -> bytes:
+    """encode() after its head, for the arguments core/lane.pxi does not write."""
     try:
-        return (head + codec.dumps(args) + "]").encode()
+        return (head_text + codec.dumps(args) + "]").encode()
     except UnicodeEncodeError as exc:
         # A str with a lone surrogate passes codec.check but has no UTF-8:
         # refused here, where every command passes, before it is submitted.

@@ -40,6 +40,7 @@ class _Absent:
 ABSENT: Final = _Absent()
 
 _MISSING = object()
+_PLAIN = frozenset({str, int, bool, type(None)})    # what codec.check passes as it is
 
 
 def _check_key(key: object) -> str:
@@ -116,7 +117,8 @@ class ReplicatedDict(Structure, MutableMapping[K, V]):
         """Store ``value`` under ``key``."""
         if type(key) is not str:
             _check_key(key)
-        codec.check(value)
+        if type(value) not in _PLAIN:
+            codec.check(value)
         return self._submit("set", [key, value])
 
     def delete(self, key: K) -> concurrent.futures.Future[bool]:

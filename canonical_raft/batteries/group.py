@@ -15,7 +15,7 @@ import threading
 from collections.abc import Iterator, Mapping
 from typing import Any, Optional, Protocol
 
-from .._raft import GroupState, lane_chain
+from .._raft import GroupState, lane_chain, lane_encode as _lane_encode
 from . import command, snapshot
 from .dict import ReplicatedDict
 from .errors import NotAttachedError, OutdatedReplicaError, UnsupportedCommandError
@@ -151,6 +151,11 @@ class Group(Mapping[str, Structure]):
 
     def _submit(self, structure: Optional[str], op: str, version: int,
                 args: list[Any]) -> concurrent.futures.Future[Any]:
+        return self._submit_after(command.head(structure, op, version), structure, op, args)
+
+    def _submit_after(self, head: str, structure: Optional[str], op: str,
+                      args: list[Any]) -> concurrent.futures.Future[Any]:
+        """_submit with the command's head already written (Structure keeps its own)."""
         if self._applying is not None and self._applying == _get_ident():
             # Inside apply, a submission would happen on the leader only
             # (and waiting for it would deadlock): the same error everywhere,
@@ -162,7 +167,10 @@ class Group(Mapping[str, Structure]):
         if node is None:
             raise NotAttachedError("this group is not attached to a node: "
                                    "call group.attach(node) once the Node is made")
-        return node.apply(command.encode(structure, op, version, args))
+        data = _lane_encode(head, args)     # in C for plain scalars (core/lane.pxi)
+        if data is None:
+            data = command.encode_slowly(head, structure, op, args)
+        return node.apply(data)
 
     def read_point(self, consistency: Consistency = "local", timeout: Optional[float] = None) -> None:
         """Wait until a read of this node's state has the given consistency:

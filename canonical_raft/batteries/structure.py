@@ -7,7 +7,7 @@ import concurrent.futures
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, NamedTuple, Optional, TypeVar, Union
 
-from . import codec
+from . import codec, command
 from .errors import NotAttachedError
 
 if TYPE_CHECKING:
@@ -80,6 +80,7 @@ class Structure:
     _name: Optional[str] = None
     _version: int = 1
     _timeout: float = 10.0
+    _heads: dict[str, str]      # set by _bind
 
     #: Whether the state outlives the process (``ReplicatedDict(path=...)``):
     #: the group then tells it where the log (re)starts, and skips the
@@ -120,6 +121,7 @@ class Structure:
             where = "a node's FSM by itself" if self._name == "" else f"{self._name!r} of a group"
             raise ValueError(f"{self!r} already is {where}: a structure belongs to one group")
         self._group, self._name = group, name
+        self._heads: dict[str, str] = {}    # op: its commands' head (command.head)
 
     @property
     def group(self) -> Optional[Group]:
@@ -136,10 +138,11 @@ class Structure:
         if group is None:
             raise NotAttachedError(f"{type(self).__name__} is not attached to a node: give it "
                                    f"(or its Group) to a Node as its fsm, then call attach(node)")
-        version = self._ops[op].version
-        if version < self._version:
-            version = self._version
-        return group._submit(self._name, op, version, args)
+        head = self._heads.get(op)
+        if head is None:
+            head = self._heads[op] = command.head(self._name, op, max(self._ops[op].version,
+                                                                      self._version))
+        return group._submit_after(head, self._name, op, args)
 
     def _wait(self, future: concurrent.futures.Future[Any]) -> Any:
         """The blocking form: the future's result within ``timeout``

@@ -69,6 +69,8 @@ static inline void cr_blake2b_compress(uint64_t h[8], const uint8_t block[CR_BLA
     v[12] ^= count;              /* the counter's high word stays 0: < 2^64 bytes */
     if (last)
         v[14] = ~v[14];
+    /* Unrolled, so that every message index below is a constant. */
+#pragma GCC unroll 12
     for (int r = 0; r < 12; r++) {
         const uint8_t *s = cr_blake2b_sigma[r % 10];
         CR_BLAKE2B_G(0, 4, 8, 12, m[s[0]], m[s[1]]);
