@@ -216,6 +216,10 @@ def test_lane_leaves_the_first_command_and_resuming_structures_to_python():
     group._resuming = []
     group._seq = None                                   # an old snapshot's: no count
     assert not _raft.lane_try(group._state, data)
+    group._seq, group._chain = 2, None                  # never made so; not read as bytes
+    assert not _raft.lane_try(group._state, data)
+    group._chain, group._state.active = CHAIN_START, None     # nor this: left to Python
+    assert not _raft.lane_try(group._state, data) and group._seq == 2
 
 
 def test_only_plain_dicts_of_groups_that_keep_apply_are_laned():

@@ -104,17 +104,19 @@ cdef bint lane_apply(GroupState group, const char *p, size_t n) except -1:
         name = lane_value(&c.structure)
         key = lane_value(&c.args[0])
         value = lane_value(&c.args[1])
-    except UnicodeDecodeError:
+        # Group.apply's checks, before anything changes.
+        if not group.begun or group.resuming:
+            return False        # the first command, or durable ones replaying
+        seq = group.seq
+        if seq is None or group.chain is None or c.version > group.active:
+            return False        # no count to keep; or a version it refuses
+        target = group.dicts.get(name)
+        if target is None:
+            return False        # not a plain ReplicatedDict (or no such structure)
+    except Exception:
+        # Not UTF-8, or a state it cannot read: Group.apply, which changes
+        # nothing either before this point, takes the command and says why.
         return False
-    # Group.apply's checks, before anything changes.
-    if not group.begun or group.resuming:
-        return False            # the first command, or durable ones replaying
-    seq = group.seq
-    if seq is None or c.version > group.active:
-        return False            # no count to keep; or a version it refuses
-    target = group.dicts.get(name)
-    if target is None:
-        return False            # not a plain ReplicatedDict (or no such structure)
     # As Group.apply: the count, the chain, then the store.
     chain = chain_next(group.chain, p, n)
     seq += 1
