@@ -110,6 +110,7 @@ class GroupState:
     begun: bool
     resuming: list[Any]
     dicts: dict[str, Any]
+    counters: dict[str, Any]
     @property
     def lane_count(self) -> int: ...
 
@@ -119,8 +120,8 @@ def lane_chain(chain: bytes, command: Buffer) -> bytes:
 def lane_encode(head: str, args: list[Any]) -> bytes | None:
     """command.encode()'s bytes for plain scalar arguments, else None."""
 
-def lane_try(group: GroupState, command: bytes) -> bool:
-    """Whether the lane applied ``command`` (for tests)."""
+def lane_try(group: GroupState, command: bytes) -> tuple[bool, Any]:
+    """(True, its result) if the lane applied ``command``, else (False, None) (for tests)."""
 
 @disjoint_base
 class Wakeup:

@@ -109,9 +109,8 @@ def outcome(fn, data):
 def as_the_node_applies(group):
     """What the node does with one command: the lane, else Group.apply."""
     def apply(data):
-        if _raft.lane_try(group._state, data):
-            return None
-        return group.apply(data)
+        taken, result = _raft.lane_try(group._state, data)
+        return result if taken else group.apply(data)
     return apply
 
 
@@ -134,7 +133,11 @@ def commands(rng, n):
                                        [rng.choice(keys)] + ([None, True, 5] if rng.random() < .3
                                                              else [])))
         elif kind < 0.8:
-            good.append(command.encode("c", "add", 1, [rng.randrange(-5, 5)]))
+            good.append(command.encode(rng.choice(["c", "c", "d"]), rng.choice(["add", "set"]), 1,
+                                       [rng.choice([rng.randrange(-5, 5)] * 6 + [
+                                           2**63, -2**70, True, None, 1.5, "1"])]
+                                       [:rng.choice([1, 1, 1, 1, 0])]
+                                       + ([1] if rng.random() < 0.1 else [])))
         elif kind < 0.85:
             good.append(command.encode("q", "put", 1, [rng.choice(values)]))
         elif kind < 0.88:
@@ -182,7 +185,7 @@ def test_lane_and_group_apply_agree_on_every_command(seed):
     for data in commands(rng, 3000):
         assert outcome(apply_laned, data) == outcome(reference.apply, data), data
         assert state_of(laned) == state_of(reference), data
-    assert laned._state.lane_count > 300         # the lane took the plain sets
+    assert laned._state.lane_count > 300         # the lane took the plain ones
     assert reference._state.lane_count == 0
 
 
@@ -193,7 +196,7 @@ def test_lane_reads_only_what_json_reads_the_same():
                                                           rng.choice([1, -7, None, True, "v"])]))
         group = Group(d=ReplicatedDict())
         group._begun = True
-        if not _raft.lane_try(group._state, data):
+        if not _raft.lane_try(group._state, data)[0]:
             assert state_of_dict(group) == (0, {})
             continue
         msg = json.loads(data)          # it took the command: json reads the same set
@@ -208,21 +211,21 @@ def state_of_dict(group):
 def test_lane_leaves_the_first_command_and_resuming_structures_to_python():
     group = Group(d=ReplicatedDict())
     data = command.encode("d", "set", 1, ["k", 1])
-    assert not _raft.lane_try(group._state, data)     # not begun: _begin() runs first
+    assert not _raft.lane_try(group._state, data)[0]  # not begun: _begin() runs first
     group.apply(data)
-    assert _raft.lane_try(group._state, data) and group._seq == 2
+    assert _raft.lane_try(group._state, data) == (True, None) and group._seq == 2
     group._resuming = [object()]
-    assert not _raft.lane_try(group._state, data)
+    assert not _raft.lane_try(group._state, data)[0]
     group._resuming = []
     group._seq = None                                   # an old snapshot's: no count
-    assert not _raft.lane_try(group._state, data)
+    assert not _raft.lane_try(group._state, data)[0]
     group._seq, group._chain = 2, None                  # never made so; not read as bytes
-    assert not _raft.lane_try(group._state, data)
+    assert not _raft.lane_try(group._state, data)[0]
     group._chain, group._state.active = CHAIN_START, None     # nor this: left to Python
-    assert not _raft.lane_try(group._state, data) and group._seq == 2
+    assert not _raft.lane_try(group._state, data)[0] and group._seq == 2
 
 
-def test_only_plain_dicts_of_groups_that_keep_apply_are_laned():
+def test_only_plain_structures_of_groups_that_keep_apply_are_laned():
     class MyDict(ReplicatedDict):
         pass
 
@@ -230,8 +233,11 @@ def test_only_plain_dicts_of_groups_that_keep_apply_are_laned():
         def apply(self, data):
             return super().apply(data)
 
-    group = Group(d=ReplicatedDict(), m=MyDict())
-    assert set(group._state.dicts) == {"d"}
+    class MyCounter(ReplicatedCounter):
+        pass
+
+    group = Group(d=ReplicatedDict(), m=MyDict(), c=ReplicatedCounter(), k=MyCounter())
+    assert set(group._state.dicts) == {"d"} and set(group._state.counters) == {"c"}
     from canonical_raft.batteries.group import _lane_of
     assert _lane_of(group) is group._state
     assert _lane_of(MyGroup(d=ReplicatedDict())) is None
@@ -288,9 +294,9 @@ def test_the_lane_frees_what_it_makes():
 
     def round_():
         for data in taken:
-            assert _raft.lane_try(group._state, data)
+            assert _raft.lane_try(group._state, data)[0]
         for data in declined * 300:
-            assert not _raft.lane_try(group._state, data)
+            assert not _raft.lane_try(group._state, data)[0]
         for a in args * 10:
             _raft.lane_encode(head, a)
             _raft.lane_chain(CHAIN_START, taken[0])

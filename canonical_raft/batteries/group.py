@@ -17,6 +17,7 @@ from typing import Any, Optional, Protocol
 
 from .._raft import GroupState, lane_chain, lane_encode as _lane_encode
 from . import command, snapshot
+from .counter import ReplicatedCounter
 from .dict import ReplicatedDict
 from .errors import NotAttachedError, OutdatedReplicaError, UnsupportedCommandError
 from .snapshot import CHAIN_START, SNAPSHOT_FORMAT
@@ -93,8 +94,9 @@ class Group(Mapping[str, Structure]):
         self._applying: Optional[int] = None   # the thread inside apply(), if any
         self._durable = [s for s in members.values() if s.durable]
         # What it knows of the log (see the module's docstring), in a
-        # GroupState: the node applies plain ReplicatedDict sets in C
-        # (core/lane.pxi), reading and updating it there.
+        # GroupState: the node applies the commonest commands of plain
+        # ReplicatedDicts and ReplicatedCounters in C (core/lane.pxi),
+        # reading and updating it there.
         self._state = state = GroupState()
         state.seq = 0
         state.chain = CHAIN_START
@@ -103,6 +105,7 @@ class Group(Mapping[str, Structure]):
         state.begun = False
         state.resuming = []
         state.dicts = {n: s for n, s in members.items() if type(s) is ReplicatedDict}
+        state.counters = {n: s for n, s in members.items() if type(s) is ReplicatedCounter}
         #: The highest version this code runs: of its structures and their operations.
         self.supported_version = max(
             max([s._version, *(op.version for op in s._ops.values())]) for s in members.values())
@@ -235,8 +238,8 @@ class Group(Mapping[str, Structure]):
     def apply(self, data: bytes) -> Any:
         # Every node runs this for every command: lookups are kept local
         # and nothing is made that the common command does not need.
-        # (core/lane.pxi takes plain ReplicatedDict sets before they get
-        # here, with these same steps.)
+        # (core/lane.pxi takes the commonest commands of plain dicts and
+        # counters before they get here, with these same steps.)
         self._applying = _get_ident()
         state = self._state
         try:
@@ -354,7 +357,7 @@ class Group(Mapping[str, Structure]):
 
 def _lane_of(fsm: object) -> Optional[GroupState]:
     """For the node (core/lane.pxi): the state of the Group whose plain
-    ReplicatedDict sets it may apply in C, if ``fsm`` is a Group or a structure that is a
+    ReplicatedDict and ReplicatedCounter commands it may apply in C, if ``fsm`` is a Group or a structure that is a
     node's FSM by itself, and neither overrides apply(); else None."""
     if isinstance(fsm, Group):
         return fsm._lane_of_node()

@@ -84,9 +84,8 @@ cdef void apply_command(NodeState *s, const char *data, size_t length, object fu
             fail_future(s, fut, raft_error(raft.RAFT_SHUTDOWN, WHY_FSM_UNKNOWN))
         return
     try:
-        if core.lane is not None and lane_apply(core.lane, data, length):
-            result = None
-        else:
+        result = DECLINED if core.lane is None else lane_apply(core.lane, data, length)
+        if result is DECLINED:
             result = core.fsm.apply(PyBytes_FromStringAndSize(data, length))
     except BaseException as exc:
         if fut is not None:

@@ -1,14 +1,16 @@
-# The batteries' fast lane: a ReplicatedDict set, the commonest command of
-# canonical_raft.batteries, applied here in C instead of through the
-# group's Python apply(). Every node applies every command, so this is the
-# batteries' cost per command on every node, and on the leader it also
-# holds the GIL its clients need to submit.
+# The batteries' fast lane: the commonest commands of canonical_raft.batteries
+# (a ReplicatedDict's set and del, a ReplicatedCounter's add and set),
+# applied here in C instead of through the group's Python apply(). Every
+# node applies every command, so this is the batteries' cost per command on
+# every node, and on the leader it also holds the GIL its clients need to
+# submit.
 #
 # One meaning, two readers: batteries/group.py's Group.apply() is the
 # definition. The lane takes a command only when the Group would do nothing
-# but count it, chain it and store one key (command_scan.h reads it, the
-# checks below are Group.apply's, in its order), and changes nothing when
-# it declines: Group.apply() then runs as it always does.
+# but count it, chain it and run one of those operations on plain values
+# (command_scan.h reads it, the checks below are Group.apply's, in its
+# order), and changes nothing when it declines: Group.apply() then runs as
+# it always does.
 # tests/test_batteries_lane.py checks that both give the same state.
 
 cdef extern from "command_scan.h" nogil:
@@ -66,7 +68,8 @@ cdef class GroupState:
     cdef public object active       # the cluster's active version
     cdef public bint begun          # a restore or an apply has happened
     cdef public list resuming       # durable structures skipping what they hold
-    cdef public dict dicts          # name: each plain ReplicatedDict, whose sets lane_apply takes
+    cdef public dict dicts          # name: each plain ReplicatedDict (lane_apply: set, del)
+    cdef public dict counters       # name: each plain ReplicatedCounter (add, set)
     cdef readonly unsigned long long lane_count     # commands lane_apply took
 
 
@@ -92,48 +95,96 @@ cdef object lane_value(cs_value *v):
     return None
 
 
-cdef bint lane_apply(GroupState group, const char *p, size_t n) except -1:
-    """Apply the command at p here if it is a set of a plain ReplicatedDict
-    that Group.apply would store as is: True (its result is None). False,
-    with nothing changed, for every other command."""
+cdef object DECLINED = object()     # lane_apply: "Group.apply takes this one"
+
+cdef enum LaneOp:
+    LANE_NONE = 0
+    LANE_DICT_SET = 1           # ReplicatedDict._apply_set
+    LANE_DICT_DEL = 2           # ReplicatedDict._apply_del
+    LANE_COUNTER_ADD = 3        # ReplicatedCounter._apply_add
+    LANE_COUNTER_SET = 4        # ReplicatedCounter._apply_set
+
+
+cdef inline bint op_is(cs_command *c, const char *name, size_t size) noexcept nogil:
+    return c.op.len == size and memcmp(c.op.p, name, size) == 0
+
+
+cdef LaneOp lane_op(cs_command *c, bint is_dict) noexcept nogil:
+    """Which of the operations the lane runs this is, for a structure of
+    that kind, by its arguments' count and kinds (what the Python
+    operation would accept as is); LANE_NONE for any other."""
+    if is_dict:
+        if op_is(c, b"set", 3) and c.nargs == 2 and c.args[0].kind == CS_STR:
+            return LANE_DICT_SET
+        if op_is(c, b"del", 3) and c.nargs == 1 and c.args[0].kind == CS_STR:
+            return LANE_DICT_DEL
+    elif c.nargs == 1 and c.args[0].kind == CS_INT:
+        if op_is(c, b"add", 3):
+            return LANE_COUNTER_ADD
+        if op_is(c, b"set", 3):
+            return LANE_COUNTER_SET
+    return LANE_NONE
+
+
+cdef object lane_apply(GroupState group, const char *p, size_t n):
+    """Apply the command at p here if it is one of the LaneOp operations of
+    a plain ReplicatedDict or ReplicatedCounter, which Group.apply would
+    run as they are: its result. DECLINED, with nothing changed, for every
+    other command."""
     cdef cs_command c
-    if (cs_command_scan(p, n, &c) != 0 or c.structure.kind != CS_STR or c.nargs != 2
-            or c.op.len != 3 or memcmp(c.op.p, b"set", 3) != 0 or c.args[0].kind != CS_STR):
-        return False
+    cdef LaneOp op
+    if cs_command_scan(p, n, &c) != 0 or c.structure.kind != CS_STR:
+        return DECLINED
     try:
         name = lane_value(&c.structure)
-        key = lane_value(&c.args[0])
-        value = lane_value(&c.args[1])
+        target = group.dicts.get(name)
+        if target is not None:
+            op = lane_op(&c, True)
+        else:
+            target = group.counters.get(name)
+            if target is None:
+                return DECLINED     # not a plain dict or counter (or no such structure)
+            op = lane_op(&c, False)
+        if op == LANE_NONE:
+            return DECLINED
+        arg = lane_value(&c.args[0])
+        value = lane_value(&c.args[1]) if op == LANE_DICT_SET else None
         # Group.apply's checks, before anything changes.
         if not group.begun or group.resuming:
-            return False        # the first command, or durable ones replaying
+            return DECLINED         # the first command, or durable ones replaying
         seq = group.seq
         if seq is None or group.chain is None or c.version > group.active:
-            return False        # no count to keep; or a version it refuses
-        target = group.dicts.get(name)
-        if target is None:
-            return False        # not a plain ReplicatedDict (or no such structure)
+            return DECLINED         # no count to keep; or a version it refuses
     except Exception:
         # Not UTF-8, or a state it cannot read: Group.apply, which changes
         # nothing either before this point, takes the command and says why.
-        return False
-    # As Group.apply: the count, the chain, then the store.
+        return DECLINED
+    # As Group.apply: the count, the chain, then the operation.
     chain = chain_next(group.chain, p, n)
     seq += 1
     group.seq = seq
     group.chain = chain
     if seq == 1:
         group.genesis = chain
-    target._data[key] = value
     group.lane_count += 1
-    return True
+    if op == LANE_DICT_SET:
+        target._data[arg] = value
+        return None
+    if op == LANE_DICT_DEL:
+        return target._data.pop(arg, DECLINED) is not DECLINED
+    if op == LANE_COUNTER_ADD:
+        target._value = result = target._value + arg
+    else:
+        target._value = result = arg
+    return result
 
 
 def lane_try(GroupState group not None, bytes command not None):
-    """What a node does first with each command of that group: True if
-    lane_apply applied it (its result is None), False if Group.apply must
+    """What a node does first with each command of that group: (True, its
+    result) if lane_apply applied it, (False, None) if Group.apply must
     (nothing changed). For tests."""
-    return lane_apply(group, PyBytes_AS_STRING(command), len(command))
+    result = lane_apply(group, PyBytes_AS_STRING(command), len(command))
+    return (False, None) if result is DECLINED else (True, result)
 
 
 # -- the submitting side: command.encode()'s bytes, for the same values --------
