@@ -193,7 +193,8 @@ def test_lane_reads_only_what_json_reads_the_same():
     rng = random.Random(99)
     for _ in range(20000):
         data = mutate(rng, command.encode("d", "set", 1, [rng.choice(["k", "é", ""]),
-                                                          rng.choice([1, -7, None, True, "v"])]))
+                                                          rng.choice([1, -7, None, True, "v", 1.5,
+                                                                      -2.5e-300])]))
         group = Group(d=ReplicatedDict())
         group._begun = True
         if not _raft.lane_try(group._state, data)[0]:
@@ -202,6 +203,28 @@ def test_lane_reads_only_what_json_reads_the_same():
         msg = json.loads(data)          # it took the command: json reads the same set
         assert msg[:4] == [1, "d", "set", 1] and len(msg[4]) == 2
         assert state_of_dict(group) == (1, {msg[4][0]: typed(msg[4][1])})
+
+
+@pytest.mark.parametrize("number", [
+    "0", "-0", "7", "-7", "123456789012345678", "1234567890123456789", "1.5", "-0.0", "0.1e-3",
+    "1E+2", "1e400", "-1e400", "2.5e-400", "1e0", "0e0", "3.141592653589793238462643383279",
+    "01", "01.5", "1.", ".5", "1e", "1e+", "-", "--1", "1.5.5", "+1", "1ee2", "0x10", "1_0",
+    "Infinity", "NaN", "-Infinity", "1.5e3.2"])
+def test_the_lane_reads_numbers_as_json_does(number):
+    data = b'[1,"d","set",1,["k",' + number.encode() + b"]]"
+    group = Group(d=ReplicatedDict())
+    group._begun = True
+    taken, _ = _raft.lane_try(group._state, data)
+    try:
+        want = json.loads(data)[4][1]
+    except ValueError:
+        assert not taken            # what json refuses, the lane leaves alone
+        return
+    if taken:
+        assert typed(group["d"]._data["k"]) == typed(want)
+    else:                           # declined: only long ints and what JSON has not (NaN...)
+        assert type(want) is float and number in ("Infinity", "NaN", "-Infinity") or (
+            type(want) is int and len(number.lstrip("-")) > 18)
 
 
 def state_of_dict(group):
@@ -287,8 +310,9 @@ def test_the_lane_frees_what_it_makes():
     import tracemalloc
     group = Group(d=ReplicatedDict())
     group._begun = True
-    taken = [command.encode("d", "set", 1, [f"k{i % 100}", i]) for i in range(1000)]
-    declined = [b'[1,"d","set",1,["k",1.5]]', b'[1,"d","set",1,["\xff",1]]', b'[1,"x","set",1,["k",1]]']
+    taken = [command.encode("d", "set", 1, [f"k{i % 100}", i if i % 2 else i + 0.5])
+             for i in range(1000)]
+    declined = [b'[1,"d","set",1,["k",[1]]]', b'[1,"d","set",1,["\xff",1]]', b'[1,"x","set",1,["k",1]]']
     args = [[f"k{i}", i] for i in range(100)]
     head = command.head("d", "set", 1)
 

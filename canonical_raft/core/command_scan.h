@@ -6,8 +6,9 @@
  * canonical_raft/batteries/command.py defines the format: the UTF-8 JSON
  * array [FORMAT, structure, op, version, args].  This reads only the compact
  * form its encode() writes, and only these values: strings without escapes
- * or control characters, integers of at most 18 digits, true, false, null.
- * Anything else (whitespace, an escape, a float, a nested value, another
+ * or control characters, integers of at most 18 digits, other numbers (as
+ * their text), true, false, null.
+ * Anything else (whitespace, an escape, a nested value, another
  * FORMAT, more than CS_ARGS_MAX arguments) is declined and the Python path,
  * which reads the whole format and words its errors, takes the command.
  * What is accepted, json.loads reads to the same values
@@ -21,7 +22,7 @@
 #include <stddef.h>
 #include <string.h>
 
-enum { CS_STR, CS_INT, CS_TRUE, CS_FALSE, CS_NULL };
+enum { CS_STR, CS_INT, CS_FLOAT, CS_TRUE, CS_FALSE, CS_NULL };
 
 #define CS_ARGS_MAX 4
 #define CS_INT_DIGITS 18     /* fits a long long with room to spare */
@@ -29,7 +30,8 @@ enum { CS_STR, CS_INT, CS_TRUE, CS_FALSE, CS_NULL };
 
 typedef struct {
     int kind;                /* CS_* */
-    const char *p;           /* CS_STR: its UTF-8 bytes (not checked here) */
+    const char *p;           /* CS_STR: its UTF-8 bytes (not checked here);
+                                CS_FLOAT: its text, as JSON's number grammar has it */
     size_t len;
     long long i;             /* CS_INT */
 } cs_value;
@@ -62,11 +64,21 @@ static inline const char *cs_string(const char *p, const char *end, cs_value *v)
     return p + 1;
 }
 
-static inline const char *cs_int(const char *p, const char *end, cs_value *v)
+static inline const char *cs_digits(const char *p, const char *end)
 {
+    while (p < end && *p >= '0' && *p <= '9')
+        p++;
+    return p;
+}
+
+/* A JSON number: CS_INT if it has neither fraction nor exponent (and at
+ * most CS_INT_DIGITS digits: a longer one is declined), else CS_FLOAT, its
+ * text for the caller to convert as json does (float of the text). */
+static inline const char *cs_number(const char *p, const char *end, cs_value *v)
+{
+    const char *start = p, *digits;
     int negative = 0;
     long long x = 0;
-    const char *digits;
     if (*p == '-') {
         negative = 1;
         p++;
@@ -75,17 +87,38 @@ static inline const char *cs_int(const char *p, const char *end, cs_value *v)
     if (p == end || *p < '0' || *p > '9')
         return NULL;
     if (*p == '0')
-        p++;                           /* JSON: no leading zeros; "01" fails below */
+        p++;                           /* JSON: no leading zeros; "01" fails the caller */
     else
-        while (p < end && *p >= '0' && *p <= '9')
+        p = cs_digits(p, end);
+    if (p < end && (*p == '.' || *p == 'e' || *p == 'E')) {
+        const char *more;
+        if (*p == '.') {
+            more = cs_digits(++p, end);
+            if (more == p)
+                return NULL;           /* "1." */
+            p = more;
+        }
+        if (p < end && (*p == 'e' || *p == 'E')) {
             p++;
+            if (p < end && (*p == '+' || *p == '-'))
+                p++;
+            more = cs_digits(p, end);
+            if (more == p)
+                return NULL;           /* "1e" */
+            p = more;
+        }
+        v->kind = CS_FLOAT;
+        v->p = start;
+        v->len = (size_t)(p - start);
+        return p;
+    }
     if (p - digits > CS_INT_DIGITS)
         return NULL;
     for (const char *q = digits; q < p; q++)
         x = x * 10 + (*q - '0');
     v->kind = CS_INT;
     v->i = negative ? -x : x;
-    return p;                          /* a '.', 'e' or 'E' next (a float) fails the caller */
+    return p;
 }
 
 static inline const char *cs_literal(const char *p, const char *end, const char *word,
@@ -105,7 +138,7 @@ static inline const char *cs_value_at(const char *p, const char *end, cs_value *
     case 't': return cs_literal(p, end, "true", CS_TRUE, v);
     case 'f': return cs_literal(p, end, "false", CS_FALSE, v);
     case 'n': return cs_literal(p, end, "null", CS_NULL, v);
-    default:  return cs_int(p, end, v);
+    default:  return cs_number(p, end, v);
     }
 }
 

@@ -17,6 +17,7 @@ cdef extern from "command_scan.h" nogil:
     enum:
         CS_STR
         CS_INT
+        CS_FLOAT
         CS_TRUE
         CS_FALSE
         CS_NULL
@@ -39,6 +40,8 @@ cdef extern from "blake2b.h" nogil:
 
 from cpython.unicode cimport PyUnicode_DecodeUTF8
 from cpython.long cimport PyLong_FromLongLong
+from cpython.float cimport PyFloat_FromString
+from cpython.unicode cimport PyUnicode_DecodeASCII
 
 cdef enum:
     CHAIN_SIZE = 16             # batteries.snapshot.CHAIN_START's
@@ -88,6 +91,9 @@ cdef object lane_value(cs_value *v):
         return PyUnicode_DecodeUTF8(v.p, v.len, NULL)
     if v.kind == CS_INT:
         return PyLong_FromLongLong(v.i)
+    if v.kind == CS_FLOAT:
+        # json.loads: float() of the number's text (its digits are ASCII).
+        return PyFloat_FromString(PyUnicode_DecodeASCII(v.p, v.len, NULL))
     if v.kind == CS_TRUE:
         return True
     if v.kind == CS_FALSE:
