@@ -141,7 +141,7 @@ include "core/queue.pxi"        # the submission queue, end to end
 include "core/commands.pxi"     # libraft calls and their callbacks
 include "core/removed.pxi"      # a removed node stops (ShutdownOnRemove)
 include "core/slow_fsm.pxi"     # a WARNING when an FSM method holds the thread
-include "core/lane.pxi"         # the batteries' commonest command, applied in C
+include "core/lane.pxi"         # the batteries' commonest commands, applied in C
 include "core/fsm.pxi"          # the FSM trampolines and their Python side
 include "core/sessions.pxi"     # the session table: exactly once
 include "core/forward.pxi"      # apply on any node (forward=True)

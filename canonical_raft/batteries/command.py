@@ -26,7 +26,7 @@ from .._raft import lane_encode as _lane_encode
 from . import codec
 from .errors import BadCommandError, UnsupportedCommandError
 
-__all__ = ["FORMAT", "Command", "encode", "head", "encode_slowly", "decode", "parse"]
+__all__ = ["FORMAT", "Command", "encode", "head", "encode_after", "decode", "parse"]
 
 #: The layout version written by this code; decode() refuses higher ones.
 FORMAT = 1
@@ -51,9 +51,7 @@ class Command(NamedTuple):
 
 def encode(structure: Optional[str], op: str, version: int, args: list[Any]) -> bytes:
     """The bytes of a command; ``args`` must have passed ``codec.check``."""
-    head_text = head(structure, op, version)
-    data = _lane_encode(head_text, args)     # in C for plain scalars (core/lane.pxi)
-    return data if data is not None else encode_slowly(head_text, structure, op, args)
+    return encode_after(head(structure, op, version), structure, op, args)
 
 
 def head(structure: Optional[str], op: str, version: int) -> str:
@@ -68,8 +66,11 @@ def head(structure: Optional[str], op: str, version: int) -> str:
     return text
 
 
-def encode_slowly(head_text: str, structure: Optional[str], op: str, args: list[Any]) -> bytes:
-    """encode() after its head, for the arguments core/lane.pxi does not write."""
+def encode_after(head_text: str, structure: Optional[str], op: str, args: list[Any]) -> bytes:
+    """encode() with its head already written (``head``; a structure keeps its own)."""
+    data = _lane_encode(head_text, args)     # in C for plain scalars (core/lane.pxi)
+    if data is not None:
+        return data
     try:
         return (head_text + codec.dumps(args) + "]").encode()
     except UnicodeEncodeError as exc:

@@ -15,7 +15,7 @@ import threading
 from collections.abc import Iterator, Mapping
 from typing import Any, Optional, Protocol
 
-from .._raft import GroupState, lane_chain, lane_encode as _lane_encode
+from .._raft import GroupState, lane_chain
 from . import command, snapshot
 from .counter import ReplicatedCounter
 from .dict import ReplicatedDict
@@ -170,10 +170,7 @@ class Group(Mapping[str, Structure]):
         if node is None:
             raise NotAttachedError("this group is not attached to a node: "
                                    "call group.attach(node) once the Node is made")
-        data = _lane_encode(head, args)     # in C for plain scalars (core/lane.pxi)
-        if data is None:
-            data = command.encode_slowly(head, structure, op, args)
-        return node.apply(data)
+        return node.apply(command.encode_after(head, structure, op, args))
 
     def read_point(self, consistency: Consistency = "local", timeout: Optional[float] = None) -> None:
         """Wait until a read of this node's state has the given consistency:
