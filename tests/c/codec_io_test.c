@@ -13,22 +13,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "check.h"
 #include "codec_io.h"
-
-static int n_passed;
-static int n_failed;
-static const char *current = "";
-
-#define CHECK(cond)                                                        \
-    do {                                                                   \
-        if (cond) {                                                        \
-            n_passed++;                                                    \
-        } else {                                                           \
-            n_failed++;                                                    \
-            fprintf(stderr, "FAIL %s:%d [%s]: %s\n", __FILE__, __LINE__,   \
-                    current, #cond);                                       \
-        }                                                                  \
-    } while (0)
 
 #define PEER 2
 #define MAX_MESSAGE (1u << 20)
@@ -490,6 +476,5 @@ int main(void)
     test_change_entry();
     test_mutations();
     raft_configuration_close(&conf);
-    printf("%d passed, %d failed\n", n_passed, n_failed);
-    return n_failed != 0;
+    return check_report();
 }

@@ -18,23 +18,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "check.h"
 #include "firewall.h"
 
-static int n_passed;
-static int n_failed;
 static int n_cases; /* streams checked with expect_pass / expect_drop */
-static const char *current = "";
-
-#define CHECK(cond)                                                     \
-    do {                                                                \
-        if (cond) {                                                     \
-            n_passed++;                                                 \
-        } else {                                                        \
-            n_failed++;                                                 \
-            fprintf(stderr, "FAIL %s:%d [%s]: %s\n", __FILE__, __LINE__, \
-                    current, #cond);                                    \
-        }                                                               \
-    } while (0)
 
 #define CHECK_REASON(got, want)                                             \
     do {                                                                    \
@@ -1823,6 +1810,5 @@ int main(int argc, char **argv)
     }
     printf("%d honest/hostile streams, each fed whole, byte by byte and split "
            "at every boundary\n", n_cases);
-    printf("%d passed, %d failed\n", n_passed, n_failed);
-    return n_failed == 0 ? 0 : 1;
+    return check_report();
 }

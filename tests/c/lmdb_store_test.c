@@ -552,6 +552,7 @@ int main(int argc, char **argv)
         return 2;
     }
     scratch = argv[1];
+    check_detail = errmsg;          /* a failure prints the store's last error */
     test_crc();
     test_conf_check();
     test_empty();
@@ -564,6 +565,5 @@ int main(int argc, char **argv)
     test_missing_snapshot();
     test_truncated_file();
     test_missing_and_foreign();
-    printf("%d passed, %d failed\n", n_passed, n_failed);
-    return n_failed != 0;
+    return check_report();
 }

@@ -655,6 +655,7 @@ int main(int argc, char **argv)
         return 2;
     }
     scratch = argv[1];
+    check_detail = errmsg;          /* a failure prints the store's last error */
     test_codec();
     test_malformed_payload();
     test_replay_and_checkpoint();
@@ -663,6 +664,5 @@ int main(int argc, char **argv)
     test_torn_last_record();
     test_old_format();
     test_full();
-    printf("%d passed, %d failed\n", n_passed, n_failed);
-    return n_failed != 0;
+    return check_report();
 }
